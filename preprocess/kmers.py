@@ -1,0 +1,152 @@
+"""The k-mer codec: DNA letters <-> 2-bit codes <-> k-mer token ids, and the fixed k-mer vocabulary.
+
+Every corpus of the same k shares one vocabulary: fairseq's four specials
+(``<s> <pad> </s> <unk>``) followed by all 4^k k-mers in lexicographic A<C<G<T
+order. So the token id of a k-mer is ``NUM_SPECIALS + code``, with ``code`` the
+k-mer read as a base-4 number (A=0, C=1, G=2, T=3). The ``<mask>`` symbol is
+appended by the fairseq tasks at load time, giving 4^k + 5 symbols (4101 for
+k=6, as DNABERT). This module is pure numpy and does not import fairseq.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+
+import numpy as np
+
+BASES = "ACGT"
+INVALID = np.uint8(4)
+"""Code of any letter that is not A/C/G/T (N, IUPAC ambiguity codes, gaps)."""
+
+FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+NUM_SPECIALS = len(FAIRSEQ_SPECIALS)
+MAX_K = 7
+"""Largest k whose vocabulary (4^7 + 5 = 16 389) still fits fairseq's uint16 token files."""
+
+_CODE_OF_BYTE = np.full(256, INVALID, dtype=np.uint8)
+for _code, _base in enumerate(BASES):
+    _CODE_OF_BYTE[ord(_base)] = _code
+    _CODE_OF_BYTE[ord(_base.lower())] = _code  # soft-masked repeats are real sequence
+
+_KMER_RE = re.compile(r"^[ACGT]+$")
+
+
+def check_k(k: int) -> int:
+    """Return ``k`` if it is a supported k-mer size, else raise ``ValueError``."""
+    if not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return int(k)
+
+
+def encode_bases(seq: bytes | str | np.ndarray) -> np.ndarray:
+    """Map letters to 2-bit codes (uint8 0..3); anything not A/C/G/T (any case) becomes ``INVALID``."""
+    if isinstance(seq, str):
+        seq = seq.encode("ascii", errors="replace")
+    raw = np.frombuffer(seq, dtype=np.uint8) if not isinstance(seq, np.ndarray) else seq
+    return _CODE_OF_BYTE[raw]
+
+
+def decode_bases(codes: np.ndarray) -> str:
+    """Inverse of :func:`encode_bases` for valid codes (``INVALID`` becomes ``N``)."""
+    return np.frombuffer(b"ACGTN", dtype=np.uint8)[np.asarray(codes)].tobytes().decode("ascii")
+
+
+def acgt_runs(codes: np.ndarray, min_length: int = 1) -> np.ndarray:
+    """Half-open ``[start, end)`` intervals of maximal A/C/G/T runs, as an (R, 2) int64 array.
+
+    Runs shorter than ``min_length`` are dropped. Sequences are split, never fused,
+    at non-ACGT letters.
+    """
+    valid = np.concatenate(([False], codes != INVALID, [False]))
+    edges = np.flatnonzero(valid[1:] != valid[:-1])
+    runs = edges.reshape(-1, 2).astype(np.int64)
+    if min_length > 1 and len(runs):
+        runs = runs[(runs[:, 1] - runs[:, 0]) >= min_length]
+    return runs
+
+
+def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
+    """Rolling base-4 codes (int64) of the ``len(codes) - k + 1`` overlapping k-mers of an A/C/G/T run."""
+    n = len(codes) - k + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    out = codes[:n].astype(np.int64)
+    for j in range(1, k):
+        out <<= 2
+        out |= codes[j : j + n]
+    return out
+
+
+def kmer_token_ids(codes: np.ndarray, k: int, dtype=np.uint16) -> np.ndarray:
+    """Token ids in the fixed k-mer dictionary of the overlapping k-mers of an A/C/G/T run."""
+    return (kmer_codes(codes, k) + NUM_SPECIALS).astype(dtype)
+
+
+def all_kmers(k: int) -> list[str]:
+    """All 4^k k-mers in canonical (lexicographic A<C<G<T) order, i.e. by code."""
+    check_k(k)
+    return ["".join(p) for p in itertools.product(BASES, repeat=k)]
+
+
+def kmer_of_code(code: int, k: int) -> str:
+    """The k-mer string of a base-4 code."""
+    return "".join(BASES[(int(code) >> (2 * (k - 1 - j))) & 3] for j in range(k))
+
+
+def code_of_kmer(kmer: str) -> int:
+    """The base-4 code of an A/C/G/T k-mer string (raises ``ValueError`` otherwise)."""
+    if not _KMER_RE.match(kmer):
+        raise ValueError(f"not an A/C/G/T k-mer: {kmer!r}")
+    return int(kmer_codes(encode_bases(kmer), len(kmer))[0])
+
+
+def write_kmer_dictionary(path: str | os.PathLike, k: int) -> None:
+    """Write the fixed k-mer vocabulary as a fairseq ``dict.txt`` (``symbol count`` per line).
+
+    fairseq adds its four specials itself on load, so they are not written, and the
+    tasks append ``<mask>``. The count column is a placeholder that fairseq ignores
+    when loading a dictionary.
+    """
+    with open(path, "w") as handle:
+        handle.writelines(f"{kmer} 1\n" for kmer in all_kmers(k))
+
+
+def kmer_size_of_symbols(symbols: list[str]) -> int | None:
+    """k of a fairseq dictionary's symbol list if it is our fixed k-mer vocabulary, else ``None``.
+
+    ``symbols`` is ``Dictionary.symbols``: the four specials, the 4^k k-mers in
+    canonical order, then optionally ``<mask>`` and fairseq's ``madeupword`` padding.
+    """
+    if len(symbols) <= NUM_SPECIALS or tuple(symbols[:NUM_SPECIALS]) != FAIRSEQ_SPECIALS:
+        return None
+    k = len(symbols[NUM_SPECIALS])
+    if not 1 <= k <= MAX_K or len(symbols) < NUM_SPECIALS + 4**k:
+        return None
+    if symbols[NUM_SPECIALS : NUM_SPECIALS + 4**k] != all_kmers(k):
+        return None
+    return k
+
+
+def kmers_to_dna(kmer_string: str) -> str:
+    """Raw DNA of a DNABERT-style string of space-separated overlapping k-mers.
+
+    The DNA is the first k-mer plus the last base of each following one. Raises
+    ``ValueError`` if the k-mers are ragged or do not overlap by k-1 bases.
+    """
+    kmers = kmer_string.split()
+    if not kmers:
+        raise ValueError("empty k-mer string")
+    k = len(kmers[0])
+    for i, kmer in enumerate(kmers):
+        if len(kmer) != k:
+            raise ValueError(f"ragged k-mers: k-mer {i + 1} {kmer!r} has length {len(kmer)}, expected {k}")
+        if i and kmer[:-1] != kmers[i - 1][1:]:
+            raise ValueError(f"k-mer {i + 1} {kmer!r} does not overlap k-mer {i} {kmers[i - 1]!r} by {k - 1} bases")
+    return kmers[0] + "".join(kmer[-1] for kmer in kmers[1:])
+
+
+def dna_to_kmers(dna: str, k: int) -> list[str]:
+    """Overlapping k-mers (stride 1) of a DNA string."""
+    return [dna[i : i + k] for i in range(len(dna) - k + 1)]
