@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Paper-scale GeneMask pretraining: genome FASTA -> k-mer corpus + PMI table -> fairseq-train.
+# Hyperparameters follow GeneMask (GENEMASK.md §4): 10k updates, lr 8e-4, warmup 500, Adam (0.9, 0.98),
+# eps 1e-6, weight decay 0.01, blocks of 512 tokens, 250 sequences per update, fp16, all GPUs of the node.
+usage() {
+    cat <<'TXT'
+Usage: examples/pretrain_human.sh GENOME.fa[.gz] OUT_DIR [options]
+
+  --arch NAME           genemask_dnabert_base (default) or genemask_logo
+  --strategy NAME       genemask (default), kmer_span, random or genemask_position
+  --k K                 k-mer size (default 6)
+  --updates N           pretraining updates (default 10000)
+  --lr LR               peak learning rate (default 8e-4)
+  --warmup N            warm-up updates (default 500)
+  --seqs-per-gpu N      sequences per GPU per step (default 10)
+  --seqs-per-update N   sequences per update over all GPUs and accumulation (default 250)
+  --gpus N              GPUs per node (default: all visible)
+  --nnodes N            nodes for a multi-node run through torchrun (default 1)
+  --node-rank R         this node's rank (multi-node)
+  --master HOST:PORT    rendezvous address (multi-node)
+  --skip-data           reuse OUT_DIR/data and OUT_DIR/pmi from an earlier run
+  --dry-run             print the exact commands without running them
+
+Multi-node: run the same command on every node with --nnodes, --node-rank and --master;
+each node starts one process per GPU through torchrun (fairseq reads torchrun's env:// variables).
+On Slurm, fairseq can also infer the ranks itself: srun the fairseq-train line with --distributed-port.
+TXT
+}
+source "$(dirname "$0")/_common.sh"
+
+[ $# -ge 2 ] || { usage >&2; exit 2; }
+case "$1" in -h|--help) usage; exit 0 ;; esac
+GENOME=$1 OUT=$2
+shift 2
+ARCH=genemask_dnabert_base STRATEGY=genemask K=6 UPDATES=10000 LR=8e-4 WARMUP=500
+SEQS_PER_GPU=10 SEQS_PER_UPDATE=250 GPUS="" NNODES=1 NODE_RANK=0 MASTER="" SKIP_DATA=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --arch) ARCH=$2; shift 2 ;;
+        --strategy) STRATEGY=$2; shift 2 ;;
+        --k) K=$2; shift 2 ;;
+        --updates) UPDATES=$2; shift 2 ;;
+        --lr) LR=$2; shift 2 ;;
+        --warmup) WARMUP=$2; shift 2 ;;
+        --seqs-per-gpu) SEQS_PER_GPU=$2; shift 2 ;;
+        --seqs-per-update) SEQS_PER_UPDATE=$2; shift 2 ;;
+        --gpus) GPUS=$2; shift 2 ;;
+        --nnodes) NNODES=$2; shift 2 ;;
+        --node-rank) NODE_RANK=$2; shift 2 ;;
+        --master) MASTER=$2; shift 2 ;;
+        --skip-data) SKIP_DATA=1; shift ;;
+        --dry-run) DRY_RUN=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+case "$ARCH" in genemask_dnabert_base|genemask_logo|genemask_tiny) ;; *) die "unknown --arch $ARCH" ;; esac
+case "$STRATEGY" in genemask|kmer_span|random|genemask_position) ;; *) die "unknown --strategy $STRATEGY" ;; esac
+[ "$DRY_RUN" = 1 ] || [ "$SKIP_DATA" = 1 ] || [ -f "$GENOME" ] || die "$GENOME: no such file"
+
+[ -n "$GPUS" ] || GPUS=$(count_gpus)
+if [ "$GPUS" -ge 1 ]; then
+    DEVICE_FLAGS=(--fp16)
+    WORLD=$((GPUS * NNODES))
+else
+    # No GPU: a CPU run (for trying the recipe; the paper setting needs GPUs).
+    DEVICE_FLAGS=(--cpu)
+    WORLD=1
+fi
+UPDATE_FREQ=$(( (SEQS_PER_UPDATE + SEQS_PER_GPU * WORLD - 1) / (SEQS_PER_GPU * WORLD) ))
+WORKERS=$(nproc 2>/dev/null || echo 2)
+echo "# $WORLD process(es) x $SEQS_PER_GPU sequences x update-freq $UPDATE_FREQ = $((WORLD * SEQS_PER_GPU * UPDATE_FREQ)) sequences per update (asked: $SEQS_PER_UPDATE)"
+
+DATA="$OUT/data"
+COUNTS="$OUT/pmi/counts.npz"
+TABLE="$OUT/pmi/pmi.tsv"
+if [ "$SKIP_DATA" != 1 ]; then
+    run genemask-preprocess "$GENOME" --k "$K" --out "$DATA" --workers "$WORKERS" --seed 1
+    run genemask-pmi count "$GENOME" --max-n 10 --out "$COUNTS" --workers "$WORKERS"
+    run genemask-pmi score "$COUNTS" --out "$TABLE"
+fi
+
+TRAIN_ARGS=(
+    "$DATA" --user-dir "$PLUGIN_DIR"
+    --task genemask_mlm --criterion genemask_mlm --arch "$ARCH"
+    --mask-strategy "$STRATEGY" --pmi-table "$TABLE" --tokens-per-sample 512
+    --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 0.0
+    --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates "$WARMUP"
+    --total-num-update "$UPDATES" --max-update "$UPDATES"
+    --batch-size "$SEQS_PER_GPU" --update-freq "$UPDATE_FREQ"
+    --num-workers 4 --seed 1 --log-format simple --log-interval 50
+    --save-dir "$OUT/checkpoints/${ARCH}_${STRATEGY}_${UPDATES}"
+    --save-interval-updates 1000 --keep-interval-updates 3 --no-epoch-checkpoints
+    "${DEVICE_FLAGS[@]}"
+)
+if [ "$NNODES" -gt 1 ]; then
+    [ -n "$MASTER" ] || die "--nnodes > 1 needs --master HOST:PORT"
+    run torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS" \
+        --master_addr "${MASTER%:*}" --master_port "${MASTER##*:}" \
+        -m fairseq_cli.train "${TRAIN_ARGS[@]}" --distributed-world-size "$WORLD"
+else
+    run fairseq-train "${TRAIN_ARGS[@]}"
+fi
