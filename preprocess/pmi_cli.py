@@ -1,0 +1,139 @@
+"""``genemask-pmi``: genome-wide n-gram counts (``count``) and PMI tables (``score``).
+
+    genemask-pmi count GENOME --max-n 10 --out COUNTS [--tsv] [--both-strands] [--workers W]
+    genemask-pmi score COUNTS --out TABLE [--variant levine|naive|paper] [--min-count 101] [--n 3 6 | --k 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from preprocess.genome_reader import GenomeInputError, open_genome
+from preprocess.ngram_counts import (
+    CountsError,
+    count_ngrams,
+    load_counts,
+    save_counts,
+    write_counts_tsv,
+)
+from preprocess.pmi import DEFAULT_MIN_COUNT, VARIANTS, PMIError, score_pmi
+from preprocess.pmi_table import PMITableError, write_pmi_table
+
+PROG = "genemask-pmi"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Genome-wide n-gram counts and PMI tables for GeneMask masking.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{count,score}")
+
+    count = sub.add_parser(
+        "count",
+        help="count every n-gram, n = 1..N, over a genome's A/C/G/T runs",
+        description="Count every n-gram, n = 1..N, over the A/C/G/T runs of a FASTA (plain, gzip, "
+        "bgzip) or DNABERT-style TSV genome. Windows containing a non-ACGT letter are not counted.",
+    )
+    count.add_argument("genome", metavar="GENOME", help="FASTA (.fa, .fa.gz) or TSV genome file")
+    count.add_argument("--max-n", type=int, default=10, metavar="N", help="longest n-gram to count (default: 10)")
+    count.add_argument("--out", required=True, metavar="COUNTS", help="output COUNTS file")
+    count.add_argument(
+        "--tsv", action="store_true",
+        help="write the 'ngram<TAB>count' interchange TSV instead of the binary .npz format",
+    )
+    count.add_argument("--both-strands", action="store_true", help="also count the reverse complement")
+    count.add_argument(
+        "--workers", type=int, default=min(os.cpu_count() or 1, 8), metavar="W",
+        help="parallel counting processes (default: CPU count, at most 8); results do not depend on it",
+    )
+    count.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    score = sub.add_parser(
+        "score",
+        help="score n-grams by PMI into a TABLE",
+        description="Score n-grams from a COUNTS file (binary or TSV) by naive PMI, PMI_n (min over all "
+        "segmentations) and GeneMask's discounted npmi; writes the TSV "
+        "'ngram n count naive_pmi pmi npmi rank' (rank 1 = highest npmi within each n).",
+    )
+    score.add_argument("counts", metavar="COUNTS", help="COUNTS file from 'genemask-pmi count' (.npz or TSV)")
+    score.add_argument("--out", required=True, metavar="TABLE", help="output PMI table (TSV)")
+    score.add_argument(
+        "--variant", choices=VARIANTS, default="levine",
+        help="levine: PMI_n with p(s)=f(s)/N_|s| (default); naive: rank by naive PMI; "
+        "paper: reproduce the published GeneMask table's quirks",
+    )
+    score.add_argument(
+        "--min-count", type=int, default=DEFAULT_MIN_COUNT, metavar="C",
+        help=f"n-grams seen fewer than C times get no score; C is also the discount's constant "
+        f"(default: {DEFAULT_MIN_COUNT})",
+    )
+    lengths = score.add_mutually_exclusive_group()
+    lengths.add_argument("--n", type=int, nargs="+", metavar="N", help="only score these lengths (default: all >= 2)")
+    lengths.add_argument("--k", type=int, metavar="K", help="shorthand for --n K (the k of a k-mer vocabulary)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "count":
+            _count(args)
+        else:
+            _score(args)
+    except (GenomeInputError, CountsError, PMIError, PMITableError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _check_output(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CountsError(f"--out {path}: is a directory")
+    if not os.path.isdir(directory):
+        raise CountsError(f"--out {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise CountsError(f"--out {path}: directory {directory} is not writable")
+
+
+def _count(args) -> None:
+    from tqdm import tqdm
+
+    _check_output(args.out)
+    if args.workers < 1:
+        raise CountsError(f"--workers must be at least 1, got {args.workers}")
+    total = open_genome(args.genome).total_bases
+    with tqdm(total=total, unit="b", unit_scale=True, desc="counting", disable=args.quiet, file=sys.stderr) as bar:
+        counts = count_ngrams(
+            args.genome, args.max_n, both_strands=args.both_strands, workers=args.workers, progress=bar.update
+        )
+    if args.tsv:
+        write_counts_tsv(counts, args.out)
+    else:
+        save_counts(counts, args.out)
+    if not args.quiet:
+        print(
+            f"{counts.total(1):,} bases counted, n = 1..{counts.max_n}"
+            f"{' on both strands' if counts.both_strands else ''}; wrote {args.out}",
+            file=sys.stderr,
+        )
+
+
+def _score(args) -> None:
+    _check_output(args.out)
+    counts = load_counts(args.counts)
+    lengths = [args.k] if args.k is not None else args.n
+    scores = score_pmi(counts, variant=args.variant, min_count=args.min_count, lengths=lengths)
+    write_pmi_table(scores, args.out)
+    rows = sum(len(s) for s in scores.values())
+    print(f"scored {rows:,} n-grams (n = {', '.join(map(str, scores))}); wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
