@@ -1,0 +1,1 @@
+from . import genemask_mlm  # noqa: F401  (registers the criterion)

@@ -1,0 +1,1 @@
+from . import genemask_roberta  # noqa: F401  (registers the architectures)

@@ -1,0 +1,143 @@
+"""The GeneMask masking dataset: one mask per (seed, epoch, item), source and target from it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from fairseq.data import BaseWrapperDataset, data_utils
+
+from genemask_plugin.masking import (
+    MaskingConfig,
+    position_as_token_scores,
+    replace_masked_tokens,
+    select_mask_spans,
+)
+
+
+def regular_token_ids(symbols: list[str], num_specials: int, mask_idx: int) -> np.ndarray:
+    """Ids a random replacement may draw: no specials, no ``<mask>``, no ``madeupword`` padding."""
+    ids = [
+        i
+        for i in range(num_specials, len(symbols))
+        if i != mask_idx and not symbols[i].startswith("madeupword")
+    ]
+    if not ids:
+        raise ValueError("the dictionary has no regular tokens to draw replacements from")
+    return np.asarray(ids, dtype=np.int64)
+
+
+class GeneMaskMaskDataset(BaseWrapperDataset):
+    """Masks the items of ``dataset`` (token tensors: ``<s>`` + tokens + ``</s>``) for MLM.
+
+    The mask of item ``index`` is a pure function of ``(seed, epoch, index)``: it is
+    drawn from ``np.random.default_rng([seed, epoch, index])`` (the full seed, not a
+    hash squeezed to 10^6), so it does not depend on worker count, rank or the order of
+    reads, and is identical after a resume. It is computed once per item; the item is a
+    dict holding the model input (``source``), the target (the original token at masked
+    positions, ``<pad>`` elsewhere) and ``wide`` (masked positions inside a wide PMI
+    span), and :meth:`collater` builds fairseq's usual MLM batch from it.
+
+    Args:
+        dataset: the blocks to mask.
+        vocab: the fairseq dictionary, ``<mask>`` included.
+        mask_idx: id of ``<mask>``.
+        config: the strategy and its knobs.
+        token_scores: float32 array of len(vocab), the PMI score of every token
+            (``-inf`` for specials and unscored k-mers); required by the PMI strategies.
+        seed: the run's seed.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        vocab,
+        mask_idx: int,
+        config: MaskingConfig,
+        token_scores: np.ndarray | None = None,
+        seed: int = 1,
+    ):
+        super().__init__(dataset)
+        if config.uses_pmi:
+            if token_scores is None:
+                raise ValueError(f"mask strategy {config.strategy!r} needs PMI token scores")
+            if len(token_scores) != len(vocab):
+                raise ValueError(
+                    f"{len(token_scores)} token scores for a dictionary of {len(vocab)} symbols"
+                )
+        if int(seed) < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.config = config
+        self.seed = int(seed)
+        self.pad_idx = vocab.pad()
+        self.mask_idx = mask_idx
+        # A lookup table, so the per-item special test is one gather.
+        self._is_regular = np.zeros(len(vocab), dtype=bool)
+        self.replacement_ids = regular_token_ids(vocab.symbols, vocab.nspecial, mask_idx)
+        self._is_regular[self.replacement_ids] = True
+        self._token_scores = None
+        self._position_scores = None
+        if config.uses_pmi:
+            self._token_scores = np.asarray(token_scores, dtype=np.float32)
+            if config.strategy == "genemask_position":
+                max_len = int(np.max(dataset.sizes)) if len(dataset) else 0
+                self._position_scores = position_as_token_scores(
+                    self._token_scores, max_len, num_specials=vocab.nspecial
+                )
+        self.epoch = 1
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        return True  # the masks change with the epoch, the sizes do not
+
+    def set_epoch(self, epoch, **unused):
+        super().set_epoch(epoch)
+        self.epoch = epoch
+
+    def mask_item(self, tokens: np.ndarray, epoch: int, index: int):
+        """``(source, target, wide)`` numpy arrays for one item's int64 tokens."""
+        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+        maskable = self._is_regular[tokens]
+        if self._position_scores is not None:
+            scores = self._position_scores[: len(tokens)]
+        elif self._token_scores is not None:
+            scores = self._token_scores[tokens]
+        else:
+            scores = None
+        masked, wide = select_mask_spans(maskable, rng, self.config, scores)
+        source = replace_masked_tokens(
+            tokens,
+            masked,
+            rng,
+            self.mask_idx,
+            self.replacement_ids,
+            self.config.leave_unmasked_prob,
+            self.config.random_token_prob,
+        )
+        target = np.where(masked, tokens, self.pad_idx)
+        return source, target, wide
+
+    def __getitem__(self, index):
+        tokens = self.dataset[index]
+        tokens = tokens.numpy() if torch.is_tensor(tokens) else np.asarray(tokens)
+        source, target, wide = self.mask_item(tokens.astype(np.int64, copy=False), self.epoch, index)
+        return {
+            "id": index,
+            "source": torch.from_numpy(source),
+            "target": torch.from_numpy(target),
+            "wide": torch.from_numpy(wide),
+        }
+
+    def collater(self, samples):
+        """fairseq's MLM batch, plus ``masked_in_wide_span`` (bool, like ``target``) for the criterion."""
+        if len(samples) == 0:
+            return {}
+        src_tokens = data_utils.collate_tokens([s["source"] for s in samples], self.pad_idx)
+        lengths = torch.LongTensor([s["source"].numel() for s in samples])
+        return {
+            "id": torch.LongTensor([s["id"] for s in samples]),
+            "nsentences": len(samples),
+            "ntokens": int(lengths.sum()),
+            "net_input": {"src_tokens": src_tokens, "src_lengths": lengths},
+            "target": data_utils.collate_tokens([s["target"] for s in samples], self.pad_idx),
+            "masked_in_wide_span": data_utils.collate_tokens([s["wide"] for s in samples], False),
+        }

@@ -1,0 +1,206 @@
+"""GeneMask mask selection for one item: which tokens to mask, and what the model sees there.
+
+Pure numpy (no fairseq), so every step of GENEMASK.md §3 is unit-tested on
+hand-built arrays. The fairseq glue is :mod:`genemask_plugin.data.genemask_mask_dataset`.
+
+Strategies (``MaskingConfig.strategy``):
+
+- ``genemask``: centres drawn i.i.d. with probability ``centre_prob``; each masks
+  the DNABERT k-span around itself; within that span the token with the highest
+  PMI score is the centre's best token (ties go to the centre, then to the
+  nearest position); the best ``ceil(high_fraction * m)`` of the m centres,
+  ranked by that score, also mask a wide span of ``2 * wide_half_width + 1``
+  tokens around their best token.
+- ``kmer_span``: DNABERT's masking, the centres' k-spans only.
+- ``random``: BERT's masking, each token i.i.d. (a "centre" with a one-token span).
+- ``genemask_position``: an ablation reproducing the reference implementation's
+  defect: the PMI lookup is given a token's *position* decoded as a vocabulary
+  id, so the "best" token is a fixed function of position, blind to the sequence.
+
+Masked positions are then replaced 80/10/10 (``<mask>`` / random regular token /
+unchanged) by :func:`replace_masked_tokens`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+STRATEGIES = ("genemask", "kmer_span", "random", "genemask_position")
+PMI_STRATEGIES = frozenset({"genemask", "genemask_position"})
+PAPER_CENTRE_PROB = {
+    # 0.15 / 8.5, the mean number of tokens masked per centre for k=6 (GeneMask paper).
+    "genemask": 0.0176,
+    "genemask_position": 0.0176,
+    # 0.15 / 6 (DNABERT, k=6).
+    "kmer_span": 0.025,
+    # BERT.
+    "random": 0.15,
+}
+DNABERT_FIRST_KMER_ID = 5
+"""Vocabulary id of the first k-mer (AAAAAA) in DNABERT's vocabulary, after its 5 specials.
+
+The reference implementation decodes position p as DNABERT vocabulary id p, so
+position 5 scores as AAAAAA, position 6 as AAAAAC, and so on.
+"""
+
+
+def base_span_offsets(k: int | None) -> np.ndarray:
+    """Offsets of the DNABERT k-span around a centre: ``-floor((k-1)/2) .. +ceil((k-1)/2)``.
+
+    For k=6 that is -2..+3, the 6 k-mers overlapping the centre k-mer's middle
+    bases. ``k=None`` (non-overlapping tokens, e.g. SentencePiece) gives the centre alone.
+    """
+    if k is None:
+        return np.zeros(1, dtype=np.int64)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    lo = (k - 1) // 2
+    return np.arange(-lo, k - lo, dtype=np.int64)
+
+
+def _centre_first(offsets: np.ndarray) -> np.ndarray:
+    """The offsets reordered by distance from the centre (centre first, left before right on ties)."""
+    return offsets[np.argsort(np.abs(offsets), kind="stable")]
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    """Every knob of the masking; the defaults are the paper's."""
+
+    strategy: str = "genemask"
+    k: int | None = 6
+    """k of the overlapping k-mer tokens (sets the base span); None for non-overlapping tokens."""
+    centre_prob: float | None = None
+    """Probability that a token is a centre; None means the strategy's paper value (PAPER_CENTRE_PROB)."""
+    wide_half_width: int = 5
+    high_fraction: float = 0.5
+    all_wide_below: int = 0
+    """If fewer than this many centres are in the high set, every centre gets the wide span
+    (the reference code's rule uses 5; 0 turns it off)."""
+    leave_unmasked_prob: float = 0.1
+    random_token_prob: float = 0.1
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown mask strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
+        if self.centre_prob is None:
+            object.__setattr__(self, "centre_prob", PAPER_CENTRE_PROB[self.strategy])
+        if not 0.0 < self.centre_prob <= 1.0:
+            raise ValueError(f"centre probability must be in (0, 1], got {self.centre_prob}")
+        if self.wide_half_width < 0:
+            raise ValueError(f"wide half-width must be >= 0, got {self.wide_half_width}")
+        if not 0.0 <= self.high_fraction <= 1.0:
+            raise ValueError(f"high fraction must be in [0, 1], got {self.high_fraction}")
+        if self.all_wide_below < 0:
+            raise ValueError(f"all-wide threshold must be >= 0, got {self.all_wide_below}")
+        for name in ("leave_unmasked_prob", "random_token_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.leave_unmasked_prob + self.random_token_prob > 1.0:
+            raise ValueError("leave_unmasked_prob + random_token_prob must be <= 1")
+
+    @property
+    def uses_pmi(self) -> bool:
+        return self.strategy in PMI_STRATEGIES
+
+    @property
+    def span_offsets(self) -> np.ndarray:
+        """Base-span offsets, centre first then by distance (the order that breaks PMI ties)."""
+        k = None if self.strategy == "random" else self.k
+        return _centre_first(base_span_offsets(k))
+
+
+def position_as_token_scores(
+    token_scores: np.ndarray, length: int, num_specials: int = 4
+) -> np.ndarray:
+    """Scores by item position, as the reference implementation's lookup defect produces them.
+
+    Position ``p`` (0 = ``<s>``) is decoded as DNABERT vocabulary id ``p``, i.e. as
+    our token id ``p - DNABERT_FIRST_KMER_ID + num_specials``. Positions that decode
+    to a DNABERT special or past the vocabulary score ``-inf``.
+    """
+    ids = np.arange(length, dtype=np.int64) - DNABERT_FIRST_KMER_ID + num_specials
+    valid = (ids >= num_specials) & (ids < len(token_scores))
+    out = np.full(length, -np.inf, dtype=np.float32)
+    out[valid] = token_scores[ids[valid]]
+    return out
+
+
+def select_mask_spans(
+    maskable: np.ndarray,
+    rng: np.random.Generator,
+    config: MaskingConfig,
+    scores: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose the masked positions of one item.
+
+    Args:
+        maskable: bool (T,), True at regular tokens; specials are never centres and never masked.
+        rng: the item's generator.
+        config: the strategy and its knobs.
+        scores: float (T,), the PMI score of each position's token (``-inf`` = unscored);
+            required by the PMI strategies.
+
+    Returns:
+        ``(masked, wide)``: bool (T,) arrays; ``wide`` marks masked positions inside a
+        wide (PMI) span. Spans are truncated at the item's ends.
+    """
+    n = len(maskable)
+    masked = np.zeros(n, dtype=bool)
+    wide = np.zeros(n, dtype=bool)
+    centres = np.flatnonzero((rng.random(n) < config.centre_prob) & maskable)
+    if centres.size == 0:
+        return masked, wide
+
+    offsets = config.span_offsets
+    span = centres[:, None] + offsets[None, :]  # (m, span); column 0 is the centre
+    inside = (span >= 0) & (span < n)
+    masked[span[inside]] = True
+
+    if config.uses_pmi and config.high_fraction > 0:
+        if scores is None or len(scores) != n:
+            raise ValueError("the PMI strategies need one score per position")
+        span_scores = np.where(inside, scores[np.clip(span, 0, n - 1)], -np.inf)
+        rows = np.arange(len(centres))
+        best_col = span_scores.argmax(axis=1)  # first maximum: the centre, else the nearest
+        best = span[rows, best_col]
+        n_high = math.ceil(config.high_fraction * len(centres))
+        if n_high < config.all_wide_below:
+            n_high = len(centres)
+        high = np.argsort(-span_scores[rows, best_col], kind="stable")[:n_high]
+        wide_span = best[high][:, None] + np.arange(
+            -config.wide_half_width, config.wide_half_width + 1
+        )
+        wide[wide_span[(wide_span >= 0) & (wide_span < n)]] = True
+        wide &= maskable
+        masked |= wide
+
+    masked &= maskable
+    return masked, wide
+
+
+def replace_masked_tokens(
+    tokens: np.ndarray,
+    masked: np.ndarray,
+    rng: np.random.Generator,
+    mask_idx: int,
+    replacement_ids: np.ndarray,
+    leave_unmasked_prob: float = 0.1,
+    random_token_prob: float = 0.1,
+) -> np.ndarray:
+    """The model's input: masked positions become ``<mask>``, a random regular token, or stay.
+
+    ``replacement_ids`` lists the regular vocabulary (never specials, never ``<mask>``);
+    random tokens are drawn uniformly from it.
+    """
+    source = tokens.copy()
+    positions = np.flatnonzero(masked)
+    draw = rng.random(positions.size)
+    random_pos = positions[(draw >= leave_unmasked_prob) & (draw < leave_unmasked_prob + random_token_prob)]
+    source[positions[draw >= leave_unmasked_prob + random_token_prob]] = mask_idx
+    if random_pos.size:
+        source[random_pos] = replacement_ids[rng.integers(len(replacement_ids), size=random_pos.size)]
+    return source

@@ -1,0 +1,211 @@
+"""The ``genemask_mlm`` task: masked-LM pretraining on k-mer corpora with GeneMask masking.
+
+The config fields are real types (no ``from __future__ import annotations``, and
+``Optional`` rather than ``X | None``): fairseq builds the argparse flags from them.
+"""
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from fairseq import utils
+from fairseq.data import Dictionary, PrependTokenDataset, SortDataset, data_utils
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II, MISSING
+
+from genemask_plugin.data.genemask_mask_dataset import GeneMaskMaskDataset
+from genemask_plugin.data.item_block_dataset import ItemBlockDataset
+from genemask_plugin.masking import PAPER_CENTRE_PROB, STRATEGIES, MaskingConfig
+from preprocess.kmers import kmer_size_of_symbols
+
+logger = logging.getLogger(__name__)
+
+MASK_STRATEGY_CHOICES = ChoiceEnum(list(STRATEGIES))
+
+
+@dataclass
+class GeneMaskMLMConfig(FairseqDataclass):
+    data: str = field(
+        default=MISSING,
+        metadata={
+            "help": "colon-separated data directories (dict.txt, {train,valid}.{bin,idx} from "
+            "genemask-preprocess or fairseq-preprocess), used round-robin by epoch"
+        },
+    )
+    tokens_per_sample: int = field(
+        default=512,
+        metadata={
+            "help": "max tokens per sample, <s> included; one chunk per sample, longer chunks "
+            "are split into blocks ending with </s>"
+        },
+    )
+    mask_strategy: MASK_STRATEGY_CHOICES = field(
+        default="genemask",
+        metadata={
+            "help": "genemask: k-span around each centre plus a wide span around the best-PMI "
+            "token of the best-scoring half of the centres (needs --pmi-table); kmer_span: "
+            "DNABERT's k-span around each centre; random: BERT's i.i.d. tokens; "
+            "genemask_position: ABLATION reproducing the reference implementation's defect "
+            "(PMI looked up by token position instead of token, needs --pmi-table). With a "
+            "non-k-mer dictionary (e.g. SentencePiece) the base span is one token"
+        },
+    )
+    pmi_table: Optional[str] = field(  # noqa: UP045 (fairseq needs a typing.Optional)
+        default=None,
+        metadata={
+            "help": "PMI table TSV from genemask-pmi; its n == k rows score the k-mer tokens. "
+            "Required by genemask and genemask_position, ignored by the others"
+        },
+    )
+    pmi_column: str = field(
+        default="npmi", metadata={"help": "PMI table column that ranks the tokens"}
+    )
+    centre_prob: Optional[float] = field(  # noqa: UP045 (fairseq needs a typing.Optional)
+        default=None,
+        metadata={
+            "help": "probability that a token is a mask centre (for random: that it is masked); "
+            "default: the paper's value for the strategy "
+            + ", ".join(f"{s} {p}" for s, p in PAPER_CENTRE_PROB.items())
+            + " (the genemask and kmer_span values target ~15%% of 6-mer tokens)"
+        },
+    )
+    wide_half_width: int = field(
+        default=5,
+        metadata={"help": "half-width h of the wide span (2h+1 tokens) around a best-PMI token"},
+    )
+    high_fraction: float = field(
+        default=0.5,
+        metadata={"help": "fraction of centres, best by PMI, that also mask the wide span"},
+    )
+    all_wide_below: int = field(
+        default=0,
+        metadata={
+            "help": "if fewer than this many centres are in the high set, all centres get the "
+            "wide span (the reference code's rule: 5; 0 = off)"
+        },
+    )
+    leave_unmasked_prob: float = field(
+        default=0.1, metadata={"help": "probability that a masked token is left unchanged"}
+    )
+    random_token_prob: float = field(
+        default=0.1,
+        metadata={
+            "help": "probability that a masked token is replaced by a random regular token "
+            "(never a special, never <mask>)"
+        },
+    )
+    # fairseq reuses the DataLoader and its workers across epochs by default, which
+    # freezes the epoch-1 masks whenever --num-workers >= 1 (FAIRSEQ_NOTES.md #1).
+    persistent_workers: bool = field(
+        default=False,
+        metadata={"help": "keep data-loader workers across epochs (freezes masks; keep off)"},
+    )
+    reuse_dataloader: bool = field(
+        default=False,
+        metadata={"help": "reuse the data loader across epochs (freezes masks; keep off)"},
+    )
+    seed: int = II("common.seed")
+
+
+@register_task("genemask_mlm", dataclass=GeneMaskMLMConfig)
+class GeneMaskMLMTask(FairseqTask):
+    """Masked-LM pretraining with GeneMask (or DNABERT/BERT) masking."""
+
+    cfg: GeneMaskMLMConfig
+
+    def __init__(self, cfg: GeneMaskMLMConfig, dictionary: Dictionary):
+        super().__init__(cfg)
+        self.dictionary = dictionary
+        self.mask_idx = dictionary.add_symbol("<mask>")
+        self.kmer_size = kmer_size_of_symbols(dictionary.symbols)
+        self.masking = MaskingConfig(
+            strategy=cfg.mask_strategy,
+            k=self.kmer_size,
+            centre_prob=cfg.centre_prob,
+            wide_half_width=cfg.wide_half_width,
+            high_fraction=cfg.high_fraction,
+            all_wide_below=cfg.all_wide_below,
+            leave_unmasked_prob=cfg.leave_unmasked_prob,
+            random_token_prob=cfg.random_token_prob,
+        )
+        if self.kmer_size is None:
+            logger.info("dictionary is not a k-mer vocabulary: the base mask span is one token")
+        elif self.kmer_size != 6 and cfg.centre_prob is None and self.masking.strategy != "random":
+            logger.warning(
+                f"k={self.kmer_size}: the default centre probability {self.masking.centre_prob} "
+                "was tuned for k=6; set --centre-prob to target ~15% masked tokens"
+            )
+        self.token_scores = self._load_token_scores() if self.masking.uses_pmi else None
+        if not self.masking.uses_pmi and cfg.pmi_table:
+            logger.info(f"--mask-strategy {cfg.mask_strategy} does not use --pmi-table")
+        logger.info(f"masking: {self.masking}")
+
+    @classmethod
+    def setup_task(cls, cfg: GeneMaskMLMConfig, **kwargs):
+        paths = utils.split_paths(cfg.data)
+        if not paths:
+            raise ValueError("--data: no data directory given")
+        dictionary = Dictionary.load(os.path.join(paths[0], "dict.txt"))
+        logger.info(f"dictionary: {len(dictionary)} types")
+        return cls(cfg, dictionary)
+
+    def _load_token_scores(self) -> np.ndarray:
+        from preprocess.pmi_table import load_token_scores
+
+        if not self.cfg.pmi_table:
+            raise ValueError(
+                f"--mask-strategy {self.cfg.mask_strategy} needs --pmi-table (a table from genemask-pmi)"
+            )
+        scores = load_token_scores(
+            self.cfg.pmi_table, self.dictionary.symbols, column=self.cfg.pmi_column
+        )
+        logger.info(
+            f"PMI scores for {int(np.isfinite(scores).sum())} of {len(scores)} symbols "
+            f"from {self.cfg.pmi_table} ({self.cfg.pmi_column})"
+        )
+        return scores
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        """Load ``split``: chunks -> blocks -> prepend <s> -> mask -> sort."""
+        paths = utils.split_paths(self.cfg.data)
+        split_path = os.path.join(paths[(epoch - 1) % len(paths)], split)
+        dataset = data_utils.load_indexed_dataset(split_path, self.dictionary, combine=combine)
+        if dataset is None:
+            raise FileNotFoundError(f"Dataset not found: {split} ({split_path}.{{bin,idx}})")
+
+        dataset = ItemBlockDataset(
+            dataset,
+            dataset.sizes,
+            self.cfg.tokens_per_sample - 1,  # one less for <s>
+            eos=self.dictionary.eos(),
+        )
+        if dataset.num_split_items:
+            logger.info(
+                f"{dataset.num_split_items} items longer than --tokens-per-sample were split"
+            )
+        logger.info(f"loaded {len(dataset)} blocks from: {split_path}")
+        dataset = PrependTokenDataset(dataset, self.dictionary.bos())
+        dataset = GeneMaskMaskDataset(
+            dataset,
+            self.dictionary,
+            self.mask_idx,
+            self.masking,
+            token_scores=self.token_scores,
+            seed=self.cfg.seed,
+        )
+        shuffle = np.random.default_rng(self.cfg.seed).permutation(len(dataset))
+        self.datasets[split] = SortDataset(dataset, sort_order=[shuffle, dataset.sizes])
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary
+
+    def max_positions(self):
+        return self.cfg.tokens_per_sample
