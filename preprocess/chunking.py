@@ -1,0 +1,266 @@
+"""The paper's genome chunking (GENEMASK.md §1), as pure numpy over one record's 2-bit codes.
+
+A record's maximal A/C/G/T runs are laid end to end (as the reference pipeline did
+when it deleted every ``N``), a random start offset below ``max_start_offset`` is
+skipped, and the rest is tiled with non-overlapping chunks: ``length`` bases with
+probability ``full_length_probability``, otherwise a uniform length in
+``min_length .. length - 1``. Unlike the reference pipeline, a chunk that would
+cross a non-ACGT run is *split* there, never fused; pieces shorter than
+``min_length`` (or than k) are dropped.
+
+Randomness comes from a generator seeded by ``(seed, record name)``, so a record is
+chunked the same way whatever the number of workers or the records around it.
+This module also derives the per-chunk fingerprints used for deduplication and the
+train/valid split, and gathers k-mer token ids for all chunks with array operations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from preprocess.kmers import INVALID, NUM_SPECIALS, acgt_runs
+
+EOS = 2
+"""fairseq's ``</s>`` id, which ends every item as ``fairseq-preprocess`` writes a text line."""
+
+_WINDOW_BASES = 1 << 22
+"""Chunks are processed in groups spanning about this many bases, bounding temporary arrays."""
+
+
+@dataclass(frozen=True)
+class ChunkingOptions:
+    """Chunk-length distribution; the defaults are the paper's."""
+
+    length: int = 511
+    min_length: int = 6
+    full_length_probability: float = 0.5
+    max_start_offset: int = 1000
+
+    def __post_init__(self):
+        if not 1 <= self.min_length <= self.length:
+            raise ValueError(
+                f"chunk lengths must satisfy 1 <= min length ({self.min_length}) <= length ({self.length})"
+            )
+        if not 0.0 <= self.full_length_probability <= 1.0:
+            raise ValueError(f"full-length probability must be in [0, 1], got {self.full_length_probability}")
+        if self.max_start_offset < 0:
+            raise ValueError(f"max start offset must be >= 0, got {self.max_start_offset}")
+
+    @property
+    def mean_length(self) -> float:
+        uniform_mean = (self.min_length + self.length - 1) / 2 if self.min_length < self.length else self.length
+        p = self.full_length_probability
+        return p * self.length + (1 - p) * uniform_mean
+
+
+@dataclass
+class Chunks:
+    """Chunks of one record as half-open base intervals ``[starts, starts + lengths)`` of the record."""
+
+    starts: np.ndarray  # int64
+    lengths: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def record_rng(seed: int, record_name: str) -> np.random.Generator:
+    """The generator for one record, a pure function of the run seed and the record name."""
+    digest = hashlib.blake2b(record_name.encode("utf-8"), digest_size=16).digest()
+    words = np.frombuffer(digest, dtype=np.uint32).tolist()
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words]))
+
+
+def sample_chunk_lengths(rng: np.random.Generator, total: int, options: ChunkingOptions) -> np.ndarray:
+    """Chunk lengths (int64) whose sum first reaches ``total``; the last one overshoots and is cut later.
+
+    Draws come in blocks sized from ``total`` alone, so the stream consumed is deterministic.
+    """
+    pieces = []
+    covered = 0
+    block = max(16, int(total / options.mean_length * 1.05) + 16)
+    while covered < total:
+        full = rng.random(block) < options.full_length_probability
+        if options.min_length < options.length:
+            lengths = rng.integers(options.min_length, options.length, size=block, dtype=np.int64)
+            lengths[full] = options.length
+        else:
+            lengths = np.full(block, options.length, dtype=np.int64)
+        pieces.append(lengths)
+        covered += int(lengths.sum())
+    lengths = np.concatenate(pieces)
+    n = int(np.searchsorted(np.cumsum(lengths), total)) + 1
+    return lengths[:n]
+
+
+def chunk_record(codes: np.ndarray, rng: np.random.Generator, options: ChunkingOptions, min_bases: int = 1) -> Chunks:
+    """Chunk one record's codes (from :func:`preprocess.kmers.encode_bases`).
+
+    Returns chunks in record order. ``min_bases`` raises the minimum kept length
+    (pass k, so that every chunk yields at least one k-mer).
+    """
+    runs = acgt_runs(codes)
+    empty = Chunks(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if not len(runs):
+        return empty
+    run_lengths = runs[:, 1] - runs[:, 0]
+    run_ends = np.cumsum(run_lengths)  # in the concatenated A/C/G/T coordinates
+    total = int(run_ends[-1])
+    offset_bound = min(options.max_start_offset, max(1, total - options.length + 1))
+    offset = int(rng.integers(offset_bound)) if offset_bound > 1 else 0
+    lengths = sample_chunk_lengths(rng, total - offset, options)
+    tiles = offset + np.cumsum(lengths)
+    # Cut points: the offset, every tile end, and every junction between runs (split, never fuse).
+    cuts = np.unique(np.concatenate(([offset], tiles[tiles < total], run_ends[run_ends > offset])))
+    starts, ends = cuts[:-1], cuts[1:]
+    keep = (ends - starts) >= max(options.min_length, min_bases)
+    starts, ends = starts[keep], ends[keep]
+    if not len(starts):
+        return empty
+    run_of = np.searchsorted(run_ends, starts, side="right")
+    record_starts = starts - (run_ends - run_lengths)[run_of] + runs[run_of, 0]
+    return Chunks(record_starts.astype(np.int64), (ends - starts).astype(np.int64))
+
+
+def _windows(chunks: Chunks):
+    """Yield slices of consecutive chunks that together span about ``_WINDOW_BASES`` bases."""
+    if not len(chunks):
+        return
+    ends = chunks.starts + chunks.lengths
+    bounds = [0]
+    while bounds[-1] < len(chunks):
+        first = bounds[-1]
+        limit = chunks.starts[first] + _WINDOW_BASES
+        bounds.append(max(first + 1, int(np.searchsorted(ends, limit, side="right"))))
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        yield slice(a, b)
+
+
+def _item_layout(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start offsets of items in a flat array, and the item-relative index of every flat position."""
+    offsets = np.cumsum(sizes) - sizes
+    within = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(offsets, sizes)
+    return offsets, within
+
+
+# --- fingerprints -----------------------------------------------------------------------------
+
+_MAX_HASHED_LENGTH = 1 << 16
+_POSITION_KEYS = (
+    np.random.default_rng(0x9E3779B9).integers(0, 2**63, size=_MAX_HASHED_LENGTH, dtype=np.uint64) * np.uint64(2)
+    + np.uint64(1)
+)
+"""Fixed random odd multipliers, one per position: a linear universal hash over the bases."""
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finaliser on a uint64 array (a bijective bit mixer)."""
+    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def chunk_fingerprints(codes: np.ndarray, chunks: Chunks) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit fingerprints of each chunk's bases and of its reverse complement.
+
+    Equal sequences get equal fingerprints whatever record they come from, so they
+    serve as exact-duplicate keys (collision odds about 2^-50 per pair), and
+    ``min(forward, reverse)`` is strand-independent.
+    """
+    forward = np.zeros(len(chunks), dtype=np.uint64)
+    reverse = np.zeros(len(chunks), dtype=np.uint64)
+    if len(chunks) and int(chunks.lengths.max()) > _MAX_HASHED_LENGTH:
+        raise ValueError(f"chunks longer than {_MAX_HASHED_LENGTH} bases are not supported")
+    for window in _windows(chunks):
+        starts, lengths = chunks.starts[window], chunks.lengths[window]
+        offsets, within = _item_layout(lengths)
+        bases = codes[np.repeat(starts, lengths) + within].astype(np.uint64)
+        fwd_terms = (bases + np.uint64(1)) * _POSITION_KEYS[within]
+        # Reverse complement: base j of the chunk is base L-1-j of the reverse strand, complemented.
+        rev_terms = (np.uint64(4) - bases) * _POSITION_KEYS[np.repeat(lengths - 1, lengths) - within]
+        forward[window] = np.add.reduceat(fwd_terms, offsets)
+        reverse[window] = np.add.reduceat(rev_terms, offsets)
+    salt = chunks.lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+    return splitmix64(forward ^ salt), splitmix64(reverse ^ salt)
+
+
+def valid_split_mask(fingerprints: np.ndarray, seed: int, valid_fraction: float) -> np.ndarray:
+    """Boolean mask of items assigned to the validation split, a seeded function of the fingerprint."""
+    mixed = splitmix64(fingerprints ^ splitmix64(np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)))
+    uniform = (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return uniform < valid_fraction
+
+
+# --- k-mer tokens -----------------------------------------------------------------------------
+
+
+def _reverse_complement_table(k: int) -> np.ndarray:
+    """Code of the reverse complement of every k-mer code (uint16)."""
+    codes = np.arange(4**k, dtype=np.int64)
+    out = np.zeros_like(codes)
+    for j in range(k):
+        out = (out << 2) | (3 - ((codes >> (2 * j)) & 3))
+    return out.astype(np.uint16)
+
+
+def chunk_kmer_tokens(
+    codes: np.ndarray, chunks: Chunks, k: int, reverse_complement: bool = False
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids (uint16) of every chunk's overlapping k-mers, each item followed by ``</s>``.
+
+    Returns ``(tokens, sizes)``: all items concatenated and the item sizes (int32),
+    exactly what ``fairseq-preprocess`` makes of one text line per chunk. With
+    ``reverse_complement`` also returns the same for the reverse-complement chunks.
+    """
+    if len(chunks) and int(chunks.lengths.min()) < k:
+        raise ValueError(f"chunks must be at least k={k} bases long")
+    sizes = (chunks.lengths - k + 2).astype(np.int64)
+    tokens = np.empty(int(sizes.sum()), dtype=np.uint16)
+    rc_tokens = np.empty_like(tokens) if reverse_complement else None
+    rc_table = _reverse_complement_table(k) if reverse_complement else None
+    flat_offsets = np.cumsum(sizes) - sizes
+    for window in _windows(chunks):
+        starts, lengths, item_sizes = chunks.starts[window], chunks.lengths[window], sizes[window]
+        lo = int(starts[0])
+        hi = int(starts[-1] + lengths[-1])
+        window_codes = codes[lo:hi]
+        if int(window_codes.max(initial=0)) >= INVALID:
+            # Gaps between chunks may hold non-ACGT letters: zero them; no kept k-mer covers them.
+            window_codes = np.where(window_codes >= INVALID, 0, window_codes).astype(np.uint8)
+        n = hi - lo
+        kmers = np.zeros(n + 1, dtype=np.uint16)  # one spare slot: the </s> position reads it
+        rolling = kmers[: n - k + 1]
+        rolling[:] = window_codes[: n - k + 1]
+        for j in range(1, k):
+            rolling <<= 2
+            rolling |= window_codes[j : j + n - k + 1]
+        offsets, within = _item_layout(item_sizes)
+        out = slice(int(flat_offsets[window][0]), int(flat_offsets[window][0] + item_sizes.sum()))
+        eos_at = offsets + item_sizes - 1
+        source = np.repeat(starts - lo, item_sizes) + within
+        block = kmers[source] + np.uint16(NUM_SPECIALS)
+        block[eos_at] = EOS
+        tokens[out] = block
+        if reverse_complement:
+            # k-mer j of the reverse strand is the reverse complement of forward k-mer L-k-j.
+            source = np.repeat(starts - lo + lengths - k, item_sizes) - within
+            np.clip(source, 0, None, out=source)  # only the </s> slot can go below 0
+            block = rc_table[kmers[source]] + np.uint16(NUM_SPECIALS)
+            block[eos_at] = EOS
+            rc_tokens[out] = block
+    sizes = sizes.astype(np.int32)
+    if reverse_complement:
+        return tokens, sizes, rc_tokens, sizes.copy()
+    return tokens, sizes
+
+
+def reverse_complement_dna(dna: str) -> str:
+    """Reverse complement of an upper-case A/C/G/T string."""
+    return dna.translate(_COMPLEMENT)[::-1]
+
+
+_COMPLEMENT = str.maketrans("ACGT", "TGCA")
