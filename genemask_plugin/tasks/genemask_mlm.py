@@ -20,6 +20,7 @@ from genemask_plugin.data.genemask_mask_dataset import GeneMaskMaskDataset
 from genemask_plugin.data.item_block_dataset import ItemBlockDataset
 from genemask_plugin.masking import PAPER_CENTRE_PROB, STRATEGIES, MaskingConfig
 from preprocess.kmers import kmer_size_of_symbols
+from preprocess.pmi_table import load_token_scores
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +154,6 @@ class GeneMaskMLMTask(FairseqTask):
         return cls(cfg, dictionary)
 
     def _load_token_scores(self) -> np.ndarray:
-        from preprocess.pmi_table import load_token_scores
-
         if not self.cfg.pmi_table:
             raise ValueError(
                 f"--mask-strategy {self.cfg.mask_strategy} needs --pmi-table (a table from genemask-pmi)"
