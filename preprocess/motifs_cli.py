@@ -1,0 +1,167 @@
+"""``genemask-motifs``: do the top-PMI k-mers of a PMI table match known TF motifs (JASPAR)?"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from preprocess.motif_enrichment import (
+    DEFAULT_FRAGMENT_SCORE,
+    DEFAULT_MIN_WINDOW_IC,
+    DEFAULT_THRESHOLD,
+    FRAGMENT_SCORES,
+    MotifAnalysisError,
+    analyse_enrichment,
+    compare_sequence_sets,
+    load_jaspar_motifs,
+    read_fewshot_sequences,
+    read_kmer_table,
+    score_kmers_against_motifs,
+    scoring_matrix,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genemask-motifs",
+        description="Compare the top-N k-mers of a PMI table (by npmi) with the bottom-N and a "
+        "count-matched random set by how often they match JASPAR CORE motifs (offline, via pyjaspar). "
+        "Writes DIR/report.md, DIR/matches.tsv and DIR/enrichment.png.",
+    )
+    parser.add_argument(
+        "table", help="PMI table TSV from genemask-pmi (ngram n count naive_pmi pmi npmi rank)"
+    )
+    parser.add_argument(
+        "--k",
+        type=int,
+        default=6,
+        help="k-mer size: the table's rows with n == k are used (default 6)",
+    )
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=100,
+        help="size N of the top, bottom and random sets (default 100)",
+    )
+    parser.add_argument("--out", required=True, help="output directory (created if needed)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"minimum relative PWM score for a match, in [0, 1] (default {DEFAULT_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--fragment-score",
+        choices=FRAGMENT_SCORES,
+        default=DEFAULT_FRAGMENT_SCORE,
+        help="how a k-mer shorter than a motif is scored: 'embedded' = the rest of the site is background, "
+        "relative to the full motif's range; 'window' = against each k-long PWM window, relative to that "
+        f"window's range (lenient) (default {DEFAULT_FRAGMENT_SCORE})",
+    )
+    parser.add_argument(
+        "--min-window-ic",
+        type=float,
+        default=DEFAULT_MIN_WINDOW_IC,
+        help="with --fragment-score window: skip windows whose mean information content is below this "
+        f"many bits per column (default {DEFAULT_MIN_WINDOW_IC})",
+    )
+    parser.add_argument(
+        "--jaspar-release",
+        default=None,
+        help="JASPAR release bundled in pyjaspar (default: the newest)",
+    )
+    parser.add_argument(
+        "--tax-group", default="vertebrates", help="JASPAR taxonomic group (default vertebrates)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the count-matched random set (default 0)"
+    )
+    parser.add_argument(
+        "--sequences", help="few-shot TSV of positive sequences (header sequence<TAB>label)"
+    )
+    parser.add_argument(
+        "--background", help="few-shot TSV of background sequences, compared with --sequences"
+    )
+    parser.add_argument("--sequences-label", help="keep only rows of --sequences with this label")
+    parser.add_argument("--background-label", help="keep only rows of --background with this label")
+    return parser
+
+
+def run(args: argparse.Namespace) -> str:
+    """Run the analysis and write the outputs; returns the report's summary sentence."""
+    from tqdm import tqdm
+
+    from preprocess.motif_report import (
+        RunInfo,
+        plot_enrichment,
+        summary_sentence,
+        write_matches,
+        write_report,
+    )
+
+    if (args.sequences is None) != (args.background is None):
+        raise MotifAnalysisError("--sequences and --background go together")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise MotifAnalysisError(f"--threshold must be in [0, 1], got {args.threshold}")
+    try:
+        table = read_kmer_table(args.table, args.k)
+    except ValueError as exc:  # a k outside the codec's range
+        raise MotifAnalysisError(str(exc)) from None
+    if args.sequences is not None:
+        positives = read_fewshot_sequences(args.sequences, args.sequences_label)
+        background = read_fewshot_sequences(args.background, args.background_label)
+    release, motifs = load_jaspar_motifs(args.jaspar_release, tax_group=args.tax_group)
+    matrices = [scoring_matrix(motif) for motif in motifs]
+
+    def progress(items):
+        return tqdm(
+            items, total=len(matrices), desc=f"scoring {4**args.k} {args.k}-mers", unit="motif"
+        )
+
+    scores = score_kmers_against_motifs(
+        matrices, args.k, args.fragment_score, args.min_window_ic, progress
+    )
+    result = analyse_enrichment(table, scores, args.top, args.threshold, args.seed)
+    comparisons = None
+    if args.sequences is not None:
+        comparisons = compare_sequence_sets(positives, background, table, result.groups)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = RunInfo(
+        table_path=args.table,
+        release=release,
+        tax_group=args.tax_group,
+        min_window_ic=args.min_window_ic,
+        seed=args.seed,
+        sequences_path=args.sequences,
+        background_path=args.background,
+        sequences_label=args.sequences_label,
+        background_label=args.background_label,
+    )
+    n_seq = (len(positives), len(background)) if comparisons is not None else None
+    write_report(out / "report.md", result, scores, info, comparisons, n_seq)
+    write_matches(out / "matches.tsv", result, scores)
+    plot_enrichment(
+        out / "enrichment.png",
+        result,
+        f"{Path(args.table).name}, k={args.k}: JASPAR {release.removeprefix('JASPAR')} {args.tax_group}, {scores.mode}",
+    )
+    return summary_sentence(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except MotifAnalysisError as exc:
+        print(f"genemask-motifs: error: {exc}", file=sys.stderr)
+        return 1
+    print(summary)
+    print(f"wrote {Path(args.out) / 'report.md'}, matches.tsv, enrichment.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
