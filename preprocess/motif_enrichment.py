@@ -60,6 +60,8 @@ from preprocess.pmi_table import PMITableError, read_pmi_table
 MOTIFS_EXTRA = "pip install 'genemask-plugin[motifs]'"
 DEFAULT_THRESHOLD = 0.85
 DEFAULT_MIN_WINDOW_IC = 1.0
+MATCH_NEIGHBOURS = 10
+"""A count-matched k-mer is drawn among this many nearest (in log count) free candidates."""
 FRAGMENT_SCORES = ("embedded", "window")
 DEFAULT_FRAGMENT_SCORE = "embedded"
 SWEEP_THRESHOLDS = (0.80, 0.85, 0.90, 0.95, 1.0)
@@ -360,12 +362,17 @@ def read_kmer_table(path: str | os.PathLike, k: int) -> KmerTable:
 
 
 def frequency_matched_sample(
-    target_counts: np.ndarray, candidate_counts: np.ndarray, seed: int
+    target_counts: np.ndarray,
+    candidate_counts: np.ndarray,
+    seed: int,
+    neighbours: int = MATCH_NEIGHBOURS,
 ) -> np.ndarray:
-    """Indices into ``candidate_counts``, one per target, nearest in log count, without replacement.
+    """Indices into ``candidate_counts``, one per target, matched on log count, without replacement.
 
-    Targets are visited in a seeded random order and ties are broken at random,
-    so no candidate is favoured by its position in the table.
+    Each target (visited in a seeded random order) takes one of the ``neighbours``
+    free candidates nearest to it in log count, at random; ``neighbours=1`` is
+    plain nearest-neighbour matching. Drawing among a few neighbours, rather than
+    always the nearest, is what makes repeated draws differ, so they form a null.
     """
     if len(target_counts) > len(candidate_counts):
         raise MotifAnalysisError(
@@ -379,9 +386,25 @@ def frequency_matched_sample(
     targets = np.log1p(np.asarray(target_counts, dtype=np.float64))
     for i in rng.permutation(len(targets)):
         distance = np.where(free, np.abs(cand - targets[i]), np.inf)
-        chosen[i] = int(distance.argmin())
+        m = min(neighbours, int(free.sum()))
+        nearest = np.argpartition(distance, m - 1)[:m] if m < len(cand) else np.arange(len(cand))
+        nearest = nearest[np.isfinite(distance[nearest])]
+        chosen[i] = int(rng.choice(nearest))
         free[chosen[i]] = False
     return chosen
+
+
+def count_matched_null_sets(table: KmerTable, top_n: int, draws: int, seed: int) -> np.ndarray:
+    """(draws, N) row indices of count-matched random sets, seeds ``seed + 1 ... seed + draws``.
+
+    ``select_groups``'s random set uses ``seed`` itself, so it is not one of these.
+    """
+    rest = np.arange(top_n, len(table))
+    targets, candidates = table.counts[:top_n], table.counts[rest]
+    return np.array(
+        [rest[frequency_matched_sample(targets, candidates, seed + 1 + i)] for i in range(draws)],
+        dtype=np.int64,
+    ).reshape(draws, top_n)
 
 
 def select_groups(table: KmerTable, top_n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -439,6 +462,31 @@ def decile_match_fractions(matched: np.ndarray, bins: int = 10) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class NullComparison:
+    """The top set's statistic against the same statistic of many count-matched random sets."""
+
+    observed: float
+    null: np.ndarray
+
+    @property
+    def null_mean(self) -> float:
+        return float(self.null.mean())
+
+    @property
+    def null_interval(self) -> tuple[float, float]:
+        low, high = np.quantile(self.null, [0.025, 0.975])
+        return float(low), float(high)
+
+    @property
+    def pvalue(self) -> float:
+        """Two-sided empirical p-value, (1 + as extreme) / (1 + draws) on the nearer tail, doubled."""
+        draws = len(self.null)
+        upper = (1 + np.sum(self.null >= self.observed - 1e-12)) / (1 + draws)
+        lower = (1 + np.sum(self.null <= self.observed + 1e-12)) / (1 + draws)
+        return float(min(1.0, 2 * min(upper, lower)))
+
+
+@dataclass(frozen=True)
 class MotifHit:
     matrix_id: str
     name: str
@@ -464,6 +512,10 @@ class EnrichmentResult:
     sweep: dict[float, dict[str, object]]
     deciles: dict[float, np.ndarray]
     top_motifs: list[MotifHit]
+    null_sets: np.ndarray
+    """(draws, N) row indices of further count-matched random sets."""
+    null_match: NullComparison | None
+    """The top set's match fraction against those of the null sets (None without draws)."""
 
 
 def analyse_enrichment(
@@ -474,8 +526,14 @@ def analyse_enrichment(
     seed: int = 0,
     sweep_thresholds: Sequence[float] = SWEEP_THRESHOLDS,
     n_top_motifs: int = 15,
+    null_draws: int = 0,
 ) -> EnrichmentResult:
-    """Compare motif matching of top-N vs bottom-N vs count-matched random k-mers of a PMI table."""
+    """Compare motif matching of top-N vs bottom-N vs count-matched random k-mers of a PMI table.
+
+    With ``null_draws``, the top set's match fraction is also compared with that of
+    ``null_draws`` further count-matched random sets (an empirical p-value that does
+    not hang on one random draw).
+    """
     if scores.k != table.k:
         raise ValueError(f"scores are for k={scores.k}, table for k={table.k}")
     groups = select_groups(table, top_n, seed)
@@ -518,6 +576,12 @@ def analyse_enrichment(
         )
         for i in ranked
     ]
+    null_sets = count_matched_null_sets(table, top_n, null_draws, seed)
+    null_match = None
+    if null_draws:
+        null_match = NullComparison(
+            float(matched[groups["top"]].mean()), matched[null_sets].mean(axis=1)
+        )
     return EnrichmentResult(
         table=table,
         groups=groups,
@@ -530,6 +594,8 @@ def analyse_enrichment(
         sweep=sweep,
         deciles=deciles,
         top_motifs=top_motifs,
+        null_sets=null_sets,
+        null_match=null_match,
     )
 
 
@@ -576,16 +642,39 @@ def sequence_kmer_codes(sequence: str, k: int) -> np.ndarray:
     return np.concatenate([kmer_codes(codes[a:b], k) for a, b in runs])
 
 
+class SequenceKmers:
+    """The k-mer occurrences of a set of sequences as a sparse (sequences, 4^k) count matrix."""
+
+    def __init__(self, sequences: Sequence[str], k: int):
+        from scipy.sparse import csr_matrix
+
+        per_sequence = [sequence_kmer_codes(sequence, k) for sequence in sequences]
+        lengths = np.array([len(codes) for codes in per_sequence], dtype=np.int64)
+        if not lengths.any():
+            raise MotifAnalysisError(f"no sequence of at least k={k} A/C/G/T bases to compare")
+        rows = np.repeat(np.arange(len(per_sequence)), lengths)
+        codes = np.concatenate(per_sequence)
+        self.counts = csr_matrix(
+            (np.ones(len(codes), dtype=np.float64), (rows, codes)), shape=(len(per_sequence), 4**k)
+        )
+        self.counts.sum_duplicates()
+        self.lengths = lengths
+
+    def density(self, member: np.ndarray) -> np.ndarray:
+        """Per sequence (with at least one k-mer), the fraction of k-mer positions in the set."""
+        keep = self.lengths > 0
+        hits = self.counts @ np.asarray(member, dtype=np.float64)
+        return hits[keep] / self.lengths[keep]
+
+
 def kmer_set_density(sequences: Sequence[str], k: int, member: np.ndarray) -> np.ndarray:
     """Per sequence, the fraction of its k-mer positions whose k-mer is in the set (``member``: (4^k,) bool).
 
     Sequences with no k-mer get NaN.
     """
     out = np.full(len(sequences), np.nan)
-    for i, sequence in enumerate(sequences):
-        codes = sequence_kmer_codes(sequence, k)
-        if len(codes):
-            out[i] = member[codes].mean()
+    matrix = SequenceKmers(sequences, k)
+    out[matrix.lengths > 0] = matrix.density(member)
     return out
 
 
@@ -599,29 +688,44 @@ class SequenceComparison:
     """Fisher test on sequences containing at least one k-mer of the group."""
 
 
+def _membership(table: KmerTable, rows: np.ndarray) -> np.ndarray:
+    member = np.zeros(4**table.k, dtype=bool)
+    member[table.codes[rows]] = True
+    return member
+
+
 def compare_sequence_sets(
     positives: Sequence[str],
     background: Sequence[str],
     table: KmerTable,
     groups: dict[str, np.ndarray],
-) -> list[SequenceComparison]:
-    """For each k-mer group, is it denser in the positive sequences than in the background ones?"""
+    null_sets: np.ndarray | None = None,
+) -> tuple[list[SequenceComparison], NullComparison | None]:
+    """For each k-mer group, is it denser in the positive sequences than in the background ones?
+
+    With ``null_sets`` ((draws, N) row indices of count-matched random sets), also
+    compares the top set's density ratio (positive / background) with theirs: is the
+    enrichment more than k-mers of the same frequency show?
+    """
     from scipy.stats import mannwhitneyu
 
+    pos_kmers, neg_kmers = SequenceKmers(positives, table.k), SequenceKmers(background, table.k)
     results = []
     for name, rows in groups.items():
-        member = np.zeros(4**table.k, dtype=bool)
-        member[table.codes[rows]] = True
-        pos = kmer_set_density(positives, table.k, member)
-        neg = kmer_set_density(background, table.k, member)
-        pos, neg = pos[~np.isnan(pos)], neg[~np.isnan(neg)]
-        if not len(pos) or not len(neg):
-            raise MotifAnalysisError(
-                f"no sequence of at least k={table.k} A/C/G/T bases to compare"
-            )
+        member = _membership(table, rows)
+        pos, neg = pos_kmers.density(member), neg_kmers.density(member)
         pvalue = float(mannwhitneyu(pos, neg, alternative="two-sided").pvalue)
         presence = fisher_test(int((pos > 0).sum()), len(pos), int((neg > 0).sum()), len(neg))
         results.append(
             SequenceComparison(name, float(pos.mean()), float(neg.mean()), pvalue, presence)
         )
-    return results
+    null = None
+    if null_sets is not None and len(null_sets):
+
+        def ratio(rows):
+            member = _membership(table, rows)
+            neg_mean = neg_kmers.density(member).mean()
+            return pos_kmers.density(member).mean() / neg_mean if neg_mean > 0 else math.inf
+
+        null = NullComparison(ratio(groups["top"]), np.array([ratio(rows) for rows in null_sets]))
+    return results, null

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from preprocess.motif_enrichment import (
+    MATCH_NEIGHBOURS,
     EnrichmentResult,
     FisherResult,
     MotifScores,
+    NullComparison,
     SequenceComparison,
 )
 
@@ -131,6 +133,7 @@ def write_report(
     info: RunInfo,
     sequences: Sequence[SequenceComparison] | None = None,
     n_sequences: tuple[int, int] | None = None,
+    sequence_null: NullComparison | None = None,
     n_listed_kmers: int = 20,
 ) -> None:
     """The markdown report: settings, group table, tests, threshold sweep, motifs, k-mers, sequences."""
@@ -149,7 +152,7 @@ def write_report(
             else f"k-mers shorter than the motif are scored against each k-long *window* relative to its own range "
             f"(windows with < {info.min_window_ic:g} bits/column skipped)."
         ),
-        f"- Sets: top-{n} and bottom-{n} by npmi; random: {n} k-mers outside the top set, nearest in log count to each top k-mer (seed {info.seed}).",
+        f"- Sets: top-{n} and bottom-{n} by npmi; random: {n} k-mers outside the top set, each drawn among the {MATCH_NEIGHBOURS} nearest in log count to one top k-mer (seed {info.seed}).",
         f"- Background: {result.matched.mean():.1%} of all {len(table)} scored {k}-mers match at least one motif.",
         "",
         "## Result",
@@ -178,6 +181,15 @@ def write_report(
     for name, test in result.tests.items():
         (a, b), (c, d) = test.table
         lines.append(f"| {name} | {a}/{b} | {c}/{d} | {_fmt_or(test)} | {_fmt_p(test.pvalue)} |")
+    if result.null_match is not None:
+        null = result.null_match
+        low, high = null.null_interval
+        lines += [
+            "",
+            f"Against {len(null.null)} further count-matched random sets: top fraction {null.observed:.3f}, "
+            f"null mean {null.null_mean:.3f} (95% of draws in {low:.3f}–{high:.3f}), "
+            f"two-sided empirical p = {_fmt_p(null.pvalue)}.",
+        ]
     lines += [
         "",
         "## Threshold sweep",
@@ -256,4 +268,13 @@ def write_report(
                 f"| {_fmt_p(item.mannwhitney_pvalue)} | {a / (a + b):.3f} | {c / (c + d):.3f} | {_fmt_or(item.presence)} "
                 f"| {_fmt_p(item.presence.pvalue)} |"
             )
+        if sequence_null is not None:
+            low, high = sequence_null.null_interval
+            lines += [
+                "",
+                f"Is the top set's enrichment more than frequency explains? Its density ratio (pos/bg) is "
+                f"{sequence_null.observed:.2f}; {len(sequence_null.null)} count-matched random sets give "
+                f"{sequence_null.null_mean:.2f} on average (95% of draws in {low:.2f}–{high:.2f}); "
+                f"two-sided empirical p = {_fmt_p(sequence_null.pvalue)}.",
+            ]
     Path(path).write_text("\n".join(lines) + "\n")

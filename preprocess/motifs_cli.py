@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the count-matched random set (default 0)"
     )
     parser.add_argument(
+        "--null-draws",
+        type=int,
+        default=200,
+        help="further count-matched random sets for empirical p-values of the top set "
+        "(0 = off; default 200)",
+    )
+    parser.add_argument(
         "--sequences", help="few-shot TSV of positive sequences (header sequence<TAB>label)"
     )
     parser.add_argument(
@@ -122,10 +129,16 @@ def run(args: argparse.Namespace) -> str:
     scores = score_kmers_against_motifs(
         matrices, args.k, args.fragment_score, args.min_window_ic, progress
     )
-    result = analyse_enrichment(table, scores, args.top, args.threshold, args.seed)
-    comparisons = None
+    if args.null_draws < 0:
+        raise MotifAnalysisError(f"--null-draws must be >= 0, got {args.null_draws}")
+    result = analyse_enrichment(
+        table, scores, args.top, args.threshold, args.seed, null_draws=args.null_draws
+    )
+    comparisons = sequence_null = None
     if args.sequences is not None:
-        comparisons = compare_sequence_sets(positives, background, table, result.groups)
+        comparisons, sequence_null = compare_sequence_sets(
+            positives, background, table, result.groups, result.null_sets
+        )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +154,7 @@ def run(args: argparse.Namespace) -> str:
         background_label=args.background_label,
     )
     n_seq = (len(positives), len(background)) if comparisons is not None else None
-    write_report(out / "report.md", result, scores, info, comparisons, n_seq)
+    write_report(out / "report.md", result, scores, info, comparisons, n_seq, sequence_null)
     write_matches(out / "matches.tsv", result, scores)
     plot_enrichment(
         out / "enrichment.png",

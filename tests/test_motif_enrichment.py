@@ -197,17 +197,48 @@ def test_read_kmer_table_malformed(tmp_path):
 
 
 def test_frequency_matched_sample_nearest_without_replacement():
-    chosen = me.frequency_matched_sample(
-        np.array([10, 100, 1000]), np.array([9, 5000, 95, 1100, 50]), seed=0
-    )
-    assert list(chosen) == [0, 2, 3]
+    targets, candidates = np.array([10, 100, 1000]), np.array([9, 5000, 95, 1100, 50])
+    assert list(me.frequency_matched_sample(targets, candidates, seed=0, neighbours=1)) == [0, 2, 3]
     # Two targets, one exact candidate: the second takes the next nearest, never the same one.
-    chosen = me.frequency_matched_sample(np.array([10, 10]), np.array([1000, 10, 12]), seed=3)
+    chosen = me.frequency_matched_sample(
+        np.array([10, 10]), np.array([1000, 10, 12]), 3, neighbours=1
+    )
     assert sorted(chosen) == [1, 2]
-    again = me.frequency_matched_sample(np.array([10, 10]), np.array([1000, 10, 12]), seed=3)
-    assert list(chosen) == list(again)
     with pytest.raises(me.MotifAnalysisError):
         me.frequency_matched_sample(np.array([1, 2]), np.array([1]), seed=0)
+
+
+def test_frequency_matched_sample_draws_among_nearest_neighbours():
+    candidates = np.arange(1, 1001) * 10
+    targets = np.array([5000])
+    draws = [
+        int(me.frequency_matched_sample(targets, candidates, seed, neighbours=4)[0])
+        for seed in range(40)
+    ]
+    assert set(draws) <= {498, 499, 500, 501}  # counts 4990..5020, the 4 nearest to 5000
+    assert len(set(draws)) > 1  # repeated draws differ
+    again = [
+        int(me.frequency_matched_sample(targets, candidates, seed, neighbours=4)[0])
+        for seed in range(40)
+    ]
+    assert draws == again  # same seed, same draw
+    chosen = me.frequency_matched_sample(np.full(50, 5000), candidates, seed=1)
+    assert len(set(chosen)) == 50  # without replacement
+
+
+def test_count_matched_null_sets_and_empirical_pvalue(toy_table):
+    table = me.read_kmer_table(toy_table[0], 3)
+    null = me.count_matched_null_sets(table, 8, draws=5, seed=0)
+    assert null.shape == (5, 8) and null.min() >= 8
+    first = np.arange(8, 64)[
+        me.frequency_matched_sample(table.counts[:8], table.counts[8:], seed=1)
+    ]
+    assert list(null[0]) == list(first)
+    assert all(len(set(row)) == 8 for row in null)
+    assert len({tuple(sorted(row)) for row in null}) > 1
+    comparison = me.NullComparison(0.5, np.array([0.1, 0.2, 0.5, 0.6]))
+    assert comparison.pvalue == pytest.approx(1.0)  # 2 * min(3/5, 4/5) capped at 1
+    assert me.NullComparison(0.9, np.full(19, 0.1)).pvalue == pytest.approx(2 * 1 / 20)
 
 
 def fake_scores(table, matching_kmers, k=3):
@@ -231,18 +262,20 @@ def test_analyse_enrichment_statistics_on_a_fixed_toy_table(toy_table):
     # 6 of the top 8 match, 1 of the bottom 8, and 2 of every other 8 in between.
     matching = ordered[:6] + ordered[-1:] + [ordered[i] for i in range(8, 56) if i % 4 == 0]
     scores = fake_scores(table, matching)
-    result = me.analyse_enrichment(table, scores, top_n, threshold=0.85, seed=0)
+    result = me.analyse_enrichment(table, scores, top_n, threshold=0.85, seed=0, null_draws=30)
 
     assert list(result.groups["top"]) == list(range(8))
     assert list(result.groups["bottom"]) == list(range(56, 64))
     random = result.groups["random"]
     assert len(random) == 8 and not set(random) & set(range(8))
-    # count-matched: the top counts are 1000..930, the nearest free ones are the next 8 rows.
-    assert list(random) == list(range(8, 16))
+    # count-matched: the top counts are 1000..930; each pick is among the 10 nearest free ones.
+    assert random.max() < 8 + 8 + me.MATCH_NEIGHBOURS
 
     fractions = result.sweep[0.85]["fractions"]
     assert fractions["top"] == 6 / 8 and fractions["bottom"] == 1 / 8
-    assert fractions["random"] == 2 / 8
+    matched = np.isin(np.array(table.kmers), matching)
+    n_random = int(matched[random].sum())
+    assert fractions["random"] == n_random / 8
     vs_bottom = result.tests["top vs bottom"]
     assert vs_bottom.table == ((6, 2), (1, 7))
     expected = fisher_exact([[6, 2], [1, 7]])
@@ -250,12 +283,16 @@ def test_analyse_enrichment_statistics_on_a_fixed_toy_table(toy_table):
     assert vs_bottom.odds_ratio == pytest.approx(6 * 7 / (2 * 1))
     assert vs_bottom.ci_low < vs_bottom.odds_ratio < vs_bottom.ci_high
     vs_random = result.tests["top vs random"]
-    assert vs_random.table == ((6, 2), (2, 6))
-    assert vs_random.pvalue == pytest.approx(fisher_exact([[6, 2], [2, 6]]).pvalue)
-    assert vs_random.odds_ratio == pytest.approx(9.0)
+    assert vs_random.table == ((6, 2), (n_random, 8 - n_random))
+    assert vs_random.pvalue == pytest.approx(
+        fisher_exact([[6, 2], [n_random, 8 - n_random]]).pvalue
+    )
+    # The null: 30 further count-matched sets, each scored like the top set.
+    assert result.null_sets.shape == (30, 8)
+    np.testing.assert_allclose(result.null_match.null, matched[result.null_sets].mean(axis=1))
+    assert result.null_match.observed == 6 / 8
     # Above every score, nothing matches; deciles are the match fraction per tenth of the ranking.
     assert result.sweep[0.95]["fractions"] == {"top": 0.0, "bottom": 0.0, "random": 0.0}
-    matched = np.isin(np.array(table.kmers), matching)
     expected_deciles = [part.mean() for part in np.array_split(matched, 10)]
     np.testing.assert_allclose(result.deciles[0.85], expected_deciles)
     assert result.deciles[0.85][0] == pytest.approx(6 / 7)
@@ -291,7 +328,11 @@ def test_compare_sequence_sets_density_and_tests(toy_table):
     member = np.isin(np.array(table.kmers), [a, b])
     member_codes = np.zeros(64, bool)
     member_codes[table.codes[member]] = True
-    result = {r.group: r for r in me.compare_sequence_sets(positives, background, table, groups)}
+    comparisons, null = me.compare_sequence_sets(positives, background, table, groups)
+    assert null is None
+    null_sets = np.array([[0, 1], [2, 3]])  # the first is the top set itself
+    _, null = me.compare_sequence_sets(positives, background, table, groups, null_sets)
+    result = {r.group: r for r in comparisons}
     pos = me.kmer_set_density(positives, 3, member_codes)
     neg = me.kmer_set_density(background, 3, member_codes)
     # Non-ACGT letters split the sequence: TTTT|NN|a gives 2 + 1 k-mers.
@@ -300,6 +341,8 @@ def test_compare_sequence_sets_density_and_tests(toy_table):
     assert result["top"].background_density == pytest.approx(neg.mean())
     assert result["top"].mannwhitney_pvalue == pytest.approx(mannwhitneyu(pos, neg).pvalue)
     assert result["top"].presence.table[0][0] == int((pos > 0).sum())
+    assert null.observed == pytest.approx(pos.mean() / neg.mean())
+    assert null.null[0] == pytest.approx(null.observed) and len(null.null) == 2
 
 
 def test_missing_pyjaspar_names_the_extra(monkeypatch):

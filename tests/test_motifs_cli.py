@@ -73,6 +73,7 @@ def test_end_to_end_with_sequences(tmp_path, capsys):
         "--k", 4, "--top", 20, "--out", out,
         "--sequences", PROM_CORE_10, "--sequences-label", 1,
         "--background", PROM_CORE_10, "--background-label", 0,
+        "--null-draws", 25,
     )  # fmt: skip
     assert code == 0, err
     assert "top-20 k-mers match a motif" in stdout
@@ -81,6 +82,8 @@ def test_end_to_end_with_sequences(tmp_path, capsys):
         assert heading in report
     assert "10 sequences. Background" in report  # 10 shots per class
     assert "| top-N by npmi | 20 |" in report
+    assert "Against 25 further count-matched random sets" in report
+    assert "25 count-matched random sets give" in report
     with open(out / "matches.tsv", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert len(rows) == 200
