@@ -7,7 +7,7 @@ import os
 import sys
 
 from preprocess.chunking import ChunkingOptions
-from preprocess.corpus_builder import CorpusConfig, PreprocessError, build_corpus
+from preprocess.corpus_builder import CorpusConfig, PreprocessError, build_corpus, check_output_dir
 from preprocess.genome_reader import GenomeInputError, open_genome
 
 PROG = "genemask-preprocess"
@@ -89,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     bar = None
     try:
         config.validate()
+        total = open_genome(config.genome).total_bases
+        check_output_dir(os.path.abspath(config.out_dir), config.force)
         if not args.quiet:
             from tqdm import tqdm
 
-            total = open_genome(config.genome).total_bases
-            bar = tqdm(total=total, unit="bp", unit_scale=True, desc=PROG, dynamic_ncols=True, file=sys.stderr)
-        summary = build_corpus(config, progress=bar.update if bar else None)
+            bar = tqdm(total=total, unit="bp", unit_scale=True, desc=PROG, dynamic_ncols=True, leave=False, file=sys.stderr)
+        summary = build_corpus(config, progress=bar.update if bar is not None else None)
     except (GenomeInputError, PreprocessError) as err:
         return _fail(str(err), bar)
     except KeyboardInterrupt:
