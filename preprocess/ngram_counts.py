@@ -128,7 +128,7 @@ def count_ngrams(
     """
     max_n = check_max_n(max_n)
     source = open_genome(genome)
-    total_bases = source.total_bases or _guess_total_bases(source.path)
+    total_bases = source.total_bases or guess_total_bases(source.path)
     workers = max(1, int(workers))
     check_memory(max_n, total_bases, workers, both_strands)
     piece_bases = piece_bases or _default_piece_bases(total_bases, workers)
@@ -205,7 +205,7 @@ def check_memory(max_n: int, total_bases: int, workers: int, both_strands: bool)
     )
 
 
-def _guess_total_bases(path: str) -> int:
+def guess_total_bases(path: str) -> int:
     """Genome size from the file size when there is no .fai (gzip DNA compresses about 4x)."""
     size = os.path.getsize(path)
     with open(path, "rb") as handle:

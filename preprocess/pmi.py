@@ -19,7 +19,8 @@ one ``npmi`` is computed from, so ``npmi = pmi * discount`` holds in every varia
   D = 2 x (total single-base count); the ranked PMI is the min over segmentations into
   pieces of 1 or 2 bases only ("dp-true"). Its "true" PMI, the min over two-part splits
   that omits the split isolating the last base, is kept as ``two_part_pmi`` (for n = 2,
-  where that leaves no split, the single split is used).
+  where that leaves no split, the single split is used). ``paper`` needs only the 1-, 2-
+  and n-gram counts; ``two_part_pmi`` is computed when all lengths 1..n-1 are present.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def score_pmi(
             raise PMIError(f"cannot score {n}-grams: PMI needs n >= 2")
         if n not in counts.tables:
             raise PMIError(f"COUNTS has no {n}-grams (it has lengths {_ranges(available)})")
-        needed = [1] if variant == "naive" else range(1, n)
+        needed = {"naive": [1], "paper": range(1, min(n, 3))}.get(variant, range(1, n))
         missing = [m for m in needed if m not in counts.tables]
         if missing:
             where = _first_row_text(counts, n)
@@ -145,8 +146,9 @@ class _Scorer:
             pmi = naive
         elif self.variant == "paper":
             pmi = log_pw - best_segmentation(n, segment, max_piece=2)
-            splits = range(1, n - 1) if n > 2 else range(1, 2)
-            two_part = np.min([log_pw - segment(0, i) - segment(i, n) for i in splits], axis=0)
+            if all(m in self.counts.tables for m in range(1, n)):
+                splits = range(1, n - 1) if n > 2 else range(1, 2)
+                two_part = np.min([log_pw - segment(0, i) - segment(i, n) for i in splits], axis=0)
         else:
             pmi = log_pw - best_segmentation(n, segment)
         npmi = pmi * frequency_discount(count, min_count)

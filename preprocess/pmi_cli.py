@@ -13,7 +13,10 @@ import sys
 from preprocess.genome_reader import GenomeInputError, open_genome
 from preprocess.ngram_counts import (
     CountsError,
+    check_max_n,
+    check_memory,
     count_ngrams,
+    guess_total_bases,
     load_counts,
     save_counts,
     write_counts_tsv,
@@ -108,7 +111,10 @@ def _count(args) -> None:
     _check_output(args.out)
     if args.workers < 1:
         raise CountsError(f"--workers must be at least 1, got {args.workers}")
-    total = open_genome(args.genome).total_bases
+    max_n = check_max_n(args.max_n)
+    source = open_genome(args.genome)
+    total = source.total_bases
+    check_memory(max_n, total or guess_total_bases(source.path), args.workers, args.both_strands)
     with tqdm(total=total, unit="b", unit_scale=True, desc="counting", disable=args.quiet, file=sys.stderr) as bar:
         counts = count_ngrams(
             args.genome, args.max_n, both_strands=args.both_strands, workers=args.workers, progress=bar.update
