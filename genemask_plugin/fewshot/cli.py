@@ -1,0 +1,217 @@
+"""``genemask-fewshot``: prepare, fine-tune, evaluate and grid-run few-shot classification."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .prepare import FewshotDataError
+
+PAPER_SHOTS = (10, 50, 100, 500, 1000)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _dataset_path(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected DATASET=PATH, got {text!r}")
+    return name, Path(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genemask-fewshot",
+        description="Few-shot fine-tuning and evaluation through fairseq's sentence_prediction task.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="TSVs -> sentence_prediction layout (input0/ + label/)")
+    p.add_argument("train", type=Path, help="training TSV (header 'sequence<TAB>label')")
+    p.add_argument("--valid", type=Path, help="validation TSV")
+    p.add_argument("--test", type=Path, help="test TSV")
+    p.add_argument("--dict", required=True, type=Path, dest="dictionary",
+                   help="the pretraining dict.txt (k is read from it)")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--exclude-overlap", action="store_true",
+                   help="drop every test sequence that also occurs in the training file")
+
+    p = sub.add_parser("finetune", help="fine-tune one model with the paper's recipe (runs fairseq-train)")
+    p.add_argument("checkpoint", help="pretrained checkpoint, or 'none' to train from scratch")
+    p.add_argument("data", type=Path, help="a directory written by `prepare`")
+    p.add_argument("--shots", required=True, type=_positive_int,
+                   help="the paper's name of the shot set: picks the recipe (< 500: batch 5, "
+                        "lr 1e-4, 20 epochs; else batch 15, lr 5e-5, 5 epochs)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True, type=Path, help="save dir (checkpoint_last.pt, train.log)")
+    p.add_argument("--arch", default=None,
+                   help="architecture from scratch (default genemask_tiny); with a checkpoint, "
+                        "the checkpoint's own architecture and sizes are used")
+    p.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
+    p.add_argument("--max-updates", type=_positive_int, help="stop after this many updates")
+    p.add_argument("--dry-run", action="store_true", help="print the fairseq-train command only")
+    p.epilog = "Extra fairseq-train options go after '--', e.g. `... --out ft -- --fp16`."
+
+    p = sub.add_parser("evaluate", help="score a fine-tuned checkpoint on a prepared split")
+    p.add_argument("checkpoint", type=Path, help="fine-tuned checkpoint (checkpoint_last.pt)")
+    p.add_argument("data", type=Path, help="a directory written by `prepare`")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", type=Path, help="metrics JSON (default: CHECKPOINT_DIR/SPLIT_metrics.json)")
+    p.add_argument("--predictions", type=Path,
+                   help="predictions TSV (default: CHECKPOINT_DIR/SPLIT_predictions.tsv)")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+
+    p = sub.add_parser("grid", help="prepare -> fine-tune -> evaluate over checkpoints x datasets x shots x seeds")
+    p.add_argument("--checkpoint", action="append", required=True, dest="checkpoints",
+                   metavar="[LABEL=]CKPT",
+                   help="pretrained checkpoint, repeatable; 'none' trains from scratch "
+                        "(e.g. --checkpoint GeneMask=ckpt.pt --checkpoint 'from scratch=none')")
+    p.add_argument("--datasets", nargs="+", default=["Prom-core"],
+                   help="Prom-core, Prom-300, Cohn-enh, Splice-40 (or any DATASET/ with SHOTS/train.tsv "
+                        "and test.tsv); default Prom-core")
+    p.add_argument("--shots", nargs="+", type=_positive_int, default=[10],
+                   help="shot sets by the paper's names (Splice-40's hold 10x per class); default 10")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="default 1 2 3")
+    p.add_argument("--out", required=True, type=Path, help="results directory")
+    p.add_argument("--fewshot-root", type=Path, action="append", dest="roots",
+                   help="directory holding DATASET/SHOTS/train.tsv, repeatable (default: the bundled "
+                        "data/fewshot, then ../shared/data/fewshot when present)")
+    p.add_argument("--test-file", type=_dataset_path, action="append", default=[], metavar="DATASET=PATH",
+                   help="the file to score a dataset on, e.g. Splice-40=splice_test.tsv")
+    p.add_argument("--dict", type=Path, dest="dictionary",
+                   help="pretraining dict.txt for every checkpoint (default: the checkpoint's data "
+                        "dict.txt, else the fixed k-mer vocabulary of its embedding size)")
+    p.add_argument("--arch", default="genemask_tiny", help="architecture when training from scratch")
+    p.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs (quick runs)")
+    p.add_argument("--max-updates", type=_positive_int, help="cap the updates per run (quick runs)")
+    p.add_argument("--fairseq-args", default="", help="extra fairseq-train options, one quoted string")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each fine-tuned checkpoint (default: deleted once scored)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="evaluation batch size")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def cmd_prepare(args) -> int:
+    from .prepare import prepare_fewshot_data
+
+    prepared = prepare_fewshot_data(
+        args.train, args.dictionary, args.out, valid=args.valid, test=args.test,
+        exclude_overlap=args.exclude_overlap,
+    )
+    print(f"{prepared.out}: k={prepared.k}, classes {', '.join(prepared.labels)}")
+    for name, split in prepared.splits.items():
+        per_class = ", ".join(f"{label}: {n}" for label, n in split.per_class.items())
+        excluded = f", {split.excluded_overlap} overlapping with train removed" if split.excluded_overlap else ""
+        print(f"  {name}: {split.rows} sequences ({per_class}), up to {split.max_tokens} tokens{excluded}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from .finetune import (
+        ModelShape,
+        cuda_available,
+        fairseq_train_args,
+        read_model_shape,
+        run_finetune,
+    )
+    from .prepare import PreparedData
+
+    prepared = PreparedData.load(args.data)
+    checkpoint = None if args.checkpoint.lower() == "none" else Path(args.checkpoint)
+    if checkpoint is not None:
+        shape = read_model_shape(checkpoint)
+        if args.arch and args.arch != shape.arch:
+            raise FewshotDataError(f"--arch {args.arch} differs from the checkpoint's {shape.arch}")
+    else:
+        shape = ModelShape(arch=args.arch or "genemask_tiny")
+    extra = args.fairseq_args
+    train_args = fairseq_train_args(
+        args.data, args.out, checkpoint=checkpoint, shots=args.shots, seed=args.seed,
+        n_train=prepared.splits["train"].rows, num_classes=prepared.num_classes, shape=shape,
+        cpu=not cuda_available(), epochs=args.epochs, max_updates=args.max_updates, extra=extra,
+    )
+    print("+ fairseq-train " + shlex.join(train_args))
+    if args.dry_run:
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    final = run_finetune(train_args, args.out / "train.log")
+    print(f"fine-tuned model: {final}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_checkpoint
+    from .metrics import METRIC_TITLES, METRICS
+
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.predictions,
+                                 args.batch_size)
+    scores = "  ".join(
+        f"{METRIC_TITLES[m]} {'n/a' if result[m] is None else format(result[m], '.4f')}" for m in METRICS
+    )
+    print(f"{args.split} ({result['n']} sequences): {scores}")
+    print(json.dumps({m: result[m] for m in METRICS}))
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from .grid import GridConfig, parse_checkpoint_spec, run_grid
+    from .protocol import default_fewshot_roots
+
+    roots = args.roots or default_fewshot_roots()
+    config = GridConfig(
+        checkpoints=[parse_checkpoint_spec(text) for text in args.checkpoints],
+        datasets=args.datasets,
+        shots=args.shots,
+        seeds=args.seeds,
+        out=args.out,
+        roots=roots,
+        test_files=dict(args.test_file),
+        dictionary=args.dictionary,
+        arch=args.arch,
+        epochs=args.epochs,
+        max_updates=args.max_updates,
+        fairseq_args=shlex.split(args.fairseq_args),
+        keep_checkpoints=args.keep_checkpoints,
+        batch_size=args.batch_size,
+    )
+    report = run_grid(config, progress=not args.no_progress)
+    print(f"{report.finished} cells run, {report.skipped} already finished, {len(report.failed)} failed")
+    for name, message in report.failed:
+        print(f"  failed: {name}: {message}", file=sys.stderr)
+    if report.summary_rows:
+        print((args.out / "summary.md").read_text(), end="")
+        print(f"summary: {args.out / 'summary.csv'}, {args.out / 'summary.md'}, {args.out / 'summary.png'}")
+    return 1 if report.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    extra: list[str] = []
+    if argv[:1] == ["finetune"] and "--" in argv:  # options passed through to fairseq-train
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    args = build_parser().parse_args(argv)
+    args.fairseq_args = extra
+    from .evaluate import EvaluationError
+    from .finetune import FinetuneError
+
+    commands = {"prepare": cmd_prepare, "finetune": cmd_finetune, "evaluate": cmd_evaluate,
+                "grid": cmd_grid}
+    try:
+        return commands[args.command](args)
+    except (FewshotDataError, FinetuneError, EvaluationError) as err:
+        print(f"genemask-fewshot {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

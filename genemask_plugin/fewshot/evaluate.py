@@ -1,0 +1,127 @@
+"""Score a fine-tuned ``sentence_prediction`` checkpoint on a prepared split.
+
+The model and task are restored through fairseq (``load_model_ensemble_and_task``), and
+the split is read through the task's own ``load_dataset`` and batch iterator, so the
+inputs are exactly what fine-tuning saw (``<s>`` + k-mer ids + ``</s>``). Importing this
+module imports ``genemask_plugin``, which registers our architectures and lets torch's
+``weights_only`` loader read fairseq checkpoints: no ``--user-dir`` or env var needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import genemask_plugin  # noqa: F401  (registers architectures and the safe globals)
+
+from .metrics import Predictions, write_predictions
+from .prepare import FewshotDataError
+
+
+class EvaluationError(RuntimeError):
+    """The checkpoint or split cannot be evaluated (one-line message)."""
+
+
+def predict_split(
+    checkpoint: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    split: str = "test",
+    batch_size: int = 64,
+    device: str | None = None,
+) -> Predictions:
+    """Class probabilities of every sequence of ``data_dir``'s ``split``, in file order."""
+    from fairseq import checkpoint_utils  # noqa: PLC0415  (3 s import, only when evaluating)
+
+    data_dir = Path(data_dir)
+    if not Path(checkpoint).is_file():
+        raise EvaluationError(f"checkpoint not found: {checkpoint}")
+    for sub in ("input0", "label"):
+        if not (data_dir / sub / f"{split}.idx").exists():
+            raise FewshotDataError(f"{data_dir} has no {split} split ({sub}/{split}.idx missing)")
+    try:
+        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+            [str(checkpoint)], arg_overrides={"data": str(data_dir)}
+        )
+    except Exception as err:
+        raise EvaluationError(f"cannot load {checkpoint} with data {data_dir}: {err}") from None
+    if cfg.task._name != "sentence_prediction":
+        raise EvaluationError(
+            f"{checkpoint} is a {cfg.task._name} checkpoint, not a fine-tuned sentence_prediction one"
+        )
+    model = models[0]
+    head = cfg.task.classification_head_name
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+
+    task.load_dataset(split)
+    dataset = task.dataset(split)
+    index, targets, probs = [], [], []
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pin_memory.*")
+        iterator = task.get_batch_iterator(
+            dataset,
+            max_sentences=batch_size,
+            max_positions=task.max_positions(),
+            ignore_invalid_inputs=False,
+            seed=1,
+            num_workers=0,
+        ).next_epoch_itr(shuffle=False)
+        for sample in iterator:
+            net_input = {k: v.to(device) for k, v in sample["net_input"].items()}
+            logits, _ = model(**net_input, features_only=True, classification_head_name=head)
+            probs.append(torch.softmax(logits.double(), dim=-1).cpu().numpy())
+            index.append(sample["id"].numpy())
+            targets.append(sample["target"].view(-1).numpy())
+    order = np.argsort(np.concatenate(index), kind="stable")
+    label_dict = task.label_dictionary
+    labels = label_dict.symbols[label_dict.nspecial : label_dict.nspecial + cfg.task.num_classes]
+    return Predictions(
+        labels=list(labels),
+        index=np.concatenate(index)[order],
+        targets=np.concatenate(targets)[order].astype(np.int64),
+        probs=np.concatenate(probs)[order],
+    )
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    split: str = "test",
+    out_json: str | os.PathLike | None = None,
+    predictions_path: str | os.PathLike | None = None,
+    batch_size: int = 64,
+) -> dict:
+    """Predict ``split``, write the predictions TSV and the metrics JSON; return the JSON's content.
+
+    Defaults: ``{split}_metrics.json`` and ``{split}_predictions.tsv`` next to the checkpoint.
+    """
+    checkpoint = Path(checkpoint)
+    out_json = Path(out_json) if out_json else checkpoint.parent / f"{split}_metrics.json"
+    predictions_path = (
+        Path(predictions_path) if predictions_path else checkpoint.parent / f"{split}_predictions.tsv"
+    )
+    predictions = predict_split(checkpoint, data_dir, split, batch_size)
+    metrics = predictions.metrics()
+    result = {
+        **{name: (None if math.isnan(value) else value) for name, value in metrics.items()},
+        "n": int(len(predictions.targets)),
+        "labels": predictions.labels,
+        "predicted_per_class": {
+            label: int(np.sum(predictions.predicted == i)) for i, label in enumerate(predictions.labels)
+        },
+        "split": split,
+        "checkpoint": str(checkpoint),
+        "data": str(data_dir),
+        "predictions": str(predictions_path),
+    }
+    predictions_path.parent.mkdir(parents=True, exist_ok=True)
+    write_predictions(predictions_path, predictions)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,213 @@
+"""Few-shot fine-tuning with fairseq's built-in ``sentence_prediction`` task: the paper's recipe.
+
+:func:`fairseq_train_args` builds the ``fairseq-train`` command line; it is the same
+command that ``examples/finetune_fewshot.sh`` spells out (a test keeps the two equal).
+The paper (GeneMask §5) fine-tunes 10/50/100-shot sets with batch 5, lr 1e-4 for 20
+epochs and 500/1000-shot sets with batch 15, lr 5e-5 for 5 epochs; both with 10% warm-up
+then linear decay, dropout 0.1 and weight decay 0.01, and no dev-set selection: the
+model after the last update (``checkpoint_last.pt``) is the one scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import genemask_plugin
+
+PLUGIN_DIR = os.path.dirname(os.path.abspath(genemask_plugin.__file__))
+DEFAULT_ARCH = "genemask_tiny"
+DEFAULT_MAX_POSITIONS = 512
+FINAL_CHECKPOINT = "checkpoint_last.pt"
+LARGE_REGIME_SHOTS = 500
+"""Shot counts from here on use the 500/1000-shot settings."""
+
+# Model options copied from a pretrained checkpoint so the fine-tuning model has its shape.
+_SIZE_OPTIONS = ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads")
+_CHOICE_OPTIONS = ("activation_fn", "pooler_activation_fn")
+_TRUE_FLAGS = ("encoder_normalize_before", "layernorm_embedding", "untie_weights_roberta")
+
+
+class FinetuneError(RuntimeError):
+    """Fine-tuning could not start or did not finish (one-line message)."""
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    batch_size: int
+    lr: float
+    epochs: int
+    warmup_fraction: float = 0.1
+    dropout: float = 0.1
+    weight_decay: float = 0.01
+
+
+def paper_recipe(shots: int) -> FinetuneRecipe:
+    """The paper's settings for a shot regime (``shots`` is the paper's name of the set)."""
+    if shots >= LARGE_REGIME_SHOTS:
+        return FinetuneRecipe(batch_size=15, lr=5e-5, epochs=5)
+    return FinetuneRecipe(batch_size=5, lr=1e-4, epochs=20)
+
+
+def schedule(n_train: int, recipe: FinetuneRecipe, epochs: int | None = None,
+             max_updates: int | None = None) -> tuple[int, int, int]:
+    """(epochs, total updates, warm-up updates); every batch is full-size but the last of an epoch."""
+    epochs = epochs or recipe.epochs
+    total = epochs * math.ceil(n_train / recipe.batch_size)
+    if max_updates:
+        total = min(total, max_updates)
+    warmup = math.floor(recipe.warmup_fraction * total + 0.5 + 1e-9)  # half up, as the shell recipe
+    return epochs, total, warmup
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the fine-tuning model must share with the pretrained one: arch and sizes."""
+
+    arch: str = DEFAULT_ARCH
+    max_positions: int = DEFAULT_MAX_POSITIONS
+    options: tuple[str, ...] = ()
+    """Extra ``fairseq-train`` model flags (sizes the checkpoint overrode)."""
+
+
+def _get(config, name, default=None):
+    if config is None:
+        return default
+    if isinstance(config, dict):
+        return config.get(name, default)
+    return getattr(config, name, default)
+
+
+def read_model_shape(checkpoint: str | os.PathLike) -> ModelShape:
+    """Architecture and size options of a fairseq checkpoint's model config.
+
+    Copying them means a model pretrained as ``--arch roberta_base --encoder-layers 2``
+    (or any genemask_* variant) is rebuilt with the same shape before its weights load.
+    """
+    import torch  # noqa: PLC0415  (fast CLI start for the other commands)
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    except FileNotFoundError:
+        raise FinetuneError(f"checkpoint not found: {checkpoint}") from None
+    except Exception as err:  # torch raises many types for a bad file
+        raise FinetuneError(f"cannot read checkpoint {checkpoint}: {err}") from None
+    model_cfg = _get(state.get("cfg"), "model") or state.get("args")
+    arch = _get(model_cfg, "arch") or _get(model_cfg, "_name")
+    if not arch:
+        raise FinetuneError(f"{checkpoint} has no model architecture in its config")
+    from fairseq.models import ARCH_CONFIG_REGISTRY  # noqa: PLC0415
+
+    if arch not in ARCH_CONFIG_REGISTRY:
+        raise FinetuneError(f"{checkpoint}: unknown architecture {arch!r}")
+    defaults = argparse.Namespace()
+    ARCH_CONFIG_REGISTRY[arch](defaults)
+    options: list[str] = []  # only what the checkpoint changed from its --arch defaults
+    for name in _SIZE_OPTIONS + _CHOICE_OPTIONS:
+        value = _get(model_cfg, name)
+        if value is not None and value != getattr(defaults, name, None):
+            options += [f"--{name.replace('_', '-')}", str(value)]
+    for name in _TRUE_FLAGS:
+        if _get(model_cfg, name) is True and getattr(defaults, name, None) is not True:
+            options.append(f"--{name.replace('_', '-')}")
+    max_positions = _get(model_cfg, "max_positions") or DEFAULT_MAX_POSITIONS
+    return ModelShape(arch, int(max_positions), tuple(options))
+
+
+def fairseq_train_args(
+    data_dir: str | os.PathLike,
+    save_dir: str | os.PathLike,
+    *,
+    checkpoint: str | os.PathLike | None,
+    shots: int,
+    seed: int,
+    n_train: int,
+    num_classes: int,
+    shape: ModelShape = ModelShape(),
+    cpu: bool = False,
+    epochs: int | None = None,
+    max_updates: int | None = None,
+    extra: tuple[str, ...] | list[str] = (),
+) -> list[str]:
+    """Arguments of ``fairseq-train`` for one few-shot fine-tuning run (without the program name).
+
+    ``checkpoint=None`` trains from scratch (the baseline). ``epochs``/``max_updates``
+    override the paper's length for quick runs; warm-up and decay follow the shortened run.
+    """
+    recipe = paper_recipe(shots)
+    epochs, total, warmup = schedule(n_train, recipe, epochs, max_updates)
+    args = [
+        str(data_dir),
+        "--user-dir", PLUGIN_DIR,
+        "--task", "sentence_prediction",
+        "--criterion", "sentence_prediction",
+        "--num-classes", str(num_classes),
+        "--init-token", "0",
+        "--separator-token", "2",
+        "--arch", shape.arch,
+        "--max-positions", str(shape.max_positions),
+        *shape.options,
+    ]
+    if checkpoint is not None:
+        args += ["--restore-file", str(checkpoint), "--reset-optimizer", "--reset-dataloader",
+                 "--reset-meters"]
+    args += [
+        "--dropout", str(recipe.dropout),
+        "--attention-dropout", str(recipe.dropout),
+        "--optimizer", "adam",
+        "--adam-betas", "(0.9,0.98)",
+        "--adam-eps", "1e-06",
+        "--weight-decay", str(recipe.weight_decay),
+        "--clip-norm", "0.0",
+        "--lr", str(recipe.lr),
+        "--lr-scheduler", "polynomial_decay",
+        "--warmup-updates", str(warmup),
+        "--total-num-update", str(total),
+        "--max-update", str(total),
+        "--max-epoch", str(epochs),
+        "--batch-size", str(recipe.batch_size),
+        "--required-batch-size-multiple", "1",
+        "--seed", str(seed),
+        "--disable-validation",
+        "--no-epoch-checkpoints",
+        "--no-save-optimizer-state",
+        "--num-workers", "0",
+        "--log-format", "simple",
+        "--log-interval", "10",
+        "--save-dir", str(save_dir),
+    ]
+    if cpu:
+        args.append("--cpu")
+    return args + list(extra)
+
+
+def cuda_available() -> bool:
+    import torch  # noqa: PLC0415
+
+    return torch.cuda.is_available()
+
+
+def run_finetune(args: list[str], log_path: str | os.PathLike) -> Path:
+    """Run ``fairseq-train`` (in a subprocess, so a crash cannot take the caller down).
+
+    Its output goes to ``log_path``; returns the final checkpoint. Raises
+    :class:`FinetuneError` with the log's last line when training fails.
+    """
+    save_dir = Path(args[args.index("--save-dir") + 1])
+    command = [sys.executable, "-m", "fairseq_cli.train", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "w") as log:
+        log.write("+ fairseq-train " + " ".join(args) + "\n")
+        log.flush()
+        returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    final = save_dir / FINAL_CHECKPOINT
+    if returncode != 0 or not final.exists():
+        lines = [line for line in Path(log_path).read_text().splitlines() if line.strip()]
+        last = lines[-1].strip() if lines else "no output"
+        raise FinetuneError(f"fairseq-train failed (exit {returncode}): {last} (log: {log_path})")
+    return final

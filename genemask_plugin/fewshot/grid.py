@@ -1,0 +1,411 @@
+"""The few-shot grid: prepare -> fine-tune -> evaluate for every (checkpoint, dataset, shots, seed).
+
+Layout under ``RESULTS``::
+
+    cells/<checkpoint>/<dataset>/<shots>/data/          prepared once per (checkpoint, dataset, shots)
+    cells/<checkpoint>/<dataset>/<shots>/seed<S>/       train.log, test_predictions.tsv, metrics.json
+    summary.csv  summary.md  summary.png                mean ± std over seeds, every finished cell
+
+A cell is finished when its ``metrics.json`` exists with the same settings, so a rerun
+skips it; a crashed cell leaves ``error.txt`` and the grid goes on. The summary covers
+every finished cell under ``RESULTS``, so grids run one checkpoint at a time combine.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import time
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from preprocess.kmers import NUM_SPECIALS, write_kmer_dictionary
+
+from .evaluate import evaluate_checkpoint
+from .finetune import (
+    DEFAULT_ARCH,
+    ModelShape,
+    cuda_available,
+    fairseq_train_args,
+    paper_recipe,
+    read_model_shape,
+    run_finetune,
+    schedule,
+)
+from .metrics import METRIC_TITLES, METRICS
+from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
+from .protocol import DATASET_ORDER, CellFiles, resolve_cell_files
+
+SCRATCH = "none"
+DEFAULT_SCRATCH_K = 6
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    label: str
+    path: Path | None
+    """None: train from scratch."""
+
+
+def parse_checkpoint_spec(text: str) -> CheckpointSpec:
+    """``LABEL=PATH``, ``PATH`` or ``none`` (from scratch); ``LABEL=none`` names the baseline."""
+    label, sep, path = text.partition("=")
+    if not sep or Path(text).exists():
+        label, path = "", text
+    label, path = label.strip(), path.strip()
+    if path.lower() == SCRATCH:
+        return CheckpointSpec(label or "scratch", None)
+    checkpoint = Path(path)
+    return CheckpointSpec(label or checkpoint.parent.name or checkpoint.stem, checkpoint)
+
+
+def slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "checkpoint"
+
+
+@dataclass
+class GridConfig:
+    checkpoints: list[CheckpointSpec]
+    datasets: list[str]
+    shots: list[int]
+    seeds: list[int]
+    out: Path
+    roots: list[Path]
+    test_files: dict[str, Path] = field(default_factory=dict)
+    dictionary: Path | None = None
+    arch: str = DEFAULT_ARCH
+    """Architecture when training from scratch."""
+    epochs: int | None = None
+    max_updates: int | None = None
+    fairseq_args: list[str] = field(default_factory=list)
+    keep_checkpoints: bool = False
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class Cell:
+    checkpoint: CheckpointSpec
+    dataset: str
+    shots: int
+    seed: int
+    files: CellFiles
+
+    def name(self) -> str:
+        return f"{self.checkpoint.label} / {self.dataset} / {self.shots}-shot / seed {self.seed}"
+
+
+@dataclass
+class GridReport:
+    finished: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    summary_rows: list[dict] = field(default_factory=list)
+
+
+def plan_cells(config: GridConfig) -> list[Cell]:
+    """Every cell of the grid, with its files resolved (raises before anything runs if one is missing)."""
+    labels = [spec.label for spec in config.checkpoints]
+    duplicates = {label for label in labels if labels.count(label) > 1}
+    if duplicates:
+        raise FewshotDataError(f"checkpoint labels must differ, got {sorted(duplicates)} twice; use LABEL=PATH")
+    for spec in config.checkpoints:
+        if spec.path is not None and not spec.path.is_file():
+            raise FewshotDataError(f"checkpoint not found: {spec.path}")
+    cells = []
+    for dataset in config.datasets:
+        for shots in config.shots:
+            files = resolve_cell_files(dataset, shots, config.roots, config.test_files)
+            for spec in config.checkpoints:
+                for seed in config.seeds:
+                    cells.append(Cell(spec, dataset, shots, seed, files))
+    return cells
+
+
+def group_dir(config: GridConfig, cell: Cell) -> Path:
+    return config.out / "cells" / slug(cell.checkpoint.label) / cell.dataset / str(cell.shots)
+
+
+def cell_dir(config: GridConfig, cell: Cell) -> Path:
+    return group_dir(config, cell) / f"seed{cell.seed}"
+
+
+def cell_settings(config: GridConfig, cell: Cell) -> dict:
+    """What a finished cell must match to be skipped on a rerun."""
+    return {
+        "checkpoint": str(cell.checkpoint.path.resolve()) if cell.checkpoint.path else SCRATCH,
+        "train": str(cell.files.train.resolve()),
+        "test": str(cell.files.test.resolve()),
+        "exclude_overlap": cell.files.exclude_overlap,
+        "epochs": config.epochs,
+        "max_updates": config.max_updates,
+        "fairseq_args": list(config.fairseq_args),
+        "arch": config.arch if cell.checkpoint.path is None else None,
+    }
+
+
+def is_finished(config: GridConfig, cell: Cell) -> bool:
+    path = cell_dir(config, cell) / "metrics.json"
+    try:
+        return json.loads(path.read_text()).get("settings") == cell_settings(config, cell)
+    except (OSError, ValueError):
+        return False
+
+
+def resolve_dictionary(config: GridConfig, spec: CheckpointSpec) -> Path:
+    """The pretraining ``dict.txt`` of a checkpoint.
+
+    In order: ``--dict``; the ``dict.txt`` of the checkpoint's training data if it still
+    exists; else our fixed k-mer vocabulary, with k read from the embedding size
+    (4^k + 5 rows: the specials, the k-mers and ``<mask>``). From scratch: ``--dict`` or 6-mers.
+    """
+    if config.dictionary is not None:
+        return config.dictionary
+    k = DEFAULT_SCRATCH_K
+    if spec.path is not None:
+        import torch  # noqa: PLC0415
+
+        state = torch.load(spec.path, map_location="cpu", mmap=True, weights_only=True)
+        cfg = state.get("cfg") or {}
+        task_cfg = cfg.get("task") if isinstance(cfg, dict) else None
+        data = task_cfg.get("data") if isinstance(task_cfg, dict) else getattr(task_cfg, "data", None)
+        if data:
+            candidate = Path(str(data).split(os.pathsep)[0]) / "dict.txt"
+            if candidate.is_file():
+                return candidate
+        rows = next((v.shape[0] for name, v in state["model"].items()
+                     if name.endswith("embed_tokens.weight")), None)
+        k = next((k for k in range(1, 8) if rows == 4**k + NUM_SPECIALS + 1), None)
+        if k is None:
+            raise FewshotDataError(
+                f"cannot tell the dictionary of {spec.path} ({rows} embeddings); pass --dict"
+            )
+    path = config.out / "dicts" / f"kmers_k{k}.dict.txt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_kmer_dictionary(path, k)
+    return path
+
+
+def prepared_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedData:
+    """The cell group's prepared data, reused when it was built from the same files."""
+    data_dir = group_dir(config, cell) / "data"
+    try:
+        prepared = PreparedData.load(data_dir)
+        sources = {name: split.source for name, split in prepared.splits.items()}
+        if (prepared.dictionary == str(dictionary.resolve())
+                and prepared.exclude_overlap == cell.files.exclude_overlap
+                and sources == {"train": str(cell.files.train.resolve()),
+                                "test": str(cell.files.test.resolve())}):
+            return prepared
+    except FewshotDataError:
+        pass
+    return prepare_fewshot_data(
+        cell.files.train, dictionary, data_dir, test=cell.files.test,
+        exclude_overlap=cell.files.exclude_overlap,
+    )
+
+
+def run_cell(config: GridConfig, cell: Cell, shapes: dict, dictionaries: dict) -> dict:
+    """Prepare, fine-tune and evaluate one cell; returns and writes its ``metrics.json``."""
+    start = time.time()
+    directory = cell_dir(config, cell)
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    spec = cell.checkpoint
+    if spec.label not in dictionaries:
+        dictionaries[spec.label] = resolve_dictionary(config, spec)
+        shapes[spec.label] = read_model_shape(spec.path) if spec.path else ModelShape(arch=config.arch)
+    prepared = prepared_data(config, cell, dictionaries[spec.label])
+    train = prepared.splits["train"]
+    args = fairseq_train_args(
+        prepared.out, directory / "train",
+        checkpoint=spec.path.resolve() if spec.path else None,
+        shots=cell.shots, seed=cell.seed, n_train=train.rows, num_classes=prepared.num_classes,
+        shape=shapes[spec.label], cpu=not cuda_available(),
+        epochs=config.epochs, max_updates=config.max_updates, extra=config.fairseq_args,
+    )
+    final = run_finetune(args, directory / "train.log")
+    result = evaluate_checkpoint(
+        final, prepared.out, "test",
+        out_json=directory / "test_metrics.json",
+        predictions_path=directory / "test_predictions.tsv",
+        batch_size=config.batch_size,
+    )
+    if not config.keep_checkpoints:
+        shutil.rmtree(directory / "train")
+    _, updates, _ = schedule(train.rows, paper_recipe(cell.shots), config.epochs, config.max_updates)
+    record = {
+        "checkpoint": spec.label,
+        "dataset": cell.dataset,
+        "shots": cell.shots,
+        "seed": cell.seed,
+        "metrics": {name: result[name] for name in METRICS},
+        "train_per_class": train.per_class,
+        "n_train": train.rows,
+        "n_test": result["n"],
+        "excluded_overlap": prepared.splits["test"].excluded_overlap,
+        "predicted_per_class": result["predicted_per_class"],
+        "updates": updates,
+        "seconds": round(time.time() - start, 1),
+        "settings": cell_settings(config, cell),
+    }
+    tmp = directory / "metrics.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, directory / "metrics.json")  # written last and atomically: marks the cell done
+    return record
+
+
+def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
+    """Run every unfinished cell, then write the summary (table, CSV, plot)."""
+    cells = plan_cells(config)
+    config.out.mkdir(parents=True, exist_ok=True)
+    report = GridReport()
+    shapes: dict = {}
+    dictionaries: dict = {}
+    bar = tqdm(cells, unit="cell", disable=not progress, dynamic_ncols=True)
+    for cell in bar:
+        bar.set_postfix_str(cell.name())
+        if is_finished(config, cell):
+            report.skipped += 1
+            continue
+        try:
+            record = run_cell(config, cell, shapes, dictionaries)
+        except Exception as err:  # one bad cell must not stop the grid
+            directory = cell_dir(config, cell)
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "error.txt").write_text(traceback.format_exc())
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            report.failed.append((cell.name(), message))
+            tqdm.write(f"cell failed: {cell.name()}: {message} (details: {directory / 'error.txt'})")
+            continue
+        report.finished += 1
+        scores = ", ".join(f"{METRIC_TITLES[m]} {record['metrics'][m] or math.nan:.3f}" for m in METRICS)
+        tqdm.write(f"{cell.name()}: {scores}")
+    bar.close()
+    order = [spec.label for spec in config.checkpoints]
+    report.summary_rows = write_summary(config.out, order)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+
+def collect_cells(results: Path) -> list[dict]:
+    records = []
+    for path in sorted((results / "cells").glob("*/*/*/seed*/metrics.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return records
+
+
+def _per_class(records: list[dict]) -> str:
+    counts = sorted({c for r in records for c in r["train_per_class"].values()})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
+def summarize(records: list[dict], checkpoint_order: list[str] = ()) -> list[dict]:
+    """Mean and sample std (ddof=1; NaN with one seed) over seeds per (checkpoint, dataset, shots)."""
+    groups = defaultdict(list)
+    for record in records:
+        groups[(record["checkpoint"], record["dataset"], record["shots"])].append(record)
+    seen = list(dict.fromkeys([*checkpoint_order, *sorted({key[0] for key in groups})]))
+
+    def sort_key(key):
+        label, dataset, shots = key
+        rank = DATASET_ORDER.index(dataset) if dataset in DATASET_ORDER else len(DATASET_ORDER)
+        return (rank, dataset, shots, seen.index(label))
+
+    rows = []
+    for key in sorted(groups, key=sort_key):
+        group = groups[key]
+        row = {
+            "checkpoint": key[0], "dataset": key[1], "shots": key[2],
+            "per_class": _per_class(group), "seeds": len(group),
+            "n_test": group[0]["n_test"],
+        }
+        for metric in METRICS:
+            values = np.array([np.nan if r["metrics"][metric] is None else r["metrics"][metric]
+                               for r in group], dtype=np.float64)
+            row[f"{metric}_mean"] = float(np.mean(values))
+            row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+        rows.append(row)
+    return rows
+
+
+def _fmt(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    header = ["dataset", "shots", "per class", "checkpoint", *(METRIC_TITLES[m] for m in METRICS),
+              "seeds", "test n"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["dataset"], str(row["shots"]), row["per_class"], row["checkpoint"],
+                 *(_fmt(row[f"{m}_mean"], row[f"{m}_std"]) for m in METRICS),
+                 str(row["seeds"]), str(row["n_test"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_summary(rows: list[dict], path: Path) -> None:
+    """Metric vs shots, one line per checkpoint (error bars: std over seeds); one row per dataset."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+    labels = list(dict.fromkeys(row["checkpoint"] for row in rows))
+    fig, axes = plt.subplots(len(datasets), len(METRICS), squeeze=False,
+                             figsize=(3.2 * len(METRICS), 2.8 * len(datasets)))
+    for r, dataset in enumerate(datasets):
+        for c, metric in enumerate(METRICS):
+            ax = axes[r][c]
+            for label in labels:
+                points = sorted((row["shots"], row[f"{metric}_mean"], row[f"{metric}_std"])
+                                for row in rows if row["dataset"] == dataset and row["checkpoint"] == label)
+                if not points:
+                    continue
+                x, mean, std = (np.array(v, dtype=float) for v in zip(*points, strict=True))
+                ax.errorbar(x, mean, yerr=np.nan_to_num(std), marker="o", capsize=3, label=label)
+            ax.set_xscale("log")
+            shots = sorted({row["shots"] for row in rows if row["dataset"] == dataset})
+            ax.set_xticks(shots, [str(s) for s in shots])
+            ax.minorticks_off()
+            ax.set_title(f"{dataset}: {METRIC_TITLES[metric]}", fontsize=9)
+            ax.set_xlabel("shots", fontsize=8)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_summary(results: Path, checkpoint_order: list[str] = ()) -> list[dict]:
+    """``summary.csv``, ``summary.md`` and ``summary.png`` over every finished cell under ``results``."""
+    rows = summarize(collect_cells(results), checkpoint_order)
+    if not rows:
+        return rows
+    with open(results / "summary.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    (results / "summary.md").write_text(markdown_table(rows))
+    plot_summary(rows, results / "summary.png")
+    return rows

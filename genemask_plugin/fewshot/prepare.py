@@ -1,0 +1,414 @@
+"""Few-shot TSVs -> fairseq's ``sentence_prediction`` layout (``input0/`` + ``label/``).
+
+Input files are DNABERT-style TSVs with a ``sequence<TAB>label`` header; a sequence is
+either space-separated overlapping k-mers or raw DNA. Sequences are tokenized with the
+*pretraining* dictionary (k is read from it), so the fine-tuned model sees the same ids
+as during pretraining. Labels get a fixed dictionary in sorted order (numeric when every
+label is an integer), so label ``"0"`` is class 0 and there is no ``madeupword`` padding:
+``sentence_prediction`` subtracts the 4 fairseq specials from the label token id.
+
+Every bad row raises :class:`FewshotDataError` naming the file and line; the output
+directory is built in a temporary sibling and renamed into place, so nothing is written
+on error. This module does not import fairseq.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from preprocess.binarize import IndexedDatasetWriter
+from preprocess.kmers import (
+    FAIRSEQ_SPECIALS,
+    INVALID,
+    NUM_SPECIALS,
+    encode_bases,
+    kmer_codes,
+    kmer_size_of_symbols,
+)
+
+SPLITS = ("train", "valid", "test")
+METADATA_FILE = "fewshot.json"
+"""Written by :func:`prepare_fewshot_data` into the output directory: k, labels, per-split counts."""
+
+EOS = FAIRSEQ_SPECIALS.index("</s>")
+_ACGT_RE = re.compile(r"^[ACGT]+$")
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+class FewshotDataError(ValueError):
+    """Bad few-shot input (file, header, row or dictionary), with a one-line message."""
+
+
+def fairseq_int_dtype(num_symbols: int) -> type:
+    """The token dtype ``fairseq-preprocess`` picks for a dictionary of this size."""
+    return np.uint16 if num_symbols < 65500 else np.uint32
+
+
+# ---------------------------------------------------------------------------------------------
+# Pretraining dictionary
+
+
+@dataclass(frozen=True)
+class KmerVocabulary:
+    """A fairseq ``dict.txt`` of k-mers, as a vectorised k-mer code -> token id lookup."""
+
+    path: Path
+    symbols: list[str]
+    k: int
+    id_of_code: np.ndarray
+    """int64 array of length 4^k: token id of each k-mer code, -1 if the k-mer is not in the dict."""
+
+    @property
+    def dtype(self) -> type:
+        return fairseq_int_dtype(len(self.symbols))
+
+
+def read_dictionary_symbols(path: str | os.PathLike) -> list[str]:
+    """Symbols of a fairseq ``dict.txt`` as ``Dictionary.load`` orders them (specials first)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise FewshotDataError(f"cannot read dictionary {path}: {err}") from None
+    symbols = list(FAIRSEQ_SPECIALS)
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip()
+        if not line:
+            continue
+        fields = line.rsplit(" ", 1)
+        if fields[-1] == "#fairseq:overwrite":
+            fields = fields[0].rsplit(" ", 1)
+        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+            raise FewshotDataError(
+                f"{path} line {number}: expected 'symbol count' (a fairseq dict.txt), got {line!r}"
+            )
+        symbols.append(fields[0])
+    return symbols
+
+
+def load_kmer_vocabulary(path: str | os.PathLike) -> KmerVocabulary:
+    """Read the pretraining ``dict.txt`` and find its k.
+
+    Our fixed vocabulary (``preprocess.kmers``) is recognised directly; any other
+    dictionary whose A/C/G/T symbols all have one length k (e.g. a frequency-ordered
+    DNABERT vocabulary) is accepted too, and its k-mers are looked up by symbol.
+    """
+    path = Path(path)
+    symbols = read_dictionary_symbols(path)
+    k = kmer_size_of_symbols(symbols)
+    if k is not None:
+        id_of_code = np.arange(NUM_SPECIALS, NUM_SPECIALS + 4**k, dtype=np.int64)
+        return KmerVocabulary(path, symbols, k, id_of_code)
+    kmer_ids = [i for i, s in enumerate(symbols) if _ACGT_RE.match(s)]
+    lengths = {len(symbols[i]) for i in kmer_ids}
+    if len(lengths) != 1:
+        found = "no A/C/G/T k-mers" if not lengths else f"k-mers of lengths {sorted(lengths)}"
+        raise FewshotDataError(f"{path} is not a k-mer dictionary: it has {found}")
+    k = lengths.pop()
+    if k > 12:
+        raise FewshotDataError(f"{path}: k-mers of length {k} are too long for a k-mer vocabulary")
+    id_of_code = np.full(4**k, -1, dtype=np.int64)
+    codes = kmer_codes(encode_bases("".join(symbols[i] for i in kmer_ids)), k)[::k]
+    id_of_code[codes] = kmer_ids
+    return KmerVocabulary(path, symbols, k, id_of_code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+@dataclass(frozen=True)
+class FewshotRow:
+    line: int
+    dna: str
+    label: str
+
+
+def kmer_string_to_dna(text: str, k: int) -> str:
+    """Raw DNA of space-separated overlapping k-mers, checked against the dictionary's k.
+
+    Vectorised: the k-mers are viewed as an (n, k) byte matrix, so the overlap check is
+    one array comparison. Raises ``ValueError`` (the caller adds the row) on ragged
+    k-mers, k-mers of another length, non-A/C/G/T k-mers, or k-mers that do not overlap.
+    """
+    tokens = text.split()
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    ragged = np.flatnonzero(lengths != lengths[0])
+    if len(ragged):
+        i = ragged[0]
+        raise ValueError(
+            f"ragged k-mers: k-mer {i + 1} {tokens[i]!r} has length {lengths[i]}, "
+            f"k-mer 1 {tokens[0]!r} has {lengths[0]}"
+        )
+    if lengths[0] != k:
+        raise ValueError(
+            f"k-mer 1 {tokens[0]!r} is not in the dictionary, which holds {k}-mers "
+            f"(these are {lengths[0]}-mers; give raw DNA or {k}-mers)"
+        )
+    joined = "".join(tokens)
+    codes = encode_bases(joined)
+    bad = np.flatnonzero(codes == INVALID)
+    if len(bad):
+        i = bad[0] // k
+        raise ValueError(f"k-mer {i + 1} {tokens[i]!r} is not in the dictionary (non-ACGT letter)")
+    matrix = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(-1, k)
+    broken = np.flatnonzero((matrix[1:, :-1] != matrix[:-1, 1:]).any(axis=1))
+    if len(broken):
+        i = broken[0] + 1
+        raise ValueError(
+            f"k-mer {i + 1} {tokens[i]!r} does not overlap k-mer {i} {tokens[i - 1]!r} by {k - 1} bases"
+        )
+    return tokens[0] + matrix[1:, -1].tobytes().decode("ascii")
+
+
+def sequence_to_dna(text: str, k: int) -> str:
+    """Upper-case raw DNA of a ``sequence`` field (k-mer string or raw DNA); ``ValueError`` if bad."""
+    text = text.strip().upper()  # soft-masked (lower-case) bases are real sequence
+    if not text:
+        raise ValueError("empty sequence")
+    if any(c.isspace() for c in text):
+        return kmer_string_to_dna(text, k)
+    bad = np.flatnonzero(encode_bases(text) == INVALID)
+    if len(bad):
+        raise ValueError(f"non-ACGT letter {text[bad[0]]!r} at base {bad[0] + 1}")
+    if len(text) < k:
+        raise ValueError(f"sequence of {len(text)} bases is shorter than k={k}")
+    return text
+
+
+def token_ids(dna: str, vocab: KmerVocabulary) -> np.ndarray:
+    """Token ids of the overlapping k-mers of A/C/G/T DNA, followed by ``</s>``, in the dict's dtype."""
+    ids = vocab.id_of_code[kmer_codes(encode_bases(dna), vocab.k)]
+    missing = np.flatnonzero(ids < 0)
+    if len(missing):
+        i = missing[0]
+        raise ValueError(f"k-mer {i + 1} {dna[i : i + vocab.k]!r} is not in the dictionary")
+    return np.append(ids, EOS).astype(vocab.dtype)
+
+
+def read_fewshot_tsv(path: str | os.PathLike, k: int) -> list[FewshotRow]:
+    """Rows of a DNABERT-style ``sequence<TAB>label`` TSV (fields may be double-quoted)."""
+    path = Path(path)
+    try:
+        handle = open(path, newline="")
+    except OSError as err:
+        raise FewshotDataError(f"cannot read {path}: {err.strerror}") from None
+    rows = []
+    with handle:
+        reader = csv.reader(handle, delimiter="\t")
+        try:
+            header = next(reader, None)
+            names = [name.strip().lower() for name in header or []]
+            if "sequence" not in names or "label" not in names:
+                raise FewshotDataError(
+                    f"{path}: expected a header 'sequence<TAB>label', got {header!r}"
+                )
+            seq_col, label_col = names.index("sequence"), names.index("label")
+            for fields in reader:
+                line = reader.line_num
+                if not fields or (len(fields) == 1 and not fields[0].strip()):
+                    continue
+                where = f"{path} line {line}"
+                label = fields[label_col].strip() if label_col < len(fields) else ""
+                if not label:
+                    raise FewshotDataError(f"{where}: missing label")
+                if any(c.isspace() for c in label):
+                    raise FewshotDataError(f"{where}: label {label!r} contains whitespace")
+                sequence = fields[seq_col] if seq_col < len(fields) else ""
+                try:
+                    dna = sequence_to_dna(sequence, k)
+                except ValueError as err:
+                    raise FewshotDataError(f"{where}: {err}") from None
+                rows.append(FewshotRow(line, dna, label))
+        except csv.Error as err:
+            raise FewshotDataError(f"{path} line {reader.line_num}: {err}") from None
+        except UnicodeDecodeError:
+            raise FewshotDataError(f"{path}: not a text file") from None
+    if not rows:
+        raise FewshotDataError(f"{path}: no data rows")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels
+
+
+def sorted_labels(labels: Sequence[str]) -> list[str]:
+    """Distinct labels in class order: numeric if all are integers (so "0" is class 0, "10" after "9")."""
+    distinct = set(labels)
+    if all(_INT_RE.match(label) for label in distinct):
+        return sorted(distinct, key=int)
+    return sorted(distinct)
+
+
+def write_label_dictionary(path: Path, labels: Sequence[str], counts: Counter) -> None:
+    """A fixed fairseq label dict: one line per class in class order, so class i is token id 4 + i."""
+    with open(path, "w") as handle:
+        handle.writelines(f"{label} {counts[label]}\n" for label in labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole preparation
+
+
+@dataclass
+class PreparedSplit:
+    source: str
+    rows: int
+    per_class: dict[str, int]
+    max_tokens: int
+    excluded_overlap: int = 0
+
+
+@dataclass
+class PreparedData:
+    """What :func:`prepare_fewshot_data` wrote (also saved as ``fewshot.json``)."""
+
+    out: str
+    dictionary: str
+    k: int
+    labels: list[str]
+    exclude_overlap: bool = False
+    splits: dict[str, PreparedSplit] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def to_json(self) -> dict:
+        return {
+            "dictionary": self.dictionary,
+            "k": self.k,
+            "labels": self.labels,
+            "exclude_overlap": self.exclude_overlap,
+            "splits": {name: vars(split) for name, split in self.splits.items()},
+        }
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> PreparedData:
+        """Read ``DIR/fewshot.json`` (raises :class:`FewshotDataError` if it is not a prepared dir)."""
+        path = Path(directory) / METADATA_FILE
+        try:
+            meta = json.loads(path.read_text())
+            splits = {name: PreparedSplit(**s) for name, s in meta["splits"].items()}
+            return cls(str(directory), meta["dictionary"], meta["k"], meta["labels"],
+                       meta["exclude_overlap"], splits)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise FewshotDataError(
+                f"{directory} is not a prepared few-shot directory (run `genemask-fewshot prepare`): {err}"
+            ) from None
+
+
+def _check_output_dir(out: Path) -> None:
+    """Refuse to replace a non-empty directory that ``prepare`` did not write."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / METADATA_FILE).exists())):
+        raise FewshotDataError(
+            f"{out} exists and is not a prepared few-shot directory; choose a new --out"
+        )
+
+
+def prepare_fewshot_data(
+    train: str | os.PathLike,
+    dictionary: str | os.PathLike,
+    out: str | os.PathLike,
+    valid: str | os.PathLike | None = None,
+    test: str | os.PathLike | None = None,
+    exclude_overlap: bool = False,
+) -> PreparedData:
+    """Tokenize and binarize few-shot TSVs into ``out`` (the ``sentence_prediction`` layout).
+
+    ``out/input0/{split}.{bin,idx}`` hold the k-mer ids + ``</s>`` under the pretraining
+    dictionary (copied to ``out/input0/dict.txt``); ``out/label/{split}.{bin,idx}`` hold
+    ``4 + class`` + ``</s>`` under the fixed ``out/label/dict.txt``. With ``exclude_overlap``
+    every test sequence that is also a training sequence is dropped (Prom-300 / Cohn-enh).
+    """
+    out = Path(out)
+    _check_output_dir(out)
+    vocab = load_kmer_vocabulary(dictionary)
+    sources = {"train": train, "valid": valid, "test": test}
+    rows = {name: read_fewshot_tsv(path, vocab.k) for name, path in sources.items() if path}
+
+    train_counts = Counter(row.label for row in rows["train"])
+    labels = sorted_labels(list(train_counts))
+    if len(labels) < 2:
+        raise FewshotDataError(f"{train}: needs at least 2 classes, found only {labels}")
+    class_of = {label: i for i, label in enumerate(labels)}
+    for name in ("valid", "test"):
+        for row in rows.get(name, ()):
+            if row.label not in class_of:
+                raise FewshotDataError(
+                    f"{sources[name]} line {row.line}: label {row.label!r} never occurs in the "
+                    f"training file (its labels: {', '.join(labels)})"
+                )
+
+    excluded = 0
+    if exclude_overlap and "test" in rows:
+        train_dna = {row.dna for row in rows["train"]}
+        kept = [row for row in rows["test"] if row.dna not in train_dna]
+        excluded = len(rows["test"]) - len(kept)
+        if not kept:
+            raise FewshotDataError(f"{test}: every test sequence also occurs in {train}")
+        rows["test"] = kept
+
+    tokens = {}
+    for name, split_rows in rows.items():
+        tokens[name] = []
+        for row in split_rows:
+            try:
+                tokens[name].append(token_ids(row.dna, vocab))
+            except ValueError as err:
+                raise FewshotDataError(f"{sources[name]} line {row.line}: {err}") from None
+
+    result = PreparedData(str(out), str(Path(dictionary).resolve()), vocab.k, labels, exclude_overlap)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (staging / "input0").mkdir()
+        (staging / "label").mkdir()
+        shutil.copyfile(vocab.path, staging / "input0" / "dict.txt")
+        write_label_dictionary(staging / "label" / "dict.txt", labels, train_counts)
+        label_dtype = fairseq_int_dtype(NUM_SPECIALS + len(labels) + 1)
+        for name, split_rows in rows.items():
+            with IndexedDatasetWriter(str(staging / "input0" / name), dtype=vocab.dtype) as writer:
+                writer.add_many(tokens[name])
+            label_items = np.array(
+                [[NUM_SPECIALS + class_of[row.label], EOS] for row in split_rows], dtype=label_dtype
+            )
+            with IndexedDatasetWriter(str(staging / "label" / name), dtype=label_dtype) as writer:
+                writer.add_many(list(label_items))
+            counts = Counter(row.label for row in split_rows)
+            result.splits[name] = PreparedSplit(
+                source=str(Path(sources[name]).resolve()),
+                rows=len(split_rows),
+                per_class={label: counts[label] for label in labels},
+                max_tokens=max(len(t) for t in tokens[name]),
+                excluded_overlap=excluded if name == "test" else 0,
+            )
+        (staging / METADATA_FILE).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        _replace_directory(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def _replace_directory(staging: Path, out: Path) -> None:
+    """Move the finished ``staging`` directory to ``out``, replacing a previous prepare output."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        os.replace(out, old / "previous")
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)

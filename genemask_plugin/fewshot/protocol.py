@@ -1,0 +1,85 @@
+"""The evaluation protocol of the GeneMask few-shot benchmarks (see the data README).
+
+Each dataset directory holds ``SHOTS/train.tsv`` files, ``SHOTS`` being the paper's name of
+the set (examples per class, except Splice-40 whose files hold 10x the name). What is
+scored differs per dataset:
+
+- Prom-core: the official ``test.tsv``.
+- Prom-300: the 1000-shot file minus every sequence of the training file; trains on 10-500.
+- Cohn-enh: the 500-shot file minus every sequence of the training file; trains on 10-100.
+- Splice-40: its test set is held back; any ``test.tsv`` of the same format can be given.
+
+A dataset not listed here is scored on its ``test.tsv`` (no overlap removal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import genemask_plugin
+
+from .prepare import FewshotDataError
+
+
+@dataclass(frozen=True)
+class DatasetProtocol:
+    name: str
+    shots: tuple[int, ...] | None
+    """The shot files the paper trains on (None: any that exists)."""
+    test: str
+    """The scored file, relative to the dataset directory."""
+    exclude_overlap: bool
+
+
+PROTOCOLS = {
+    p.name: p
+    for p in (
+        DatasetProtocol("Prom-core", (10, 50, 100, 500, 1000), "test.tsv", False),
+        DatasetProtocol("Prom-300", (10, 50, 100, 500), "1000/train.tsv", True),
+        DatasetProtocol("Cohn-enh", (10, 50, 100), "500/train.tsv", True),
+        DatasetProtocol("Splice-40", (10, 50, 100, 500), "test.tsv", False),
+    )
+}
+DATASET_ORDER = tuple(PROTOCOLS)
+
+
+def protocol_of(dataset: str) -> DatasetProtocol:
+    return PROTOCOLS.get(dataset) or DatasetProtocol(dataset, None, "test.tsv", False)
+
+
+def default_fewshot_roots() -> list[Path]:
+    """The bundled ``data/fewshot`` of a source checkout, then ``../shared/data/fewshot`` if present."""
+    repo = Path(genemask_plugin.__file__).resolve().parents[1]
+    candidates = [repo / "data" / "fewshot", repo.parent / "shared" / "data" / "fewshot"]
+    return [root for root in candidates if root.is_dir()]
+
+
+@dataclass(frozen=True)
+class CellFiles:
+    train: Path
+    test: Path
+    exclude_overlap: bool
+
+
+def resolve_cell_files(
+    dataset: str, shots: int, roots: list[Path], test_files: dict[str, Path] | None = None
+) -> CellFiles:
+    """The training and scored files of one (dataset, shots) cell under the first root that has them."""
+    protocol = protocol_of(dataset)
+    if protocol.shots is not None and shots not in protocol.shots:
+        allowed = ", ".join(map(str, protocol.shots))
+        raise FewshotDataError(f"{dataset} is evaluated with {allowed} shots (data README), not {shots}")
+    shown_roots = ", ".join(map(str, roots)) or "(none)"
+    train = next((r / dataset / str(shots) / "train.tsv" for r in roots
+                  if (r / dataset / str(shots) / "train.tsv").is_file()), None)
+    if train is None:
+        raise FewshotDataError(f"no {dataset}/{shots}/train.tsv under the few-shot roots {shown_roots}")
+    test = (test_files or {}).get(dataset)
+    if test is None:
+        test = next((r / dataset / protocol.test for r in roots
+                     if (r / dataset / protocol.test).is_file()), None)
+    if test is None or not Path(test).is_file():
+        hint = f" (pass --test-file {dataset}=PATH)" if dataset not in PROTOCOLS or dataset == "Splice-40" else ""
+        raise FewshotDataError(f"no test file {dataset}/{protocol.test} under {shown_roots}{hint}")
+    return CellFiles(Path(train), Path(test), protocol.exclude_overlap)
