@@ -60,6 +60,8 @@ from preprocess.pmi_table import PMITableError, read_pmi_table
 MOTIFS_EXTRA = "pip install 'genemask-plugin[motifs]'"
 DEFAULT_THRESHOLD = 0.85
 DEFAULT_MIN_WINDOW_IC = 1.0
+COUNT_STRATA = 50
+"""Log-count strata of the permutation null (about 80 k-mers each for 4^6)."""
 MATCH_NEIGHBOURS = 10
 """A count-matched k-mer is drawn among this many nearest (in log count) free candidates."""
 FRAGMENT_SCORES = ("embedded", "window")
@@ -394,17 +396,36 @@ def frequency_matched_sample(
     return chosen
 
 
-def count_matched_null_sets(table: KmerTable, top_n: int, draws: int, seed: int) -> np.ndarray:
-    """(draws, N) row indices of count-matched random sets, seeds ``seed + 1 ... seed + draws``.
+def count_stratum_of_rows(counts: np.ndarray, bins: int = COUNT_STRATA) -> np.ndarray:
+    """Stratum (0..bins-1) of each row: equal-size bins of log count (ties share a bin)."""
+    log_count = np.log1p(np.asarray(counts, dtype=np.float64))
+    edges = np.quantile(log_count, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.searchsorted(edges, log_count, side="right")
 
-    ``select_groups``'s random set uses ``seed`` itself, so it is not one of these.
+
+def count_stratified_permutations(
+    table: KmerTable, top_n: int, draws: int, seed: int, bins: int = COUNT_STRATA
+) -> np.ndarray:
+    """(draws, N) row indices: the top set's labels permuted within log-count strata.
+
+    Under the null that the npmi rank carries nothing beyond frequency, the top-N
+    are a random subset of each count stratum: each draw takes, in every stratum,
+    as many random rows (top ones included) as the top set has there. Seeded by
+    ``seed + 1``, so it is independent of the single random set of :func:`select_groups`.
     """
-    rest = np.arange(top_n, len(table))
-    targets, candidates = table.counts[:top_n], table.counts[rest]
-    return np.array(
-        [rest[frequency_matched_sample(targets, candidates, seed + 1 + i)] for i in range(draws)],
-        dtype=np.int64,
-    ).reshape(draws, top_n)
+    strata = count_stratum_of_rows(table.counts, bins)
+    top_per_stratum = np.bincount(strata[:top_n], minlength=bins)
+    members = [np.flatnonzero(strata == b) for b in range(bins)]
+    rng = np.random.default_rng(seed + 1)
+    out = np.empty((draws, top_n), dtype=np.int64)
+    for d in range(draws):
+        picks = [
+            rng.choice(members[b], size=t, replace=False)
+            for b, t in enumerate(top_per_stratum)
+            if t
+        ]
+        out[d] = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
+    return out
 
 
 def select_groups(table: KmerTable, top_n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -513,7 +534,7 @@ class EnrichmentResult:
     deciles: dict[float, np.ndarray]
     top_motifs: list[MotifHit]
     null_sets: np.ndarray
-    """(draws, N) row indices of further count-matched random sets."""
+    """(draws, N) row indices of count-stratified permutations of the top set."""
     null_match: NullComparison | None
     """The top set's match fraction against those of the null sets (None without draws)."""
 
@@ -531,8 +552,8 @@ def analyse_enrichment(
     """Compare motif matching of top-N vs bottom-N vs count-matched random k-mers of a PMI table.
 
     With ``null_draws``, the top set's match fraction is also compared with that of
-    ``null_draws`` further count-matched random sets (an empirical p-value that does
-    not hang on one random draw).
+    ``null_draws`` count-stratified permutations of the top labels (a calibrated
+    empirical p-value that does not hang on one random draw).
     """
     if scores.k != table.k:
         raise ValueError(f"scores are for k={scores.k}, table for k={table.k}")
@@ -576,7 +597,7 @@ def analyse_enrichment(
         )
         for i in ranked
     ]
-    null_sets = count_matched_null_sets(table, top_n, null_draws, seed)
+    null_sets = count_stratified_permutations(table, top_n, null_draws, seed)
     null_match = None
     if null_draws:
         null_match = NullComparison(
@@ -703,9 +724,9 @@ def compare_sequence_sets(
 ) -> tuple[list[SequenceComparison], NullComparison | None]:
     """For each k-mer group, is it denser in the positive sequences than in the background ones?
 
-    With ``null_sets`` ((draws, N) row indices of count-matched random sets), also
-    compares the top set's density ratio (positive / background) with theirs: is the
-    enrichment more than k-mers of the same frequency show?
+    With ``null_sets`` ((draws, N) row indices, e.g. :func:`count_stratified_permutations`),
+    also compares the top set's density ratio (positive / background) with theirs: is
+    the enrichment more than k-mers of the same frequency show?
     """
     from scipy.stats import mannwhitneyu
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from preprocess.motif_enrichment import (
+    COUNT_STRATA,
     MATCH_NEIGHBOURS,
     EnrichmentResult,
     FisherResult,
@@ -186,9 +187,9 @@ def write_report(
         low, high = null.null_interval
         lines += [
             "",
-            f"Against {len(null.null)} further count-matched random sets: top fraction {null.observed:.3f}, "
-            f"null mean {null.null_mean:.3f} (95% of draws in {low:.3f}–{high:.3f}), "
-            f"two-sided empirical p = {_fmt_p(null.pvalue)}.",
+            f"Count-stratified permutation test ({len(null.null)} draws; the top-N labels shuffled within "
+            f"{COUNT_STRATA} log-count strata): top fraction {null.observed:.3f}, null mean {null.null_mean:.3f} "
+            f"(95% of draws in {low:.3f}–{high:.3f}), two-sided empirical p = {_fmt_p(null.pvalue)}.",
         ]
     lines += [
         "",
@@ -273,8 +274,8 @@ def write_report(
             lines += [
                 "",
                 f"Is the top set's enrichment more than frequency explains? Its density ratio (pos/bg) is "
-                f"{sequence_null.observed:.2f}; {len(sequence_null.null)} count-matched random sets give "
-                f"{sequence_null.null_mean:.2f} on average (95% of draws in {low:.2f}–{high:.2f}); "
+                f"{sequence_null.observed:.2f}; {len(sequence_null.null)} count-stratified permutations of the "
+                f"top-N labels give {sequence_null.null_mean:.2f} on average (95% of draws in {low:.2f}–{high:.2f}); "
                 f"two-sided empirical p = {_fmt_p(sequence_null.pvalue)}.",
             ]
     Path(path).write_text("\n".join(lines) + "\n")

@@ -81,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--null-draws",
         type=int,
         default=200,
-        help="further count-matched random sets for empirical p-values of the top set "
-        "(0 = off; default 200)",
+        help="draws of the count-stratified permutation test of the top set (0 = off; default 200)",
     )
     parser.add_argument(
         "--sequences", help="few-shot TSV of positive sequences (header sequence<TAB>label)"

@@ -226,19 +226,39 @@ def test_frequency_matched_sample_draws_among_nearest_neighbours():
     assert len(set(chosen)) == 50  # without replacement
 
 
-def test_count_matched_null_sets_and_empirical_pvalue(toy_table):
-    table = me.read_kmer_table(toy_table[0], 3)
-    null = me.count_matched_null_sets(table, 8, draws=5, seed=0)
-    assert null.shape == (5, 8) and null.min() >= 8
-    first = np.arange(8, 64)[
-        me.frequency_matched_sample(table.counts[:8], table.counts[8:], seed=1)
-    ]
-    assert list(null[0]) == list(first)
-    assert all(len(set(row)) == 8 for row in null)
-    assert len({tuple(sorted(row)) for row in null}) > 1
+def test_count_strata_are_equal_size_log_count_bins():
+    counts = np.repeat([10, 100, 1000, 10000], 25)
+    assert list(np.bincount(me.count_stratum_of_rows(counts, bins=4))) == [25, 25, 25, 25]
+    strata = me.count_stratum_of_rows(np.arange(1, 101), bins=10)
+    assert np.all(np.diff(strata) >= 0) and strata[0] == 0 and strata[-1] == 9
+
+
+def test_count_stratified_permutations_keep_the_top_sets_count_profile():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(101, 5000, size=64)
+    table = me.KmerTable(3, np.arange(64), counts, np.linspace(1, 0, 64))
+    null = me.count_stratified_permutations(table, 8, draws=50, seed=0, bins=8)
+    strata = me.count_stratum_of_rows(table.counts, bins=8)
+    assert null.shape == (50, 8)
+    expected = np.bincount(strata[:8], minlength=8)
+    for row in null:
+        assert len(set(row)) == 8
+        assert list(np.bincount(strata[row], minlength=8)) == list(expected)
+    assert len({tuple(sorted(row)) for row in null}) > 40  # draws differ
+    assert (null >= 8).any() and (null < 8).any()  # top rows are part of the permuted pool
+    again = me.count_stratified_permutations(table, 8, draws=50, seed=0, bins=8)
+    np.testing.assert_array_equal(null, again)
+    # When npmi order is count order, the top set is its own strata: nothing to permute.
+    by_count = me.KmerTable(3, np.arange(64), np.sort(counts)[::-1], np.linspace(1, 0, 64))
+    degenerate = me.count_stratified_permutations(by_count, 8, draws=5, seed=0, bins=8)
+    assert all(sorted(row) == list(range(8)) for row in degenerate)
+
+
+def test_empirical_pvalue():
     comparison = me.NullComparison(0.5, np.array([0.1, 0.2, 0.5, 0.6]))
     assert comparison.pvalue == pytest.approx(1.0)  # 2 * min(3/5, 4/5) capped at 1
     assert me.NullComparison(0.9, np.full(19, 0.1)).pvalue == pytest.approx(2 * 1 / 20)
+    assert me.NullComparison(0.0, np.full(19, 0.1)).pvalue == pytest.approx(2 * 1 / 20)
 
 
 def fake_scores(table, matching_kmers, k=3):

@@ -82,8 +82,8 @@ def test_end_to_end_with_sequences(tmp_path, capsys):
         assert heading in report
     assert "10 sequences. Background" in report  # 10 shots per class
     assert "| top-N by npmi | 20 |" in report
-    assert "Against 25 further count-matched random sets" in report
-    assert "25 count-matched random sets give" in report
+    assert "Count-stratified permutation test (25 draws" in report
+    assert "25 count-stratified permutations of the top-N labels give" in report
     with open(out / "matches.tsv", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert len(rows) == 200
