@@ -194,7 +194,7 @@ def test_planted_motifs_rank_top_by_npmi(tmp_path):
 
 
 def test_paper_variant_reproduces_published_table():
-    """The authors' published 6-mer table (Data-A, top 40 and bottom 28 rows), see tests/data/README.md."""
+    """The authors' published 6-mer table (Data-A, top 139 and bottom 28 rows), see tests/data/README.md."""
     with open(DATA / "genemask_published_6mers.csv") as handle:
         rows = list(csv.DictReader(handle))
     counts = read_counts_tsv(DATA / "genemask_published_6mers.counts.tsv")
