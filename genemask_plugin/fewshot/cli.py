@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -133,7 +134,7 @@ def cmd_finetune(args) -> int:
             raise FewshotDataError(f"--arch {args.arch} differs from the checkpoint's {shape.arch}")
     else:
         shape = ModelShape(arch=args.arch or "genemask_tiny")
-    extra = args.fairseq_args
+    extra = args.passthrough
     train_args = fairseq_train_args(
         args.data, args.out, checkpoint=checkpoint, shots=args.shots, seed=args.seed,
         n_train=prepared.splits["train"].rows, num_classes=prepared.num_classes, shape=shape,
@@ -200,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
-    args.fairseq_args = extra
+    args.passthrough = extra
+    # Importing fairseq's model zoo sets the root logger to DEBUG (wav2vec2_classification.py).
+    logging.getLogger().setLevel(logging.WARNING)
     from .evaluate import EvaluationError
     from .finetune import FinetuneError
 

@@ -265,6 +265,10 @@ def run_cell(config: GridConfig, cell: Cell, shapes: dict, dictionaries: dict) -
     return record
 
 
+def _number(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
     """Run every unfinished cell, then write the summary (table, CSV, plot)."""
     cells = plan_cells(config)
@@ -289,7 +293,7 @@ def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
             tqdm.write(f"cell failed: {cell.name()}: {message} (details: {directory / 'error.txt'})")
             continue
         report.finished += 1
-        scores = ", ".join(f"{METRIC_TITLES[m]} {record['metrics'][m] or math.nan:.3f}" for m in METRICS)
+        scores = ", ".join(f"{METRIC_TITLES[m]} {_number(record['metrics'][m]):.3f}" for m in METRICS)
         tqdm.write(f"{cell.name()}: {scores}")
     bar.close()
     order = [spec.label for spec in config.checkpoints]
@@ -337,8 +341,7 @@ def summarize(records: list[dict], checkpoint_order: list[str] = ()) -> list[dic
             "n_test": group[0]["n_test"],
         }
         for metric in METRICS:
-            values = np.array([np.nan if r["metrics"][metric] is None else r["metrics"][metric]
-                               for r in group], dtype=np.float64)
+            values = np.array([_number(r["metrics"][metric]) for r in group], dtype=np.float64)
             row[f"{metric}_mean"] = float(np.mean(values))
             row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
         rows.append(row)
