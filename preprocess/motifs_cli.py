@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--null-draws",
         type=int,
-        default=200,
-        help="draws of the count-stratified permutation test of the top set (0 = off; default 200)",
+        default=1000,
+        help="draws of the count-stratified permutation test of the top set (0 = off; default 1000)",
     )
     parser.add_argument(
         "--sequences", help="few-shot TSV of positive sequences (header sequence<TAB>label)"
