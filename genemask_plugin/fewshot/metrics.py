@@ -27,8 +27,8 @@ def classification_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, 
 
     The prediction is the most probable class. Macro-F1 averages over all C classes
     (a class never predicted scores 0). AUROC uses the positive-class probability for
-    C = 2 and one-vs-rest macro averaging otherwise; it is NaN when the targets hold a
-    single class (undefined).
+    C = 2 and one-vs-rest macro averaging otherwise, over the classes present in the
+    targets; it is NaN when the targets hold a single class (undefined).
     """
     targets = np.asarray(targets, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -44,16 +44,15 @@ def classification_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, 
         ),
         "mcc": float(matthews_corrcoef(targets, predictions)),
     }
-    if len(np.unique(targets)) < 2:
+    present = np.unique(targets)
+    if len(present) < 2:
         metrics["auroc"] = math.nan
     elif num_classes == 2:
         metrics["auroc"] = float(roc_auc_score(targets, probs[:, 1]))
     else:
-        # sklearn requires rows summing to 1 for one-vs-rest; renormalise float rounding.
-        probs = probs / probs.sum(axis=1, keepdims=True)
-        metrics["auroc"] = float(
-            roc_auc_score(targets, probs, multi_class="ovr", average="macro", labels=classes)
-        )
+        # One-vs-rest, macro over the classes present in the targets: the same as sklearn's
+        # multi_class="ovr" when all are present, and defined when a class is absent.
+        metrics["auroc"] = float(np.mean([roc_auc_score(targets == c, probs[:, c]) for c in present]))
     return metrics
 
 
