@@ -169,7 +169,9 @@ def estimate_memory(max_n: int, total_bases: int, workers: int, both_strands: bo
             merged += min(4**n, total_bases * strands) * 32
     if max_n <= DENSE_MAX_N:
         per_worker += (4**max_n) * 8 * 2
-    return workers * per_worker + merged
+    # The reader holds one record (as text, bytes and codes); chromosome-sized at most.
+    reader = 3 * min(total_bases, 250_000_000)
+    return workers * per_worker + merged + reader
 
 
 def _default_piece_bases(total_bases: int, workers: int) -> int:
@@ -264,20 +266,24 @@ def rolling_codes(codes: np.ndarray, n: int) -> np.ndarray:
 
 def _count_piece(view: np.ndarray, own: int, at_end: bool, max_n: int):
     """Counts of the max_n-grams starting in ``[0, own)`` and the tail codes per shorter n."""
-    invalid = view == INVALID
-    bad_before = np.concatenate(([0], np.cumsum(invalid, dtype=np.int64)))
-    starts = np.arange(min(own, max(len(view) - max_n + 1, 0)))
-    valid = bad_before[starts + max_n] == bad_before[starts]
-    window_codes = rolling_codes(view, max_n)[: len(starts)][valid]
+    m = min(own, max(len(view) - max_n + 1, 0))
+    window_codes = rolling_codes(view, max_n)[:m]
+    invalid_at = np.flatnonzero(view == INVALID)
+    if len(invalid_at):
+        # A window starting at i is valid iff no invalid letter lies in [i, i + max_n).
+        bad = np.zeros(len(view) + 1, dtype=np.int32)
+        bad[invalid_at + 1] = 1
+        np.cumsum(bad, out=bad)
+        window_codes = window_codes[bad[max_n : max_n + m] == bad[:m]]
     if max_n <= DENSE_MAX_N and len(window_codes) >= (4**max_n) // 8:
-        top = ("dense", np.bincount(window_codes.astype(np.intp), minlength=4**max_n).astype(np.int64))
+        top = ("dense", np.bincount(window_codes, minlength=4**max_n).astype(np.int64))
     else:
         codes, counts = np.unique(window_codes.astype(np.int64), return_counts=True)
         top = ("sparse", codes, counts.astype(np.int64))
-    # Run ends that are real (a non-ACGT letter or the record end), not the edge of the view.
-    edges = np.flatnonzero(np.diff(np.concatenate(([1], invalid.view(np.int8), [1]))))
-    runs = edges.reshape(-1, 2)
-    run_start, run_end = runs[:, 0], runs[:, 1]
+    # Runs of A/C/G/T, keeping only ends that are real (a non-ACGT letter or the record
+    # end), not the edge of the view.
+    run_start = np.concatenate(([0], invalid_at + 1))
+    run_end = np.concatenate((invalid_at, [len(view)]))
     real = (run_end < len(view)) | at_end
     run_start, run_end = run_start[real], run_end[real]
     tails: list[np.ndarray] = [np.zeros(0, np.int64)]

@@ -108,6 +108,7 @@ def _check_output(path: str) -> None:
 def _count(args) -> None:
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread in the parent the worker pool forks from
     _check_output(args.out)
     if args.workers < 1:
         raise CountsError(f"--workers must be at least 1, got {args.workers}")
