@@ -76,10 +76,13 @@ def resolve_cell_files(
     if train is None:
         raise FewshotDataError(f"no {dataset}/{shots}/train.tsv under the few-shot roots {shown_roots}")
     test = (test_files or {}).get(dataset)
-    if test is None:
+    if test is not None:
+        if not Path(test).is_file():
+            raise FewshotDataError(f"test file for {dataset} not found: {test}")
+    else:
         test = next((r / dataset / protocol.test for r in roots
                      if (r / dataset / protocol.test).is_file()), None)
-    if test is None or not Path(test).is_file():
-        hint = f" (pass --test-file {dataset}=PATH)" if dataset not in PROTOCOLS or dataset == "Splice-40" else ""
-        raise FewshotDataError(f"no test file {dataset}/{protocol.test} under {shown_roots}{hint}")
+        if test is None:
+            raise FewshotDataError(f"no test file {dataset}/{protocol.test} under {shown_roots} "
+                                   f"(pass --test-file {dataset}=PATH)")
     return CellFiles(Path(train), Path(test), protocol.exclude_overlap)
