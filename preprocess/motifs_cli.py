@@ -170,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     except MotifAnalysisError as exc:
         print(f"genemask-motifs: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # e.g. an output directory that cannot be written
+        print(
+            f"genemask-motifs: error: {exc.filename or args.out}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
     print(summary)
     print(f"wrote {Path(args.out) / 'report.md'}, matches.tsv, enrichment.png")
     return 0
