@@ -129,3 +129,20 @@ def test_score_errors(tmp_path, genome, capsys):
     assert "--min-count must be a positive integer" in _error(
         capsys, "score", counts, "--out", tmp_path / "t.tsv", "--min-count", 0
     )
+
+
+def test_bundled_table_is_reproducible(tmp_path, capsys):
+    """data/pmi/ must be what the documented commands produce from the bundled genome."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    counts, table = tmp_path / "c.npz", tmp_path / "t.tsv"
+    genome = repo / "data" / "genomes" / "human_fewshot_fragments.fa.gz"
+    assert _run(capsys, "count", genome, "--max-n", 6, "--out", counts, "--quiet")[0] == 0
+    assert _run(capsys, "score", counts, "--out", table, "--n", 3, 4, 5, 6)[0] == 0
+    assert table.read_bytes() == (repo / "data" / "pmi" / "human_fragments.pmi.tsv").read_bytes()
+    bundled = load_counts(repo / "data" / "pmi" / "human_fragments.counts.npz")
+    fresh = load_counts(counts)
+    assert bundled.lengths == fresh.lengths
+    for n in fresh.lengths:
+        np.testing.assert_array_equal(bundled.counts(n), fresh.counts(n))
