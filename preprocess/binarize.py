@@ -82,11 +82,24 @@ class IndexedDatasetWriter:
             raise ValueError(f"sizes sum to {int(sizes.sum())} but {tokens.size} tokens were given")
         if len(sizes) and (sizes.min() < 0 or sizes.max() > np.iinfo(np.int32).max):
             raise ValueError("item sizes must be in 0 .. 2^31-1")
-        tokens = self._cast(tokens)
-        self._bin.write(tokens.tobytes())
+        tokens = np.ascontiguousarray(self._cast(tokens))
+        self._bin.write(memoryview(tokens).cast("B"))
         self._sizes.write(sizes.astype(np.int32).tobytes())
         self.num_items += len(sizes)
         self.num_tokens += tokens.size
+
+    def add_chosen(self, tokens: np.ndarray, sizes: np.ndarray, chosen: np.ndarray) -> None:
+        """Append the items of a flat ``(tokens, sizes)`` batch where ``chosen`` is True (blockwise, bounded memory)."""
+        sizes = np.asarray(sizes, dtype=np.int64)
+        item_ends = np.cumsum(sizes)
+        first = 0
+        while first < len(sizes):
+            lo = int(item_ends[first - 1]) if first else 0
+            end = max(first + 1, int(np.searchsorted(item_ends, lo + _COPY_BLOCK * 4, side="right")))
+            hi = int(item_ends[end - 1])
+            mask = np.repeat(chosen[first:end], sizes[first:end])
+            self.add_many(tokens[lo:hi][mask], sizes[first:end][chosen[first:end]])
+            first = end
 
     def _cast(self, tokens: np.ndarray) -> np.ndarray:
         if tokens.dtype == self.dtype:

@@ -139,63 +139,27 @@ def _windows(chunks: Chunks):
         yield slice(a, b)
 
 
-def _item_layout(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start offsets of items in a flat array, and the item-relative index of every flat position."""
-    offsets = np.cumsum(sizes) - sizes
-    within = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(offsets, sizes)
-    return offsets, within
+def _ramps(starts: np.ndarray, counts: np.ndarray, step: int) -> np.ndarray:
+    """``concat(starts[i] + step * arange(counts[i]))`` via one cumsum (cheaper than repeat + arange)."""
+    total = int(counts.sum())
+    steps = np.full(total, step, dtype=np.int64)
+    if total == 0:
+        return steps
+    offsets = np.cumsum(counts) - counts
+    nonempty = counts > 0
+    heads, firsts, lengths = offsets[nonempty], starts[nonempty], counts[nonempty]
+    steps[heads[0]] = firsts[0]
+    # At each item head, jump from where the previous item's ramp ended to this item's start.
+    steps[heads[1:]] = firsts[1:] - (firsts[:-1] + step * (lengths[:-1] - 1))
+    return np.cumsum(steps)
 
 
-# --- fingerprints -----------------------------------------------------------------------------
+_WORD = 8
+"""Bases per fingerprint word: 8-mer codes (uint16), read at stride 8, with the last word ending at the chunk end."""
 
-_MAX_HASHED_LENGTH = 1 << 16
-_POSITION_KEYS = (
-    np.random.default_rng(0x9E3779B9).integers(0, 2**63, size=_MAX_HASHED_LENGTH, dtype=np.uint64) * np.uint64(2)
-    + np.uint64(1)
-)
-"""Fixed random odd multipliers, one per position: a linear universal hash over the bases."""
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """The SplitMix64 finaliser on a uint64 array (a bijective bit mixer)."""
-    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def chunk_fingerprints(codes: np.ndarray, chunks: Chunks) -> tuple[np.ndarray, np.ndarray]:
-    """64-bit fingerprints of each chunk's bases and of its reverse complement.
-
-    Equal sequences get equal fingerprints whatever record they come from, so they
-    serve as exact-duplicate keys (collision odds about 2^-50 per pair), and
-    ``min(forward, reverse)`` is strand-independent.
-    """
-    forward = np.zeros(len(chunks), dtype=np.uint64)
-    reverse = np.zeros(len(chunks), dtype=np.uint64)
-    if len(chunks) and int(chunks.lengths.max()) > _MAX_HASHED_LENGTH:
-        raise ValueError(f"chunks longer than {_MAX_HASHED_LENGTH} bases are not supported")
-    for window in _windows(chunks):
-        starts, lengths = chunks.starts[window], chunks.lengths[window]
-        offsets, within = _item_layout(lengths)
-        bases = codes[np.repeat(starts, lengths) + within].astype(np.uint64)
-        fwd_terms = (bases + np.uint64(1)) * _POSITION_KEYS[within]
-        # Reverse complement: base j of the chunk is base L-1-j of the reverse strand, complemented.
-        rev_terms = (np.uint64(4) - bases) * _POSITION_KEYS[np.repeat(lengths - 1, lengths) - within]
-        forward[window] = np.add.reduceat(fwd_terms, offsets)
-        reverse[window] = np.add.reduceat(rev_terms, offsets)
-    salt = chunks.lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
-    return splitmix64(forward ^ salt), splitmix64(reverse ^ salt)
-
-
-def valid_split_mask(fingerprints: np.ndarray, seed: int, valid_fraction: float) -> np.ndarray:
-    """Boolean mask of items assigned to the validation split, a seeded function of the fingerprint."""
-    mixed = splitmix64(fingerprints ^ splitmix64(np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)))
-    uniform = (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-    return uniform < valid_fraction
-
-
-# --- k-mer tokens -----------------------------------------------------------------------------
+_MAX_HASHED_WORDS = 1 << 14
+_WORD_KEYS = np.random.default_rng(0x9E3779B9).integers(0, 2**64 - 1, size=_MAX_HASHED_WORDS, dtype=np.uint64, endpoint=True)
+"""Fixed random 64-bit multipliers, one per word position: a linear universal hash over the words."""
 
 
 def _reverse_complement_table(k: int) -> np.ndarray:
@@ -207,55 +171,136 @@ def _reverse_complement_table(k: int) -> np.ndarray:
     return out.astype(np.uint16)
 
 
-def chunk_kmer_tokens(
-    codes: np.ndarray, chunks: Chunks, k: int, reverse_complement: bool = False
-) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Token ids (uint16) of every chunk's overlapping k-mers, each item followed by ``</s>``.
+_RC_WORD = _reverse_complement_table(_WORD)
 
-    Returns ``(tokens, sizes)``: all items concatenated and the item sizes (int32),
-    exactly what ``fairseq-preprocess`` makes of one text line per chunk. With
-    ``reverse_complement`` also returns the same for the reverse-complement chunks.
+
+def _window_words(codes: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """8-mer code (uint16) at every position of ``codes[lo:hi]``, zero-padded past the end and over non-ACGT."""
+    n = hi - lo
+    padded = np.zeros(n + _WORD, dtype=np.uint8)
+    padded[:n] = codes[lo:hi]
+    padded[padded >= INVALID] = 0  # gaps between chunks: no kept token or word reads them
+    words = padded[: n + 1].astype(np.uint16)
+    for j in range(1, _WORD):
+        words <<= 2
+        words |= padded[j : j + n + 1]
+    return words  # n + 1 entries: the spare last one is read by </s> slots and masked away
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finaliser on a uint64 array (a bijective bit mixer)."""
+    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _fingerprint_window(words: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw forward / reverse-complement word hashes of chunks at window-relative ``starts``."""
+    n_words = (lengths + _WORD - 1) // _WORD
+    heads = np.cumsum(n_words) - n_words
+    lasts = heads + n_words - 1
+    short = lengths < _WORD
+    # Forward words at start + 8j, the last one ending at the chunk end.
+    forward_at = _ramps(starts, n_words, _WORD)
+    forward_at[lasts] = starts + np.maximum(lengths - _WORD, 0)
+    forward = words[forward_at]
+    # Reverse strand word j is the reverse complement of the forward 8-mer ending 8j before the chunk end.
+    reverse_at = _ramps(starts + lengths - _WORD, n_words, -_WORD)
+    reverse_at[lasts] = starts
+    reverse = _RC_WORD[words[reverse_at]]
+    if short.any():  # a chunk shorter than one word: keep only its own bases
+        pad = (2 * (_WORD - lengths[short])).astype(np.uint16)
+        forward[lasts[short]] >>= pad
+        reverse[lasts[short]] = _RC_WORD[(words[starts[short]] >> pad) << pad] & ((1 << (2 * lengths[short])) - 1).astype(np.uint16)
+    keys = _WORD_KEYS[_ramps(np.zeros(len(lengths), np.int64), n_words, 1)]
+    fwd = np.add.reduceat((forward.astype(np.uint64) + np.uint64(1)) * keys, heads)
+    rev = np.add.reduceat((reverse.astype(np.uint64) + np.uint64(1)) * keys, heads)
+    return fwd, rev
+
+
+def encode_chunks(
+    codes: np.ndarray, chunks: Chunks, k: int | None, reverse_complement: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Fingerprints and (for k-mer tokens) token ids of all chunks, in one pass over 4 Mbp windows.
+
+    Returns ``(forward_fp, reverse_fp, tokens, sizes)``:
+
+    - 64-bit fingerprints of each chunk and of its reverse complement. Equal sequences
+      get equal fingerprints whatever record they come from, so they serve as
+      exact-duplicate keys (collision odds about 2^-60 per pair), and
+      ``min(forward, reverse)`` is strand-independent.
+    - with ``k``: every chunk's overlapping k-mer ids (uint16), each item followed by
+      ``</s>``, concatenated, and the item sizes (int32), exactly what
+      ``fairseq-preprocess`` makes of one text line per chunk. With
+      ``reverse_complement`` the reverse-complement items follow the forward ones.
     """
-    if len(chunks) and int(chunks.lengths.min()) < k:
+    if len(chunks) and int(chunks.lengths.max()) > _WORD * _MAX_HASHED_WORDS:
+        raise ValueError(f"chunks longer than {_WORD * _MAX_HASHED_WORDS} bases are not supported")
+    if k is not None and len(chunks) and int(chunks.lengths.min()) < k:
         raise ValueError(f"chunks must be at least k={k} bases long")
-    sizes = (chunks.lengths - k + 2).astype(np.int64)
-    tokens = np.empty(int(sizes.sum()), dtype=np.uint16)
-    rc_tokens = np.empty_like(tokens) if reverse_complement else None
-    rc_table = _reverse_complement_table(k) if reverse_complement else None
-    flat_offsets = np.cumsum(sizes) - sizes
+    forward_fp = np.zeros(len(chunks), dtype=np.uint64)
+    reverse_fp = np.zeros(len(chunks), dtype=np.uint64)
+    tokens = sizes = None
+    if k is not None:
+        sizes = (chunks.lengths - k + 2).astype(np.int64)
+        n_forward = int(sizes.sum())
+        tokens = np.empty(n_forward * (2 if reverse_complement else 1), dtype=np.uint16)
+        flat_offsets = np.cumsum(sizes) - sizes
+        rc_table = _reverse_complement_table(k) if reverse_complement else None
+        shift = np.uint16(2 * (_WORD - k))
     for window in _windows(chunks):
-        starts, lengths, item_sizes = chunks.starts[window], chunks.lengths[window], sizes[window]
-        lo = int(starts[0])
-        hi = int(starts[-1] + lengths[-1])
-        window_codes = codes[lo:hi]
-        if int(window_codes.max(initial=0)) >= INVALID:
-            # Gaps between chunks may hold non-ACGT letters: zero them; no kept k-mer covers them.
-            window_codes = np.where(window_codes >= INVALID, 0, window_codes).astype(np.uint8)
-        n = hi - lo
-        kmers = np.zeros(n + 1, dtype=np.uint16)  # one spare slot: the </s> position reads it
-        rolling = kmers[: n - k + 1]
-        rolling[:] = window_codes[: n - k + 1]
-        for j in range(1, k):
-            rolling <<= 2
-            rolling |= window_codes[j : j + n - k + 1]
-        offsets, within = _item_layout(item_sizes)
-        out = slice(int(flat_offsets[window][0]), int(flat_offsets[window][0] + item_sizes.sum()))
-        eos_at = offsets + item_sizes - 1
-        source = np.repeat(starts - lo, item_sizes) + within
-        block = kmers[source] + np.uint16(NUM_SPECIALS)
+        starts, lengths = chunks.starts[window], chunks.lengths[window]
+        lo, hi = int(starts[0]), int(starts[-1] + lengths[-1])
+        rel = starts - lo
+        words = _window_words(codes, lo, hi)
+        forward_fp[window], reverse_fp[window] = _fingerprint_window(words, rel, lengths)
+        if k is None:
+            continue
+        kmers = words >> shift  # the k-mer at each position is the first k bases of its 8-mer
+        item_sizes = sizes[window]
+        first = int(flat_offsets[window][0])
+        out = slice(first, first + int(item_sizes.sum()))
+        eos_at = np.cumsum(item_sizes) - 1
+        block = kmers[_ramps(rel, item_sizes, 1)]
+        block += np.uint16(NUM_SPECIALS)
         block[eos_at] = EOS
         tokens[out] = block
         if reverse_complement:
-            # k-mer j of the reverse strand is the reverse complement of forward k-mer L-k-j.
-            source = np.repeat(starts - lo + lengths - k, item_sizes) - within
-            np.clip(source, 0, None, out=source)  # only the </s> slot can go below 0
-            block = rc_table[kmers[source]] + np.uint16(NUM_SPECIALS)
+            # k-mer j of the reverse strand is the reverse complement of forward k-mer L-k-j;
+            # the </s> slot reads index start-1 (possibly -1, the spare entry), then is overwritten.
+            block = rc_table[kmers[_ramps(rel + lengths - k, item_sizes, -1)]]
+            block += np.uint16(NUM_SPECIALS)
             block[eos_at] = EOS
-            rc_tokens[out] = block
-    sizes = sizes.astype(np.int32)
-    if reverse_complement:
-        return tokens, sizes, rc_tokens, sizes.copy()
+            tokens[n_forward + out.start : n_forward + out.stop] = block
+    salt = chunks.lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+    forward_fp, reverse_fp = splitmix64(forward_fp ^ salt), splitmix64(reverse_fp ^ salt)
+    if k is not None:
+        sizes = sizes.astype(np.int32)
+        if reverse_complement:
+            sizes = np.concatenate([sizes, sizes])
+    return forward_fp, reverse_fp, tokens, sizes
+
+
+def chunk_fingerprints(codes: np.ndarray, chunks: Chunks) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit fingerprints of each chunk and of its reverse complement (see :func:`encode_chunks`)."""
+    forward, reverse, _, _ = encode_chunks(codes, chunks, None)
+    return forward, reverse
+
+
+def chunk_kmer_tokens(
+    codes: np.ndarray, chunks: Chunks, k: int, reverse_complement: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(tokens, sizes)`` of the chunks' k-mer items (see :func:`encode_chunks`)."""
+    _, _, tokens, sizes = encode_chunks(codes, chunks, k, reverse_complement)
     return tokens, sizes
+
+
+def valid_split_mask(fingerprints: np.ndarray, seed: int, valid_fraction: float) -> np.ndarray:
+    """Boolean mask of items assigned to the validation split, a seeded function of the fingerprint."""
+    mixed = splitmix64(fingerprints ^ splitmix64(np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)))
+    uniform = (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return uniform < valid_fraction
 
 
 def reverse_complement_dna(dna: str) -> str:

@@ -36,8 +36,8 @@ from preprocess.chunking import (
     ChunkingOptions,
     Chunks,
     chunk_fingerprints,
-    chunk_kmer_tokens,
     chunk_record,
+    encode_chunks,
     record_rng,
     reverse_complement_dna,
     splitmix64,
@@ -56,6 +56,7 @@ OUTPUT_PATTERNS = ("train.", "valid.", "dict.txt", "preprocess.json", "spm.model
 """Names (prefixes) of the files this tool writes; ``--force`` replaces only these."""
 
 _BATCH_BASES = 1 << 20
+_SPOOL_BYTES = 1 << 23
 _MAX_SKIP_EXAMPLES = 10
 
 
@@ -124,8 +125,9 @@ class BatchResult:
     records: list[RecordStats]
     keys: np.ndarray  # uint64 fingerprint per item (dedup key)
     valid: np.ndarray  # bool per item
-    tokens: np.ndarray  # flat uint16, each item ends with </s>
+    tokens: np.ndarray | None  # flat uint16, each item ends with </s> (None while spooled to a file)
     sizes: np.ndarray  # int32 per item
+    tokens_file: str | None = None  # large results travel through a file, not a pickle
 
 
 class _Worker:
@@ -173,37 +175,39 @@ class _Worker:
             return BatchResult(stats, empty, empty.astype(bool), empty.astype(np.uint16), empty.astype(np.int32))
         codes = np.concatenate(codes_parts) if len(codes_parts) > 1 else codes_parts[0]
         chunks = Chunks(np.concatenate(starts_parts), np.concatenate(lengths_parts))
-        forward, reverse = chunk_fingerprints(codes, chunks)
+        k = None if self.sp is not None else config.k
+        forward, reverse, tokens, sizes = encode_chunks(codes, chunks, k, config.reverse_complement)
         valid = valid_split_mask(np.minimum(forward, reverse), config.seed, config.valid_fraction)
-        tokens, sizes = self._tokenize(codes, texts, chunks)
+        if self.sp is not None:
+            if config.reverse_complement:
+                texts += [reverse_complement_dna(text) for text in texts]
+            tokens, sizes = self.sp.encode(texts)
         keys = forward
         if config.reverse_complement:
             keys = np.concatenate([forward, reverse])
             valid = np.concatenate([valid, valid])  # a chunk and its reverse complement share a split
         return BatchResult(stats, keys, valid, tokens, sizes)
 
-    def _tokenize(self, codes: np.ndarray, texts: list[str], chunks: Chunks) -> tuple[np.ndarray, np.ndarray]:
-        rc = self.config.reverse_complement
-        if self.sp is None:
-            out = chunk_kmer_tokens(codes, chunks, self.config.k, reverse_complement=rc)
-            if rc:
-                return np.concatenate([out[0], out[2]]), np.concatenate([out[1], out[3]])
-            return out
-        if rc:
-            texts = texts + [reverse_complement_dna(text) for text in texts]
-        return self.sp.encode(texts)
-
 
 _WORKER: _Worker | None = None
+_SPOOL: dict = {}
 
 
-def _init_worker(config: CorpusConfig, sp_model: str | None) -> None:
+def _init_worker(config: CorpusConfig, sp_model: str | None, spool_dir: str | None = None) -> None:
     global _WORKER
     _WORKER = _Worker(config, sp_model)
+    _SPOOL.update(dir=spool_dir, count=0)
 
 
 def _process_batch(batch: list[tuple[str, str]]) -> BatchResult:
-    return _WORKER.process(batch)
+    result = _WORKER.process(batch)
+    if _SPOOL["dir"] is not None and result.tokens.nbytes >= _SPOOL_BYTES:
+        # Pickling a chromosome's tokens would copy them three times; the page cache copies them once.
+        _SPOOL["count"] += 1
+        path = os.path.join(_SPOOL["dir"], f"tokens-{os.getpid()}-{_SPOOL['count']}.u16")
+        result.tokens.tofile(path)
+        result.tokens, result.tokens_file = None, path
+    return result
 
 
 def _record_batches(records: Iterable) -> Iterator[list[tuple[str, str]]]:
@@ -225,7 +229,7 @@ def _run_ordered(batches: Iterator, workers: int, init_args: tuple) -> Iterator[
     they would without a pool.
     """
     if workers == 1:
-        _init_worker(*init_args)
+        _init_worker(*init_args[:2])
         for batch in batches:
             yield _process_batch(batch)
         return
@@ -234,14 +238,22 @@ def _run_ordered(batches: Iterator, workers: int, init_args: tuple) -> Iterator[
         pending = collections.deque()
         for batch in batches:
             if len(pending) > workers:
-                yield pending.popleft().get()
+                yield _unspool(pending.popleft().get())
             pending.append(pool.apply_async(_process_batch, (batch,)))
         while pending:
-            yield pending.popleft().get()
+            yield _unspool(pending.popleft().get())
         pool.close()
         pool.join()
     finally:
         pool.terminate()
+
+
+def _unspool(result: BatchResult) -> BatchResult:
+    if result.tokens_file is not None:
+        result.tokens = np.memmap(result.tokens_file, dtype=np.uint16, mode="r")
+        os.remove(result.tokens_file)  # the mapping keeps the data until it is dropped
+        result.tokens_file = None
+    return result
 
 
 # --- deduplication (main process) ------------------------------------------------------------
@@ -319,6 +331,10 @@ class TextCorpusWriter:
         last_of_item = np.cumsum(sizes - 1) - 1
         text[(out_starts + widths - 1)[last_of_item]] = ord("\n")
         self._handle.write(text.tobytes())
+
+    def add_chosen(self, tokens: np.ndarray, sizes: np.ndarray, chosen: np.ndarray) -> None:
+        """Append the items where ``chosen`` is True."""
+        self.add_many(tokens[np.repeat(chosen, sizes)], sizes[chosen])
 
 
 # --- the whole run ----------------------------------------------------------------------------
@@ -483,7 +499,7 @@ def _build_into(config, source, tmp_dir, progress, started) -> CorpusSummary:
         writer.__enter__()
     try:
         batches = _record_batches(source.records())
-        for result in _run_ordered(batches, config.workers, (config, sp_model)):
+        for result in _run_ordered(batches, config.workers, (config, sp_model, tmp_dir)):
             for record in result.records:
                 counts["records"] += 1
                 bases["total"] += record.bases
@@ -546,17 +562,12 @@ def _write_result(result: BatchResult, seen: FingerprintSet, writers: dict) -> i
     """Append a batch's new items to the split writers; returns how many duplicates were dropped."""
     keep = seen.first_seen(result.keys)
     duplicates = int(len(keep) - np.count_nonzero(keep))
-    item_of_token = None
     for split, writer in writers.items():
         chosen = keep & (result.valid if split == "valid" else ~result.valid)
-        if not chosen.any():
-            continue
         if chosen.all():
             writer.add_many(result.tokens, result.sizes)
-            continue
-        if item_of_token is None:
-            item_of_token = np.repeat(np.arange(len(result.sizes)), result.sizes)
-        writer.add_many(result.tokens[chosen[item_of_token]], result.sizes[chosen])
+        elif chosen.any():
+            writer.add_chosen(result.tokens, result.sizes, chosen)
     return duplicates
 
 

@@ -99,3 +99,17 @@ def test_other_dtypes_and_empty_dataset(tmp_path):
         pass
     tokens, sizes = read_indexed_dataset(tmp_path / "empty")
     assert tokens.size == 0 and sizes.size == 0
+
+
+def test_add_chosen_writes_the_selected_items_across_blocks(tmp_path, monkeypatch):
+    from preprocess import binarize
+
+    monkeypatch.setattr(binarize, "_COPY_BLOCK", 5)  # blocks of ~20 tokens
+    items = _items(3, n=60)
+    chosen = np.random.default_rng(0).random(60) < 0.6
+    with IndexedDatasetWriter(tmp_path / "x") as writer:
+        writer.add_chosen(np.concatenate(items), np.array([len(x) for x in items]), chosen)
+    tokens, sizes = read_indexed_dataset(tmp_path / "x")
+    picked = [x for x, c in zip(items, chosen, strict=True) if c]
+    assert sizes.tolist() == [len(x) for x in picked]
+    assert np.array_equal(tokens, np.concatenate(picked))

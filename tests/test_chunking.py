@@ -115,7 +115,9 @@ def test_tokens_are_the_kmer_ids_of_each_chunk_plus_eos(k, monkeypatch):
     monkeypatch.setattr(chunking, "_WINDOW_BASES", 3000)  # exercise several windows
     dna = _random_dna(20_000, seed=k) + "NNNN" + _random_dna(5000, seed=99).lower() + "Y" + _random_dna(700)
     codes, chunks = _chunk(dna, min_bases=k)
-    tokens, sizes, rc_tokens, rc_sizes = chunk_kmer_tokens(codes, chunks, k, reverse_complement=True)
+    both, both_sizes = chunk_kmer_tokens(codes, chunks, k, reverse_complement=True)
+    tokens, rc_tokens = both[: both.size // 2], both[both.size // 2 :]
+    sizes, rc_sizes = both_sizes[: len(chunks)], both_sizes[len(chunks) :]
     assert tokens.dtype == np.uint16 and sizes.dtype == np.int32
     assert sizes.tolist() == (chunks.lengths - k + 2).tolist() == rc_sizes.tolist()
     bounds = np.concatenate([[0], np.cumsum(sizes)])
@@ -161,3 +163,21 @@ def test_valid_split_is_seeded_and_close_to_the_fraction():
     assert np.array_equal(mask, valid_split_mask(keys, 1, 0.1))
     assert not np.array_equal(mask, valid_split_mask(keys, 2, 0.1))
     assert not valid_split_mask(keys, 1, 0.0).any()
+
+
+def test_fingerprints_of_all_lengths_match_copies_and_reverse_complements():
+    rng = np.random.default_rng(11)
+    pieces = [_random_dna(int(n), seed=i) for i, n in enumerate(rng.integers(1, 60, size=200))]
+    pieces += ["A", "C", "AAAAAAA", "AAAAAAAA", "AAAAAAAAA"]
+    # Layout: every piece, then every piece again, then every reverse complement, N-separated.
+    layout = pieces + pieces + [reverse_complement_dna(p) for p in pieces]
+    dna = "N".join(layout)
+    starts = np.cumsum([0] + [len(p) + 1 for p in layout[:-1]])
+    chunks = Chunks(starts.astype(np.int64), np.array([len(p) for p in layout], dtype=np.int64))
+    forward, reverse = chunk_fingerprints(encode_bases(dna), chunks)
+    n = len(pieces)
+    assert np.array_equal(forward[:n], forward[n : 2 * n])
+    assert np.array_equal(reverse[:n], forward[2 * n :])
+    assert np.array_equal(forward[:n], reverse[2 * n :])
+    distinct = {p: f for p, f in zip(pieces, forward[:n].tolist(), strict=True)}
+    assert len(set(distinct.values())) == len(distinct)
