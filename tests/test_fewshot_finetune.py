@@ -14,6 +14,7 @@ from genemask_plugin.fewshot.finetune import (
     FinetuneError,
     FinetuneRecipe,
     ModelShape,
+    check_fits,
     cuda_available,
     fairseq_train_args,
     paper_recipe,
@@ -83,7 +84,7 @@ def test_train_args_from_checkpoint_and_from_scratch():
 def write_meta(directory, rows, labels):
     directory.mkdir(parents=True, exist_ok=True)
     meta = {"dictionary": "d", "k": 6, "labels": labels, "exclude_overlap": False,
-            "splits": {"train": {"source": "t", "rows": rows, "per_class": {}, "max_tokens": 9}}}
+            "splits": {"train": {"source": "t", "rows": rows, "per_class": {}, "max_tokens": 66}}}
     (directory / "fewshot.json").write_text(json.dumps(meta))
     return directory
 
@@ -169,3 +170,26 @@ def test_failed_training_is_reported_with_its_log(tmp_path):
 def test_recipe_is_frozen():
     with pytest.raises(AttributeError):
         FinetuneRecipe(5, 1e-4, 20).lr = 1.0
+
+
+def test_sequences_must_fit_the_model_positions():
+    check_fits(511, ModelShape(max_positions=512), "d")  # Cohn-enh: 495 6-mers + </s>, and <s>
+    with pytest.raises(FinetuneError, match="up to 513 tokens .* do not fit the model's 512 positions"):
+        check_fits(512, ModelShape(max_positions=512), "d")
+
+
+def test_cli_finetune_dry_run_passes_extra_options(tmp_path, capsys):
+    from genemask_plugin.fewshot.cli import main
+
+    data = write_meta(tmp_path / "data", 20, ["0", "1"])
+    assert main(["finetune", "none", str(data), "--shots", "10", "--out", str(tmp_path / "o"), "--dry-run",
+                 "--", "--fp16", "--log-interval", "1"]) == 0
+    printed = shlex.split(capsys.readouterr().out.strip().removeprefix("+ "))
+    assert printed[-3:] == ["--fp16", "--log-interval", "1"] and option(printed, "--arch") == "genemask_tiny"
+    assert not (tmp_path / "o").exists()
+    cfg = {"arch": "genemask_tiny", "max_positions": 64}
+    checkpoint = save_checkpoint(tmp_path / "p.pt", cfg)
+    assert main(["finetune", str(checkpoint), str(data), "--shots", "10", "--out", "o", "--arch", "genemask_logo"]) == 2
+    assert "--arch genemask_logo differs from the checkpoint's genemask_tiny" in capsys.readouterr().err
+    assert main(["finetune", str(checkpoint), str(data), "--shots", "10", "--out", "o"]) == 2
+    assert "do not fit the model's 64 positions" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Few-shot classification tooling (``genemask-fewshot``): prepare, fine-tune, evaluate, grid."""

@@ -119,6 +119,7 @@ def cmd_prepare(args) -> int:
 def cmd_finetune(args) -> int:
     from .finetune import (
         ModelShape,
+        check_fits,
         cuda_available,
         fairseq_train_args,
         read_model_shape,
@@ -134,6 +135,7 @@ def cmd_finetune(args) -> int:
             raise FewshotDataError(f"--arch {args.arch} differs from the checkpoint's {shape.arch}")
     else:
         shape = ModelShape(arch=args.arch or "genemask_tiny")
+    check_fits(max(s.max_tokens for s in prepared.splits.values()), shape, args.data)
     extra = args.passthrough
     train_args = fairseq_train_args(
         args.data, args.out, checkpoint=checkpoint, shots=args.shots, seed=args.seed,

@@ -119,6 +119,15 @@ def read_model_shape(checkpoint: str | os.PathLike) -> ModelShape:
     return ModelShape(arch, int(max_positions), tuple(options))
 
 
+def check_fits(longest_item: int, shape: ModelShape, data_dir: str | os.PathLike) -> None:
+    """Raise unless ``<s>`` + the longest prepared item (k-mers + ``</s>``) fits the model's positions."""
+    if longest_item + 1 > shape.max_positions:
+        raise FinetuneError(
+            f"{data_dir}: sequences of up to {longest_item + 1} tokens (<s> + k-mers + </s>) do not "
+            f"fit the model's {shape.max_positions} positions"
+        )
+
+
 def fairseq_train_args(
     data_dir: str | os.PathLike,
     save_dir: str | os.PathLike,

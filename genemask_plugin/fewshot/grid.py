@@ -34,6 +34,7 @@ from .evaluate import evaluate_checkpoint
 from .finetune import (
     DEFAULT_ARCH,
     ModelShape,
+    check_fits,
     cuda_available,
     fairseq_train_args,
     paper_recipe,
@@ -227,6 +228,7 @@ def run_cell(config: GridConfig, cell: Cell, shapes: dict, dictionaries: dict) -
         shapes[spec.label] = read_model_shape(spec.path) if spec.path else ModelShape(arch=config.arch)
     prepared = prepared_data(config, cell, dictionaries[spec.label])
     train = prepared.splits["train"]
+    check_fits(max(s.max_tokens for s in prepared.splits.values()), shapes[spec.label], prepared.out)
     args = fairseq_train_args(
         prepared.out, directory / "train",
         checkpoint=spec.path.resolve() if spec.path else None,
