@@ -99,8 +99,10 @@ def _check_output(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise CountsError(f"--out {path}: is a directory")
-    if not os.path.isdir(directory):
-        raise CountsError(f"--out {path}: directory {directory} does not exist")
+    try:
+        os.makedirs(directory, exist_ok=True)  # like genemask-preprocess --out, create what is missing
+    except OSError as err:
+        raise CountsError(f"--out {path}: cannot create directory {directory}: {err.strerror}") from None
     if not os.access(directory, os.W_OK):
         raise CountsError(f"--out {path}: directory {directory} is not writable")
 

@@ -82,10 +82,17 @@ def test_bad_arguments(tmp_path, genome, capsys):
     assert "--max-n must be an integer from 1 to 31" in _error(
         capsys, "count", genome, "--max-n", 40, "--out", tmp_path / "c.npz"
     )
-    assert "does not exist" in _error(capsys, "count", genome, "--out", tmp_path / "no" / "c.npz")
+    (tmp_path / "file").write_text("")
+    assert "cannot create directory" in _error(capsys, "count", genome, "--out", tmp_path / "file" / "c.npz")
     assert "--workers must be at least 1" in _error(
         capsys, "count", genome, "--out", tmp_path / "c.npz", "--workers", 0
     )
+
+
+def test_count_creates_the_output_directory(tmp_path, genome):
+    out = tmp_path / "new" / "dir" / "c.npz"
+    assert main(["count", str(genome), "--max-n", "3", "--out", str(out), "--quiet"]) == 0
+    assert out.exists()
 
 
 def test_max_n_beyond_memory_is_refused(tmp_path, genome, capsys, monkeypatch):
