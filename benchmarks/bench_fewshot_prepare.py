@@ -1,0 +1,81 @@
+"""Benchmark `genemask-fewshot prepare` against `fairseq-preprocess` on the largest few-shot files.
+
+Baseline, measured in the same run: the k-mer column written as text and binarized by
+``fairseq-preprocess --only-source --srcdict`` (one worker, in-process, import excluded).
+The baseline covers only the sequences; ``prepare`` also parses and checks the TSV,
+tokenizes, writes the labels and the metadata. Both outputs are compared byte for byte.
+
+Usage: python benchmarks/bench_fewshot_prepare.py [--repeats 3]
+Needs ../shared/data/fewshot (the shared data set).
+"""
+
+import argparse
+import csv
+import filecmp
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from genemask_plugin.fewshot.prepare import prepare_fewshot_data
+from preprocess.kmers import write_kmer_dictionary
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fewshot"
+FILES = ["Splice-40/500/train.tsv", "Prom-core/test.tsv", "Prom-300/1000/train.tsv", "Cohn-enh/500/train.tsv"]
+
+
+def fairseq_preprocess(text: Path, dictionary: Path, out: Path) -> None:
+    from fairseq_cli import preprocess
+
+    parser = preprocess.options.get_preprocessing_parser()
+    args = parser.parse_args(["--only-source", "--trainpref", str(text), "--srcdict", str(dictionary),
+                              "--destdir", str(out), "--workers", "1"])
+    preprocess.main(args)
+
+
+def best_of(repeats, function):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="best of N (default 3)")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        print(f"needs {SHARED}", file=sys.stderr)
+        return 1
+    import logging
+
+    import fairseq_cli.preprocess  # noqa: F401  (import outside the timing)
+
+    logging.getLogger().setLevel(logging.WARNING)
+    print(f"{'file':<26} {'rows':>6} {'tokens':>8} {'prepare s':>10} {'fairseq s':>10} {'ratio':>6} identical")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        dictionary = tmp / "dict.txt"
+        write_kmer_dictionary(dictionary, 6)
+        for name in FILES:
+            path = SHARED / name
+            with open(path, newline="") as handle:
+                sequences = [row[0] for row in list(csv.reader(handle, delimiter="\t"))[1:]]
+            text = tmp / "input.txt"
+            text.write_text("".join(s + "\n" for s in sequences))
+            ours = tmp / "ours"
+            theirs = tmp / "theirs"
+            t_ours = best_of(args.repeats, lambda: prepare_fewshot_data(path, dictionary, ours))  # noqa: B023
+            t_base = best_of(args.repeats, lambda: fairseq_preprocess(text, dictionary, theirs))  # noqa: B023
+            same = all(filecmp.cmp(ours / "input0" / f"train.{ext}", theirs / f"train.{ext}", shallow=False)
+                       for ext in ("bin", "idx"))
+            tokens = sum(len(s.split()) + 1 for s in sequences)
+            print(f"{name:<26} {len(sequences):>6} {tokens:>8} {t_ours:>10.3f} {t_base:>10.3f} "
+                  f"{t_base / t_ours:>5.1f}x {same}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
