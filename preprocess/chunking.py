@@ -8,8 +8,9 @@ probability ``full_length_probability``, otherwise a uniform length in
 cross a non-ACGT run is *split* there, never fused; pieces shorter than
 ``min_length`` (or than k) are dropped.
 
-Randomness comes from a generator seeded by ``(seed, record name)``, so a record is
-chunked the same way whatever the number of workers or the records around it.
+Randomness is counter-based: draw i of a record is a hash of ``(seed, record name, i)``,
+so a record is chunked the same way whatever the number of workers or the records
+batched with it, and many small records are chunked in one vectorised pass.
 This module also derives the per-chunk fingerprints used for deduplication and the
 train/valid split, and gathers k-mer token ids for all chunks with array operations.
 """
@@ -67,62 +68,99 @@ class Chunks:
         return len(self.starts)
 
 
-def record_rng(seed: int, record_name: str) -> np.random.Generator:
-    """The generator for one record, a pure function of the run seed and the record name."""
-    digest = hashlib.blake2b(record_name.encode("utf-8"), digest_size=16).digest()
-    words = np.frombuffer(digest, dtype=np.uint32).tolist()
-    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words]))
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_OFFSET_TAG = np.uint64(0x0FF5E7)
 
 
-def sample_chunk_lengths(rng: np.random.Generator, total: int, options: ChunkingOptions) -> np.ndarray:
-    """Chunk lengths (int64) whose sum first reaches ``total``; the last one overshoots and is cut later.
+def record_key(seed: int, record_name: str) -> int:
+    """The 64-bit key of one record's random stream, a pure function of the run seed and the record name."""
+    digest = hashlib.blake2b(f"{int(seed)}\0{record_name}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
-    Draws come in blocks sized from ``total`` alone, so the stream consumed is deterministic.
+
+def _uniform(u: np.ndarray) -> np.ndarray:
+    return (u >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def _chunk_length_draws(keys: np.ndarray, counts: np.ndarray, options: ChunkingOptions) -> np.ndarray:
+    """The first ``counts[r]`` chunk lengths of each record's stream (counter-based: draw i of a record
+    is a hash of its key and i, so any number of draws is consistent with any other)."""
+    index = _ramps(np.ones(len(keys), dtype=np.int64), counts, 1).astype(np.uint64)
+    u = splitmix64(np.repeat(keys, counts) + index * _GOLDEN)
+    if options.min_length == options.length:
+        return np.full(len(u), options.length, dtype=np.int64)
+    span = np.uint64(options.length - options.min_length)
+    lengths = options.min_length + ((u & np.uint64(0xFFFFFFFF)) * span >> np.uint64(32)).astype(np.int64)
+    full = (u >> np.uint64(32)).astype(np.float64) < options.full_length_probability * 2.0**32
+    lengths[full] = options.length
+    return lengths
+
+
+def chunk_records(
+    codes: np.ndarray, record_starts: np.ndarray, keys: np.ndarray, options: ChunkingOptions, min_bases: int = 1
+) -> tuple[Chunks, np.ndarray]:
+    """Chunk many records at once: ``codes`` holds them back to back, record r from ``record_starts[r]``.
+
+    ``keys[r]`` is :func:`record_key` of record r. Returns the chunks (positions in
+    ``codes``, in order) and the record index of each chunk. ``min_bases`` raises
+    the minimum kept length (pass k, so that every chunk yields at least one k-mer).
     """
-    pieces = []
-    covered = 0
-    block = max(16, int(total / options.mean_length * 1.05) + 16)
-    while covered < total:
-        full = rng.random(block) < options.full_length_probability
-        if options.min_length < options.length:
-            lengths = rng.integers(options.min_length, options.length, size=block, dtype=np.int64)
-            lengths[full] = options.length
-        else:
-            lengths = np.full(block, options.length, dtype=np.int64)
-        pieces.append(lengths)
-        covered += int(lengths.sum())
-    lengths = np.concatenate(pieces)
-    n = int(np.searchsorted(np.cumsum(lengths), total)) + 1
-    return lengths[:n]
-
-
-def chunk_record(codes: np.ndarray, rng: np.random.Generator, options: ChunkingOptions, min_bases: int = 1) -> Chunks:
-    """Chunk one record's codes (from :func:`preprocess.kmers.encode_bases`).
-
-    Returns chunks in record order. ``min_bases`` raises the minimum kept length
-    (pass k, so that every chunk yields at least one k-mer).
-    """
+    record_starts = np.asarray(record_starts, dtype=np.int64)
+    keys = np.asarray(keys, dtype=np.uint64)
+    empty = Chunks(np.zeros(0, np.int64), np.zeros(0, np.int64)), np.zeros(0, np.int64)
     runs = acgt_runs(codes)
-    empty = Chunks(np.zeros(0, np.int64), np.zeros(0, np.int64))
     if not len(runs):
         return empty
-    run_lengths = runs[:, 1] - runs[:, 0]
-    run_ends = np.cumsum(run_lengths)  # in the concatenated A/C/G/T coordinates
-    total = int(run_ends[-1])
-    offset_bound = min(options.max_start_offset, max(1, total - options.length + 1))
-    offset = int(rng.integers(offset_bound)) if offset_bound > 1 else 0
-    lengths = sample_chunk_lengths(rng, total - offset, options)
-    tiles = offset + np.cumsum(lengths)
-    # Cut points: the offset, every tile end, and every junction between runs (split, never fuse).
-    cuts = np.unique(np.concatenate(([offset], tiles[tiles < total], run_ends[run_ends > offset])))
-    starts, ends = cuts[:-1], cuts[1:]
-    keep = (ends - starts) >= max(options.min_length, min_bases)
-    starts, ends = starts[keep], ends[keep]
-    if not len(starts):
-        return empty
-    run_of = np.searchsorted(run_ends, starts, side="right")
-    record_starts = starts - (run_ends - run_lengths)[run_of] + runs[run_of, 0]
-    return Chunks(record_starts.astype(np.int64), (ends - starts).astype(np.int64))
+    # A run never spans two records.
+    inner = record_starts[1:]
+    holder = np.searchsorted(runs[:, 0], inner, side="right") - 1
+    split = inner[(holder >= 0) & (runs[np.maximum(holder, 0), 1] > inner) & (runs[np.maximum(holder, 0), 0] < inner)]
+    run_starts = np.sort(np.concatenate([runs[:, 0], split]))
+    run_ends_in_codes = np.sort(np.concatenate([runs[:, 1], split]))
+    run_lengths = run_ends_in_codes - run_starts
+    run_record = np.searchsorted(record_starts, run_starts, side="right") - 1
+
+    # Work in "A/C/G/T coordinates": all runs laid end to end, as if every non-ACGT letter were deleted.
+    run_ends = np.cumsum(run_lengths)
+    totals = np.bincount(run_record, weights=run_lengths, minlength=len(record_starts)).astype(np.int64)
+    record_ends = np.cumsum(totals)
+    record_begins = record_ends - totals
+    bound = np.minimum(options.max_start_offset, np.maximum(1, totals - options.length + 1))
+    offsets = np.where(bound > 1, (_uniform(splitmix64(keys ^ _OFFSET_TAG)) * bound).astype(np.int64), 0)
+    remaining = np.maximum(totals - offsets, 0)
+    counts = np.where(remaining > 0, (remaining / options.mean_length * 1.05).astype(np.int64) + 4, 0)
+    while True:
+        lengths = _chunk_length_draws(keys, counts, options)
+        heads = np.cumsum(counts) - counts
+        ends = np.cumsum(lengths)
+        has = counts > 0
+        before = np.zeros(len(counts), dtype=np.int64)
+        before[has] = (ends - lengths)[heads[has]]
+        local_ends = ends - np.repeat(before, counts)
+        covered = np.ones(len(counts), dtype=bool)
+        covered[has] = local_ends[(heads + counts - 1)[has]] >= remaining[has]
+        if covered.all():
+            break
+        counts[~covered] = counts[~covered] * 2 + 16
+    owner = np.repeat(np.arange(len(counts)), counts)
+    inside = local_ends < remaining[owner]
+    tiles = (record_begins + offsets)[owner][inside] + local_ends[inside]
+    # Cut points: each record's offset, every tile end, and every run end (split, never fuse).
+    cuts = np.unique(np.concatenate(([0], record_begins + offsets, tiles, run_ends)))
+    starts, stops = cuts[:-1], cuts[1:]
+    record = np.searchsorted(record_ends, starts, side="right")
+    keep = (stops - starts >= max(options.min_length, min_bases)) & (record < len(totals))
+    keep[keep] &= starts[keep] >= (record_begins + offsets)[record[keep]]
+    starts, stops, record = starts[keep], stops[keep], record[keep]
+    run = np.searchsorted(run_ends, starts, side="right")
+    in_codes = starts - (run_ends - run_lengths)[run] + run_starts[run]
+    return Chunks(in_codes.astype(np.int64), (stops - starts).astype(np.int64)), record
+
+
+def chunk_record(codes: np.ndarray, key: int, options: ChunkingOptions, min_bases: int = 1) -> Chunks:
+    """Chunk one record's codes (from :func:`preprocess.kmers.encode_bases`); ``key`` from :func:`record_key`."""
+    chunks, _ = chunk_records(codes, np.array([0]), np.array([key], dtype=np.uint64), options, min_bases)
+    return chunks
 
 
 def _windows(chunks: Chunks):

@@ -34,11 +34,11 @@ import numpy as np
 from preprocess.binarize import IndexedDatasetWriter
 from preprocess.chunking import (
     ChunkingOptions,
-    Chunks,
     chunk_fingerprints,
     chunk_record,
+    chunk_records,
     encode_chunks,
-    record_rng,
+    record_key,
     reverse_complement_dna,
     splitmix64,
     valid_split_mask,
@@ -142,43 +142,41 @@ class _Worker:
             self.sp = SentencePieceEncoder(sp_model)
 
     def process(self, batch: list[tuple[str, str]]) -> BatchResult:
-        """Chunk each record, then fingerprint, split and tokenize the whole batch's chunks at once."""
+        """Chunk, fingerprint, split and tokenize a batch of records with array operations over all of them."""
         config = self.config
         min_bases = config.k or 1
-        stats, codes_parts, starts_parts, lengths_parts, texts = [], [], [], [], []
-        offset = 0
-        for name, sequence in batch:
-            if len(sequence) < min_bases:
-                stats.append(RecordStats(name, len(sequence), skipped="shorter_than_k"))
-                continue
-            codes = encode_bases(sequence)
-            acgt = int(np.count_nonzero(codes != INVALID))
-            if acgt == 0:
-                stats.append(RecordStats(name, len(sequence), skipped="all_n"))
-                continue
-            chunks = chunk_record(codes, record_rng(config.seed, name), config.chunking, min_bases=min_bases)
-            if not len(chunks):
-                stats.append(RecordStats(name, len(sequence), acgt, skipped="no_chunk"))
-                continue
-            stats.append(RecordStats(name, len(sequence), acgt, int(chunks.lengths.sum())))
-            codes_parts.append(codes)
-            starts_parts.append(chunks.starts + offset)
-            lengths_parts.append(chunks.lengths)
-            offset += len(codes)
-            if self.sp is not None:
-                texts += [
-                    sequence[s : s + n].upper()
-                    for s, n in zip(chunks.starts.tolist(), chunks.lengths.tolist(), strict=True)
-                ]
-        if not codes_parts:
+        names = [name for name, _ in batch]
+        record_lengths = np.array([len(sequence) for _, sequence in batch], dtype=np.int64)
+        codes = encode_bases(batch[0][1] if len(batch) == 1 else "".join(sequence for _, sequence in batch))
+        record_starts = np.cumsum(record_lengths) - record_lengths
+        if len(batch) == 1:
+            acgt = np.array([np.count_nonzero(codes != INVALID)])
+        else:  # batches of several records are small (see _record_batches)
+            acgt_before = np.concatenate([[0], np.cumsum(codes != INVALID, dtype=np.int64)])
+            acgt = acgt_before[record_starts + record_lengths] - acgt_before[record_starts]
+        keys = np.array([record_key(config.seed, name) for name in names], dtype=np.uint64)
+        chunks, record_of_chunk = chunk_records(codes, record_starts, keys, config.chunking, min_bases)
+        chunked = np.bincount(record_of_chunk, weights=chunks.lengths, minlength=len(batch)).astype(np.int64)
+        n_chunks = np.bincount(record_of_chunk, minlength=len(batch))
+        stats = []
+        for i, name in enumerate(names):
+            skipped = None
+            if record_lengths[i] < min_bases:
+                skipped = "shorter_than_k"
+            elif acgt[i] == 0:
+                skipped = "all_n"
+            elif n_chunks[i] == 0:
+                skipped = "no_chunk"
+            stats.append(RecordStats(name, int(record_lengths[i]), int(acgt[i]), int(chunked[i]), skipped))
+        if not len(chunks):
             empty = np.zeros(0, dtype=np.uint64)
             return BatchResult(stats, empty, empty.astype(bool), empty.astype(np.uint16), empty.astype(np.int32))
-        codes = np.concatenate(codes_parts) if len(codes_parts) > 1 else codes_parts[0]
-        chunks = Chunks(np.concatenate(starts_parts), np.concatenate(lengths_parts))
         k = None if self.sp is not None else config.k
         forward, reverse, tokens, sizes = encode_chunks(codes, chunks, k, config.reverse_complement)
         valid = valid_split_mask(np.minimum(forward, reverse), config.seed, config.valid_fraction)
         if self.sp is not None:
+            letters = np.frombuffer(b"ACGTN", dtype=np.uint8)[codes].tobytes().decode("ascii")
+            texts = [letters[s : s + n] for s, n in zip(chunks.starts.tolist(), chunks.lengths.tolist(), strict=True)]
             if config.reverse_complement:
                 texts += [reverse_complement_dna(text) for text in texts]
             tokens, sizes = self.sp.encode(texts)
@@ -211,8 +209,15 @@ def _process_batch(batch: list[tuple[str, str]]) -> BatchResult:
 
 
 def _record_batches(records: Iterable) -> Iterator[list[tuple[str, str]]]:
+    """Small records grouped up to ``_BATCH_BASES``; a record at least that long is a batch of its own."""
     batch, bases = [], 0
     for record in records:
+        if len(record.sequence) >= _BATCH_BASES:
+            if batch:
+                yield batch
+                batch, bases = [], 0
+            yield [(record.name, record.sequence)]
+            continue
         batch.append((record.name, record.sequence))
         bases += len(record.sequence)
         if bases >= _BATCH_BASES:
@@ -413,7 +418,7 @@ def _sample_training_chunks(config: CorpusConfig, progress: Callable[[int], None
         if progress:
             progress(len(record.sequence))
         codes = encode_bases(record.sequence)
-        chunks = chunk_record(codes, record_rng(config.seed, record.name), config.chunking)
+        chunks = chunk_record(codes, record_key(config.seed, record.name), config.chunking)
         if not len(chunks):
             continue
         record_keys = splitmix64(chunk_fingerprints(codes, chunks)[0] ^ salt)

@@ -9,9 +9,9 @@ from preprocess.chunking import (
     chunk_fingerprints,
     chunk_kmer_tokens,
     chunk_record,
-    record_rng,
+    chunk_records,
+    record_key,
     reverse_complement_dna,
-    sample_chunk_lengths,
     valid_split_mask,
 )
 from preprocess.kmers import decode_bases, encode_bases, kmer_token_ids
@@ -25,7 +25,7 @@ def _random_dna(n, seed=0):
 
 def _chunk(dna, seed=1, name="chr", options=PAPER, min_bases=1):
     codes = encode_bases(dna)
-    return codes, chunk_record(codes, record_rng(seed, name), options, min_bases=min_bases)
+    return codes, chunk_record(codes, record_key(seed, name), options, min_bases=min_bases)
 
 
 def test_paper_length_distribution_and_tiling_of_an_n_free_record():
@@ -103,11 +103,23 @@ def test_other_lengths():
         ChunkingOptions(full_length_probability=1.5)
 
 
-def test_sample_chunk_lengths_covers_the_total_exactly_once():
-    rng = np.random.default_rng(0)
-    for total in (1, 6, 511, 10_000, 1_000_003):
-        lengths = sample_chunk_lengths(rng, total, PAPER)
-        assert lengths.sum() >= total and lengths[:-1].sum() < total
+def test_batched_chunking_equals_chunking_each_record_alone():
+    rng = np.random.default_rng(3)
+    records = [_random_dna(int(n), seed=i) for i, n in enumerate(rng.integers(1, 3000, size=40))]
+    records[5] = "N" * 40
+    records[9] = records[9][:500] + "NNN" + records[9][500:]
+    records += [_random_dna(200_000, seed=77), "ACG", ""]
+    names = [f"r{i}" for i in range(len(records))]
+    keys = np.array([record_key(7, n) for n in names], dtype=np.uint64)
+    lengths = np.array([len(r) for r in records])
+    codes = encode_bases("".join(records))
+    chunks, owner = chunk_records(codes, np.cumsum(lengths) - lengths, keys, PAPER, min_bases=4)
+    for i, record in enumerate(records):
+        alone = chunk_record(encode_bases(record), int(keys[i]), PAPER, min_bases=4)
+        mine = owner == i
+        assert np.array_equal(chunks.starts[mine] - (lengths[:i].sum()), alone.starts)
+        assert np.array_equal(chunks.lengths[mine], alone.lengths)
+    assert not (owner == 5).any() and not (owner == len(records) - 2).any()
 
 
 @pytest.mark.parametrize("k", [1, 3, 6, 7])
