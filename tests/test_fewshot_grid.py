@@ -162,6 +162,13 @@ def test_grid_runs_every_cell_then_resumes(root, tmp_path, checkpoint, monkeypat
     assert grid.run_grid(cfg, progress=False).finished == 12 and len(rerun.runs) == 12
     assert all(args[args.index("--max-update") + 1] == "3" for _, args in rerun.runs)
 
+    # so is another dictionary (the data are prepared again with it)
+    other = tmp_path / "dict6.txt"
+    write_kmer_dictionary(other, 6)
+    cfg.dictionary = other
+    assert grid.run_grid(cfg, progress=False).finished == 12
+    assert json.loads((data / "fewshot.json").read_text())["k"] == 6
+
 
 def test_summary_mean_std_table_and_plot(root, tmp_path, checkpoint, monkeypatch):
     FakeTraining(monkeypatch)
@@ -228,6 +235,12 @@ def test_missing_files_stop_the_grid_before_any_run(root, tmp_path, monkeypatch,
     code = main(["grid", "--checkpoint", str(tmp_path / "missing.pt"), "--fewshot-root", str(root),
                  "--out", str(tmp_path / "r")])
     assert code == 2 and "checkpoint not found" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    code = main(["grid", "--checkpoint", str(tmp_path / "junk.pt"), "--fewshot-root", str(root),
+                 "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot read checkpoint" in err and err.count("\n") == 1
+    assert fake.runs == []
 
 
 def test_dictionary_from_the_embedding_size(tmp_path):

@@ -83,20 +83,26 @@ def _get(config, name, default=None):
     return getattr(config, name, default)
 
 
+def load_checkpoint_state(checkpoint: str | os.PathLike) -> dict:
+    """A fairseq checkpoint's saved dict, memory-mapped (raises :class:`FinetuneError` if unreadable)."""
+    import torch  # noqa: PLC0415
+
+    try:
+        return torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    except FileNotFoundError:
+        raise FinetuneError(f"checkpoint not found: {checkpoint}") from None
+    except Exception as err:  # torch raises many types for a bad file
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise FinetuneError(f"cannot read checkpoint {checkpoint}: {first_line}") from None
+
+
 def read_model_shape(checkpoint: str | os.PathLike) -> ModelShape:
     """Architecture and size options of a fairseq checkpoint's model config.
 
     Copying them means a model pretrained as ``--arch roberta_base --encoder-layers 2``
     (or any genemask_* variant) is rebuilt with the same shape before its weights load.
     """
-    import torch  # noqa: PLC0415  (fast CLI start for the other commands)
-
-    try:
-        state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
-    except FileNotFoundError:
-        raise FinetuneError(f"checkpoint not found: {checkpoint}") from None
-    except Exception as err:  # torch raises many types for a bad file
-        raise FinetuneError(f"cannot read checkpoint {checkpoint}: {err}") from None
+    state = load_checkpoint_state(checkpoint)
     model_cfg = _get(state.get("cfg"), "model") or state.get("args")
     arch = _get(model_cfg, "arch") or _get(model_cfg, "_name")
     if not arch:

@@ -37,6 +37,7 @@ from .finetune import (
     check_fits,
     cuda_available,
     fairseq_train_args,
+    load_checkpoint_state,
     paper_recipe,
     read_model_shape,
     run_finetune,
@@ -139,10 +140,11 @@ def cell_dir(config: GridConfig, cell: Cell) -> Path:
     return group_dir(config, cell) / f"seed{cell.seed}"
 
 
-def cell_settings(config: GridConfig, cell: Cell) -> dict:
+def cell_settings(config: GridConfig, cell: Cell, dictionary: Path) -> dict:
     """What a finished cell must match to be skipped on a rerun."""
     return {
         "checkpoint": str(cell.checkpoint.path.resolve()) if cell.checkpoint.path else SCRATCH,
+        "dictionary": str(dictionary.resolve()),
         "train": str(cell.files.train.resolve()),
         "test": str(cell.files.test.resolve()),
         "exclude_overlap": cell.files.exclude_overlap,
@@ -153,10 +155,10 @@ def cell_settings(config: GridConfig, cell: Cell) -> dict:
     }
 
 
-def is_finished(config: GridConfig, cell: Cell) -> bool:
+def is_finished(config: GridConfig, cell: Cell, dictionary: Path) -> bool:
     path = cell_dir(config, cell) / "metrics.json"
     try:
-        return json.loads(path.read_text()).get("settings") == cell_settings(config, cell)
+        return json.loads(path.read_text()).get("settings") == cell_settings(config, cell, dictionary)
     except (OSError, ValueError):
         return False
 
@@ -172,9 +174,7 @@ def resolve_dictionary(config: GridConfig, spec: CheckpointSpec) -> Path:
         return config.dictionary
     k = DEFAULT_SCRATCH_K
     if spec.path is not None:
-        import torch  # noqa: PLC0415
-
-        state = torch.load(spec.path, map_location="cpu", mmap=True, weights_only=True)
+        state = load_checkpoint_state(spec.path)
         cfg = state.get("cfg") or {}
         task_cfg = cfg.get("task") if isinstance(cfg, dict) else None
         data = task_cfg.get("data") if isinstance(task_cfg, dict) else getattr(task_cfg, "data", None)
@@ -215,7 +215,18 @@ def prepared_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedD
     )
 
 
-def run_cell(config: GridConfig, cell: Cell, shapes: dict, dictionaries: dict) -> dict:
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    dictionary: Path
+    shape: ModelShape
+
+
+def resolve_checkpoint(config: GridConfig, spec: CheckpointSpec) -> ResolvedCheckpoint:
+    shape = read_model_shape(spec.path) if spec.path else ModelShape(arch=config.arch)
+    return ResolvedCheckpoint(resolve_dictionary(config, spec), shape)
+
+
+def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> dict:
     """Prepare, fine-tune and evaluate one cell; returns and writes its ``metrics.json``."""
     start = time.time()
     directory = cell_dir(config, cell)
@@ -223,17 +234,14 @@ def run_cell(config: GridConfig, cell: Cell, shapes: dict, dictionaries: dict) -
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     spec = cell.checkpoint
-    if spec.label not in dictionaries:
-        dictionaries[spec.label] = resolve_dictionary(config, spec)
-        shapes[spec.label] = read_model_shape(spec.path) if spec.path else ModelShape(arch=config.arch)
-    prepared = prepared_data(config, cell, dictionaries[spec.label])
+    prepared = prepared_data(config, cell, resolved.dictionary)
     train = prepared.splits["train"]
-    check_fits(max(s.max_tokens for s in prepared.splits.values()), shapes[spec.label], prepared.out)
+    check_fits(max(s.max_tokens for s in prepared.splits.values()), resolved.shape, prepared.out)
     args = fairseq_train_args(
         prepared.out, directory / "train",
         checkpoint=spec.path.resolve() if spec.path else None,
         shots=cell.shots, seed=cell.seed, n_train=train.rows, num_classes=prepared.num_classes,
-        shape=shapes[spec.label], cpu=not cuda_available(),
+        shape=resolved.shape, cpu=not cuda_available(),
         epochs=config.epochs, max_updates=config.max_updates, extra=config.fairseq_args,
     )
     final = run_finetune(args, directory / "train.log")
@@ -259,7 +267,7 @@ def run_cell(config: GridConfig, cell: Cell, shapes: dict, dictionaries: dict) -
         "predicted_per_class": result["predicted_per_class"],
         "updates": updates,
         "seconds": round(time.time() - start, 1),
-        "settings": cell_settings(config, cell),
+        "settings": cell_settings(config, cell, resolved.dictionary),
     }
     tmp = directory / "metrics.json.tmp"
     tmp.write_text(json.dumps(record, indent=2) + "\n")
@@ -275,17 +283,17 @@ def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
     """Run every unfinished cell, then write the summary (table, CSV, plot)."""
     cells = plan_cells(config)
     config.out.mkdir(parents=True, exist_ok=True)
+    resolved = {spec.label: resolve_checkpoint(config, spec) for spec in config.checkpoints}
     report = GridReport()
-    shapes: dict = {}
-    dictionaries: dict = {}
     bar = tqdm(cells, unit="cell", disable=not progress, dynamic_ncols=True)
     for cell in bar:
         bar.set_postfix_str(cell.name())
-        if is_finished(config, cell):
+        checkpoint = resolved[cell.checkpoint.label]
+        if is_finished(config, cell, checkpoint.dictionary):
             report.skipped += 1
             continue
         try:
-            record = run_cell(config, cell, shapes, dictionaries)
+            record = run_cell(config, cell, checkpoint)
         except Exception as err:  # one bad cell must not stop the grid
             directory = cell_dir(config, cell)
             directory.mkdir(parents=True, exist_ok=True)
