@@ -101,6 +101,8 @@ def test_pretrain_finetune_evaluate(tmp_path, one_thread, capsys):
     again = json.loads((tmp_path / "again.json").read_text())
     assert {m: again[m] for m in metrics} == pytest.approx(metrics)
     assert "test (5920 sequences): accuracy" in capsys.readouterr().out
+    assert main(["evaluate", str(checkpoint), str(data)]) == 2  # the pretraining checkpoint itself
+    assert "is a genemask_mlm checkpoint, not one fine-tuned with sentence_prediction" in capsys.readouterr().err
 
     table = (results / "summary.md").read_text()
     assert "| Prom-core | 10 | 10 | GeneMask |" in table and "| Prom-core | 10 | 10 | from scratch |" in table

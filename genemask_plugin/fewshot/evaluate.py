@@ -20,6 +20,7 @@ import torch
 
 import genemask_plugin  # noqa: F401  (registers architectures and the safe globals)
 
+from .finetune import config_field, load_checkpoint_state
 from .metrics import Predictions, write_predictions
 from .prepare import FewshotDataError
 
@@ -44,16 +45,21 @@ def predict_split(
     for sub in ("input0", "label"):
         if not (data_dir / sub / f"{split}.idx").exists():
             raise FewshotDataError(f"{data_dir} has no {split} split ({sub}/{split}.idx missing)")
+    state = load_checkpoint_state(checkpoint)
+    task_name = (config_field(config_field(state.get("cfg"), "task"), "_name")
+                 or config_field(state.get("args"), "task"))
+    del state
+    if task_name != "sentence_prediction":
+        raise EvaluationError(
+            f"{checkpoint} is a {task_name} checkpoint, not one fine-tuned with sentence_prediction "
+            "(fine-tune it first: genemask-fewshot finetune / examples/finetune_fewshot.sh)"
+        )
     try:
         models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
             [str(checkpoint)], arg_overrides={"data": str(data_dir)}
         )
     except Exception as err:
         raise EvaluationError(f"cannot load {checkpoint} with data {data_dir}: {err}") from None
-    if cfg.task._name != "sentence_prediction":
-        raise EvaluationError(
-            f"{checkpoint} is a {cfg.task._name} checkpoint, not a fine-tuned sentence_prediction one"
-        )
     model = models[0]
     head = cfg.task.classification_head_name
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

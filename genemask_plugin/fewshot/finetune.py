@@ -75,7 +75,8 @@ class ModelShape:
     """Extra ``fairseq-train`` model flags (sizes the checkpoint overrode)."""
 
 
-def _get(config, name, default=None):
+def config_field(config, name, default=None):
+    """A field of a checkpoint config saved as a dict or as an ``argparse.Namespace``."""
     if config is None:
         return default
     if isinstance(config, dict):
@@ -103,8 +104,8 @@ def read_model_shape(checkpoint: str | os.PathLike) -> ModelShape:
     (or any genemask_* variant) is rebuilt with the same shape before its weights load.
     """
     state = load_checkpoint_state(checkpoint)
-    model_cfg = _get(state.get("cfg"), "model") or state.get("args")
-    arch = _get(model_cfg, "arch") or _get(model_cfg, "_name")
+    model_cfg = config_field(state.get("cfg"), "model") or state.get("args")
+    arch = config_field(model_cfg, "arch") or config_field(model_cfg, "_name")
     if not arch:
         raise FinetuneError(f"{checkpoint} has no model architecture in its config")
     from fairseq.models import ARCH_CONFIG_REGISTRY  # noqa: PLC0415
@@ -115,13 +116,13 @@ def read_model_shape(checkpoint: str | os.PathLike) -> ModelShape:
     ARCH_CONFIG_REGISTRY[arch](defaults)
     options: list[str] = []  # only what the checkpoint changed from its --arch defaults
     for name in _SIZE_OPTIONS + _CHOICE_OPTIONS:
-        value = _get(model_cfg, name)
+        value = config_field(model_cfg, name)
         if value is not None and value != getattr(defaults, name, None):
             options += [f"--{name.replace('_', '-')}", str(value)]
     for name in _TRUE_FLAGS:
-        if _get(model_cfg, name) is True and getattr(defaults, name, None) is not True:
+        if config_field(model_cfg, name) is True and getattr(defaults, name, None) is not True:
             options.append(f"--{name.replace('_', '-')}")
-    max_positions = _get(model_cfg, "max_positions") or DEFAULT_MAX_POSITIONS
+    max_positions = config_field(model_cfg, "max_positions") or DEFAULT_MAX_POSITIONS
     return ModelShape(arch, int(max_positions), tuple(options))
 
 
