@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -193,6 +194,8 @@ _SPOOL: dict = {}
 
 def _init_worker(config: CorpusConfig, sp_model: str | None, spool_dir: str | None = None) -> None:
     global _WORKER
+    if spool_dir is not None:  # a pool worker: Ctrl-C is the main process's to handle (it cleans up)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER = _Worker(config, sp_model)
     _SPOOL.update(dir=spool_dir, count=0)
 

@@ -20,6 +20,15 @@ def _default_workers() -> int:
         return os.cpu_count() or 1
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the uninformative ``None`` and ``False``."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -28,14 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
             "otherwise 6..510; split at non-ACGT runs), drop exact duplicates, split train/valid, and write "
             "fairseq's binarized data: DIR/{train,valid}.{bin,idx}, DIR/dict.txt, DIR/preprocess.json."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("genome", help="FASTA (plain, gzip or bgzip) or DNABERT-style TSV (first column DNA or k-mers)")
     parser.add_argument("--k", type=int, default=None, help="k-mer size, 1..7 (required with --tokenizer kmer; 6 in the paper)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--seed", type=int, default=1, help="seed for chunking and the train/valid split")
     parser.add_argument("--valid-fraction", type=float, default=0.1, help="fraction of chunks in the valid split (0 = train only)")
-    parser.add_argument("--workers", type=int, default=_default_workers(), help="worker processes (default: all cores)")
+    parser.add_argument("--workers", type=int, default=_default_workers(), help="worker processes (default: all cores, here %(default)s)")
     parser.add_argument("--format", choices=("binary", "text"), default="binary",
                         help="binary: fairseq mmap .bin/.idx; text: train.txt/valid.txt of space-separated tokens "
                              "for `fairseq-preprocess --only-source --srcdict DIR/dict.txt`")
@@ -94,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             from tqdm import tqdm
 
+            tqdm.monitor_interval = 0  # no monitor thread: the worker pool forks after the bar exists
             bar = tqdm(total=total, unit="bp", unit_scale=True, desc=PROG, dynamic_ncols=True, leave=False, file=sys.stderr)
         summary = build_corpus(config, progress=bar.update if bar is not None else None)
     except (GenomeInputError, PreprocessError) as err:
