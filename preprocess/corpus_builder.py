@@ -324,9 +324,18 @@ class TextCorpusWriter:
 
     def add_many(self, tokens: np.ndarray, sizes: np.ndarray) -> None:
         """Append items given as flat fairseq ids (each ending with ``</s>``, which is not written)."""
-        sizes = sizes.astype(np.int64)
+        sizes = np.asarray(sizes, dtype=np.int64)
+        item_ends = np.cumsum(sizes)
+        first = 0
+        while first < len(sizes):  # blocks of about 1 M tokens bound the temporary text arrays
+            lo = int(item_ends[first - 1]) if first else 0
+            end = max(first + 1, int(np.searchsorted(item_ends, lo + (1 << 20), side="right")))
+            self._write_block(tokens[lo : int(item_ends[end - 1])], sizes[first:end])
+            first = end
         self.num_items += len(sizes)
         self.num_tokens += int(sizes.sum())
+
+    def _write_block(self, tokens: np.ndarray, sizes: np.ndarray) -> None:
         ends = np.cumsum(sizes) - 1  # the </s> of each item
         is_content = np.ones(len(tokens), dtype=bool)
         is_content[ends] = False
