@@ -8,6 +8,7 @@
 #               both: 10% warm-up then linear decay, dropout 0.1, weight decay 0.01
 #   OUT         save dir; no dev-set selection: the model after the last update, OUT/checkpoint_last.pt,
 #               is the one to score: genemask-fewshot evaluate OUT/checkpoint_last.pt DATA_DIR
+#   One device (--distributed-world-size 1): several GPUs would multiply the paper's batch size.
 # Environment: ARCH (default genemask_tiny; must be the checkpoint's, e.g. genemask_dnabert_base or
 #   genemask_logo), MAX_POSITIONS (default 512, the checkpoint's), EPOCHS / MAX_UPDATES (shorter runs),
 #   DRY_RUN=1 (print the command only), PYTHON (default python3).
@@ -46,6 +47,7 @@ run fairseq-train "$DATA" --user-dir "$PLUGIN_DIR" \
     --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-06 --weight-decay 0.01 --clip-norm 0.0 \
     --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates "$WARMUP" --total-num-update "$TOTAL" \
     --max-update "$TOTAL" --max-epoch "$EPOCHS" --batch-size "$BATCH" --required-batch-size-multiple 1 \
+    --distributed-world-size 1 \
     --seed "$SEED" --disable-validation --no-epoch-checkpoints --no-save-optimizer-state \
     --num-workers 0 --log-format simple --log-interval 10 --save-dir "$OUT" \
     "${CPU_FLAG[@]}" "$@"

@@ -68,6 +68,7 @@ def test_train_args_from_checkpoint_and_from_scratch():
     for flag in ("--reset-optimizer", "--reset-dataloader", "--reset-meters", "--disable-validation", "--cpu"):
         assert flag in pretrained
     assert option(pretrained, "--required-batch-size-multiple") == "1"
+    assert option(pretrained, "--distributed-world-size") == "1"  # the paper's batch, not x GPUs
     assert option(pretrained, "--init-token") == "0"  # the classification head reads <s>
     assert (option(pretrained, "--batch-size"), option(pretrained, "--lr"), option(pretrained, "--max-epoch")) == ("5", "0.0001", "20")
     assert (option(pretrained, "--warmup-updates"), option(pretrained, "--total-num-update")) == ("8", "80")

@@ -5,7 +5,8 @@ command that ``examples/finetune_fewshot.sh`` spells out (a test keeps the two e
 The paper (GeneMask §5) fine-tunes 10/50/100-shot sets with batch 5, lr 1e-4 for 20
 epochs and 500/1000-shot sets with batch 15, lr 5e-5 for 5 epochs; both with 10% warm-up
 then linear decay, dropout 0.1 and weight decay 0.01, and no dev-set selection: the
-model after the last update (``checkpoint_last.pt``) is the one scored.
+model after the last update (``checkpoint_last.pt``) is the one scored. One device:
+fairseq would otherwise spread the run over every visible GPU and multiply the batch.
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ def fairseq_train_args(
         "--max-epoch", str(epochs),
         "--batch-size", str(recipe.batch_size),
         "--required-batch-size-multiple", "1",
+        "--distributed-world-size", "1",
         "--seed", str(seed),
         "--disable-validation",
         "--no-epoch-checkpoints",
