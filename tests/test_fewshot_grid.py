@@ -240,6 +240,9 @@ def test_missing_files_stop_the_grid_before_any_run(root, tmp_path, monkeypatch,
                  "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and "cannot read checkpoint" in err and err.count("\n") == 1
+    code = main(["grid", "--checkpoint", "a b=none", "--checkpoint", "a_b=none", "--fewshot-root", str(root),
+                 "--out", str(tmp_path / "r")])
+    assert code == 2 and "checkpoint labels must differ" in capsys.readouterr().err
     assert fake.runs == []
 
 

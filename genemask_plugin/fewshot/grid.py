@@ -115,10 +115,11 @@ class GridReport:
 
 def plan_cells(config: GridConfig) -> list[Cell]:
     """Every cell of the grid, with its files resolved (raises before anything runs if one is missing)."""
-    labels = [spec.label for spec in config.checkpoints]
-    duplicates = {label for label in labels if labels.count(label) > 1}
+    slugs = [slug(spec.label) for spec in config.checkpoints]  # the cells' directory names
+    duplicates = sorted({spec.label for spec in config.checkpoints if slugs.count(slug(spec.label)) > 1})
     if duplicates:
-        raise FewshotDataError(f"checkpoint labels must differ, got {sorted(duplicates)} twice; use LABEL=PATH")
+        raise FewshotDataError(f"checkpoint labels must differ (as directory names): {duplicates}; "
+                               "use LABEL=PATH")
     for spec in config.checkpoints:
         if spec.path is not None and not spec.path.is_file():
             raise FewshotDataError(f"checkpoint not found: {spec.path}")
