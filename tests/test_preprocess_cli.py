@@ -92,13 +92,33 @@ def test_output_does_not_depend_on_worker_count_but_on_seed(tmp_path, genome):
     assert (outs["w1"] / "train.bin").read_bytes() != (outs["s2"] / "train.bin").read_bytes()
 
 
-def test_duplicates_removed_and_splits_disjoint(tmp_path, genome):
+def test_no_item_appears_twice_across_splits(tmp_path, genome):
     out = tmp_path / "o"
     assert _run(genome, "--k", 4, "--out", out, "--quiet", "--valid-fraction", 0.4, "--max-start-offset", 0) == 0
     train, valid = _items(out), _items(out, "valid")
     assert train and valid
     keys = [item.tobytes() for item in train + valid]
     assert len(set(keys)) == len(keys)
+
+
+def test_results_spooled_through_files_give_the_same_output(tmp_path, genome, monkeypatch):
+    spooled = []
+    real_unspool = corpus_builder._unspool
+
+    def watch(result):
+        spooled.append(result.tokens_file is not None)
+        return real_unspool(result)
+
+    monkeypatch.setattr(corpus_builder, "_SPOOL_BYTES", 1)  # forked workers inherit it
+    monkeypatch.setattr(corpus_builder, "_unspool", watch)
+    monkeypatch.setattr(corpus_builder, "_BATCH_BASES", 3000)  # several batches
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run(genome, "--k", 6, "--out", a, "--quiet", "--workers", 1, "--reverse-complement") == 0
+    assert _run(genome, "--k", 6, "--out", b, "--quiet", "--workers", 2, "--reverse-complement") == 0
+    assert len(spooled) >= 3 and all(spooled)
+    for name in ("train.bin", "train.idx", "valid.bin", "valid.idx"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert sorted(os.listdir(b)) == ["dict.txt", "preprocess.json", "train.bin", "train.idx", "valid.bin", "valid.idx"]
 
 
 def test_exact_duplicate_records_are_removed(tmp_path):
