@@ -210,6 +210,15 @@ def test_bad_file(tmp_path, vocab_dict, content, message):
         prepare_fewshot_data(train, vocab_dict, tmp_path / "out")
 
 
+def test_windows_line_ends_and_byte_order_mark(tmp_path, vocab_dict, train_rows):
+    train = tmp_path / "train.tsv"
+    train.write_bytes(("\ufeffsequence\tlabel\r\n" + "".join(f"{s}\t{label}\r\n" for s, label in train_rows))
+                      .encode("utf-8"))
+    prepared = prepare_fewshot_data(train, vocab_dict, tmp_path / "out")
+    assert prepared.labels == ["0", "1"]
+    assert items(tmp_path / "out" / "input0" / "train")[0] == expected_ids(train_rows[0][0])
+
+
 def test_single_class_training_file(tmp_path, vocab_dict):
     train = write_tsv(tmp_path / "train.tsv", [("ACGTA", "1"), ("CCGTA", "1")])
     with pytest.raises(FewshotDataError, match="at least 2 classes"):

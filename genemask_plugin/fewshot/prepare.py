@@ -201,7 +201,7 @@ def read_fewshot_tsv(path: str | os.PathLike, k: int) -> list[FewshotRow]:
     """Rows of a DNABERT-style ``sequence<TAB>label`` TSV (fields may be double-quoted)."""
     path = Path(path)
     try:
-        handle = open(path, newline="")
+        handle = open(path, newline="", encoding="utf-8-sig")  # a BOM is not part of the header
     except OSError as err:
         raise FewshotDataError(f"cannot read {path}: {err.strerror}") from None
     rows = []
