@@ -132,14 +132,23 @@ def _fasta_records(path: str) -> Iterator[GenomeRecord]:
                     yield GenomeRecord(entry.name, "")
                 else:
                     yield GenomeRecord(entry.name, entry.sequence)
-    except OSError as err:
-        raise GenomeInputError(f"{path}: cannot read FASTA: {err}") from None
+    except (OSError, ValueError) as err:  # pysam raises ValueError on a truncated or corrupt file
+        raise GenomeInputError(f"{path}: cannot read FASTA (truncated or corrupt?): {err}") from None
 
 
 def _tsv_records(path: str) -> Iterator[GenomeRecord]:
     """Rows of a TSV whose first column is raw DNA or space-separated overlapping k-mers."""
+    try:
+        yield from _tsv_rows_as_records(path)
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise GenomeInputError(f"{path}: cannot read TSV (truncated or corrupt?): {err}") from None
+
+
+def _tsv_rows_as_records(path: str) -> Iterator[GenomeRecord]:
     base = os.path.basename(path)
-    opener = gzip.open if path.endswith(".gz") else open
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"  # sniffed as _read_head does, whatever the file name
+    opener = gzip.open if gzipped else open
     with opener(path, "rt", newline="") as handle:
         for row_no, row in enumerate(_tsv_rows(handle), start=1):
             if not row:

@@ -1,6 +1,7 @@
 import gzip
 import os
 
+import numpy as np
 import pysam
 import pytest
 
@@ -97,3 +98,21 @@ def test_unreadable_file(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(path) else real_access(p, mode))
     with pytest.raises(GenomeInputError, match="permission denied"):
         open_genome(path)
+
+
+def test_gzipped_tsv_is_recognised_by_content_not_name(tmp_path):
+    path = tmp_path / "rows.tsv"  # gzip content, no .gz suffix
+    with gzip.open(path, "wt") as handle:
+        handle.write("sequence\tlabel\nACGTACGTAA\t1\n")
+    assert _records(path) == ("tsv", [("rows.tsv:2", "ACGTACGTAA")])
+
+
+def test_truncated_compressed_fasta_is_a_one_line_error(tmp_path):
+    source = tmp_path / "big.fa"
+    rng = np.random.default_rng(0)
+    source.write_text(">a\n" + "".join(rng.choice(list("ACGT"), size=300_000)) + "\n")
+    pysam.tabix_compress(str(source), str(source) + ".gz")
+    truncated = tmp_path / "cut.fa.gz"
+    truncated.write_bytes((tmp_path / "big.fa.gz").read_bytes()[:40_000])
+    with pytest.raises(GenomeInputError, match="truncated or corrupt"):
+        _records(truncated)
