@@ -125,6 +125,8 @@ def _total_from_fai(path: str) -> int | None:
 
 
 def _fasta_records(path: str) -> Iterator[GenomeRecord]:
+    # htslib would print its own "[E::bgzf_read_block] ..." lines next to our one-line error.
+    previous_verbosity = pysam.set_verbosity(0)
     try:
         with pysam.FastxFile(path) as handle:
             for entry in handle:
@@ -134,6 +136,8 @@ def _fasta_records(path: str) -> Iterator[GenomeRecord]:
                     yield GenomeRecord(entry.name, entry.sequence)
     except (OSError, ValueError) as err:  # pysam raises ValueError on a truncated or corrupt file
         raise GenomeInputError(f"{path}: cannot read FASTA (truncated or corrupt?): {err}") from None
+    finally:
+        pysam.set_verbosity(previous_verbosity)
 
 
 def _tsv_records(path: str) -> Iterator[GenomeRecord]:

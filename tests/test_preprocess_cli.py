@@ -314,3 +314,21 @@ def test_sentencepiece_tokenizer(tmp_path):
 
 def _assert_sp_k_conflict(tmp_path, path):
     assert _run(path, "--tokenizer", "sentencepiece", "--k", 6, "--out", tmp_path / "x", "--quiet") == 1
+
+
+def test_truncated_genome_is_one_line_on_the_real_stderr(tmp_path):
+    import pysam
+
+    source = tmp_path / "g.fa"
+    source.write_text(">a\n" + _dna(300_000, 3) + "\n")
+    pysam.tabix_compress(str(source), str(source) + ".gz")
+    cut = tmp_path / "cut.fa.gz"
+    cut.write_bytes((tmp_path / "g.fa.gz").read_bytes()[:40_000])
+    result = subprocess.run(
+        [BIN / "genemask-preprocess", cut, "--k", "6", "--out", tmp_path / "o"], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines[-1].startswith("genemask-preprocess: error:") and "truncated or corrupt" in lines[-1]
+    assert not any("[E::" in line or "Traceback" in line for line in lines)
+    assert not (tmp_path / "o").exists()
