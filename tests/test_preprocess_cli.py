@@ -332,3 +332,18 @@ def test_truncated_genome_is_one_line_on_the_real_stderr(tmp_path):
     assert lines[-1].startswith("genemask-preprocess: error:") and "truncated or corrupt" in lines[-1]
     assert not any("[E::" in line or "Traceback" in line for line in lines)
     assert not (tmp_path / "o").exists()
+
+
+def test_fingerprint_set_keeps_only_first_occurrences():
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 2**64 - 1, size=3000, dtype=np.uint64, endpoint=True)
+    seen, reference = corpus_builder.FingerprintSet(), set()
+    for _ in range(60):
+        keys = rng.choice(pool, size=int(rng.integers(0, 200)))
+        expected = []
+        for key in keys.tolist():
+            expected.append(key not in reference)
+            reference.add(key)
+        assert seen.first_seen(keys).tolist() == expected
+    assert len(seen) == len(reference)
+    assert len(seen._levels) <= 12  # merged into geometrically growing sorted arrays
