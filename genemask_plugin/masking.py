@@ -163,7 +163,7 @@ def select_mask_spans(
     if config.uses_pmi and config.high_fraction > 0:
         if scores is None or len(scores) != n:
             raise ValueError("the PMI strategies need one score per position")
-        span_scores = np.where(inside, scores[np.clip(span, 0, n - 1)], -np.inf)
+        span_scores = np.where(inside, scores[np.where(inside, span, 0)], -np.inf)
         rows = np.arange(len(centres))
         best_col = span_scores.argmax(axis=1)  # first maximum: the centre, else the nearest
         best = span[rows, best_col]
