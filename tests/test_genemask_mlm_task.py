@@ -135,6 +135,14 @@ def test_pmi_strategies_require_a_table(corpus):
     assert task.token_scores is None
 
 
+def test_a_checkpoint_loads_without_its_pmi_table(corpus, tmp_path):
+    cfg = GeneMaskMLMConfig(data=str(corpus), seed=1, pmi_table=str(tmp_path / "moved.tsv"))
+    task = GeneMaskMLMTask.setup_task(cfg, from_checkpoint=True)  # as from_pretrained / fine-tuning do
+    assert task.token_scores is None and len(task.dictionary) == 4101
+    with pytest.raises(PMITableError, match="moved.tsv"):
+        task.load_dataset("valid")
+
+
 def _table(path: Path, rows, header="ngram\tn\tcount\tnaive_pmi\tpmi\tnpmi\trank"):
     path.write_text(header + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
     return path

@@ -117,7 +117,7 @@ class GeneMaskMLMTask(FairseqTask):
 
     cfg: GeneMaskMLMConfig
 
-    def __init__(self, cfg: GeneMaskMLMConfig, dictionary: Dictionary):
+    def __init__(self, cfg: GeneMaskMLMConfig, dictionary: Dictionary, load_pmi_table: bool = True):
         super().__init__(cfg)
         self.dictionary = dictionary
         self.mask_idx = dictionary.add_symbol("<mask>")
@@ -139,7 +139,9 @@ class GeneMaskMLMTask(FairseqTask):
                 f"k={self.kmer_size}: the default centre probability {self.masking.centre_prob} "
                 "was tuned for k=6; set --centre-prob to target ~15% masked tokens"
             )
-        self.token_scores = self._load_token_scores() if self.masking.uses_pmi else None
+        self.token_scores = None
+        if self.masking.uses_pmi and load_pmi_table:
+            self.token_scores = self._load_token_scores()
         if not self.masking.uses_pmi and cfg.pmi_table:
             logger.info(f"--mask-strategy {cfg.mask_strategy} does not use --pmi-table")
         logger.info(f"masking: {self.masking}")
@@ -151,7 +153,9 @@ class GeneMaskMLMTask(FairseqTask):
             raise ValueError("--data: no data directory given")
         dictionary = Dictionary.load(os.path.join(paths[0], "dict.txt"))
         logger.info(f"dictionary: {len(dictionary)} types")
-        return cls(cfg, dictionary)
+        # A checkpoint loaded for inference or fine-tuning needs no PMI table (its path may not
+        # exist there): the table is then read only when a dataset is loaded.
+        return cls(cfg, dictionary, load_pmi_table=not kwargs.get("from_checkpoint", False))
 
     def _load_token_scores(self) -> np.ndarray:
         if not self.cfg.pmi_table:
@@ -169,6 +173,8 @@ class GeneMaskMLMTask(FairseqTask):
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         """Load ``split``: chunks -> blocks -> prepend <s> -> mask -> sort."""
+        if self.masking.uses_pmi and self.token_scores is None:
+            self.token_scores = self._load_token_scores()
         paths = utils.split_paths(self.cfg.data)
         split_path = os.path.join(paths[(epoch - 1) % len(paths)], split)
         dataset = data_utils.load_indexed_dataset(split_path, self.dictionary, combine=combine)
