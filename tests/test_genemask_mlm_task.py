@@ -15,6 +15,7 @@ import pytest
 import torch
 from fairseq import options, tasks
 from fairseq.data import data_utils
+from fairseq.models.roberta import RobertaModel
 
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask
 from preprocess.kmers import all_kmers
@@ -248,6 +249,10 @@ def test_train_two_epochs_resume_and_validate(small_corpus):
     )
     assert validate.returncode == 0, validate.stderr[-3000:]
     assert "valid on 'valid' subset | loss" in validate.stdout + validate.stderr
+
+    # The hub interface loads the checkpoint too (no BPE: k-mer tokens are given as ids).
+    hub = RobertaModel.from_pretrained(str(root / "ckpt2"), "checkpoint_last.pt", str(data), bpe=None, user_dir=PLUGIN)
+    assert hub.extract_features(torch.tensor([[0, 100, 200, 300, 2]])).shape == (1, 5, 64)
 
 
 def _free_port():
