@@ -133,6 +133,20 @@ def test_collater_builds_the_mlm_batch(vocab):
     assert dataset.collater([]) == {}
 
 
+def test_batches_respect_max_tokens_counting_bos(vocab):
+    items = make_items(n=60)
+    dataset = make_dataset(vocab, items)
+    indices = np.argsort(dataset.sizes, kind="stable")
+    batches = dataset.batch_by_size(indices, max_tokens=1024)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(60))
+    for batch in batches:
+        padded = len(batch) * max(dataset.sizes[batch])
+        assert padded <= 1024
+    kept, dropped = dataset.filter_indices_by_size(indices, 200)
+    assert set(kept.tolist()) == {i for i in range(60) if len(items[i]) <= 200}
+    assert len(dropped) == 60 - len(kept)
+
+
 def test_pmi_strategies_need_matching_scores(vocab):
     items = make_items(n=3)
     config = MaskingConfig(k=K)

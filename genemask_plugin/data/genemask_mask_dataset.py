@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from fairseq.data import BaseWrapperDataset, data_utils
+from fairseq.data import BaseWrapperDataset, FairseqDataset, data_utils
 
 from genemask_plugin.masking import (
     MaskingConfig,
@@ -88,6 +88,24 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
     @property
     def can_reuse_epoch_itr_across_epochs(self):
         return True  # the masks change with the epoch, the sizes do not
+
+    # Batch and filter on this dataset's sizes (<s> included), vectorised, rather than
+    # delegating to the block dataset underneath.
+    def num_tokens_vec(self, indices):
+        return np.asarray(self.sizes)[indices]
+
+    def batch_by_size(self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1):
+        return data_utils.batch_by_size(
+            indices,
+            num_tokens_fn=self.num_tokens,
+            num_tokens_vec=self.num_tokens_vec(indices).astype(np.int64),
+            max_tokens=max_tokens,
+            max_sentences=max_sentences,
+            required_batch_size_multiple=required_batch_size_multiple,
+        )
+
+    def filter_indices_by_size(self, indices, max_sizes):
+        return FairseqDataset.filter_indices_by_size(self, indices, max_sizes)
 
     def set_epoch(self, epoch, **unused):
         super().set_epoch(epoch)
