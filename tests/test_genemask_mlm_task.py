@@ -18,6 +18,7 @@ from fairseq.data import data_utils
 from fairseq.models.roberta import RobertaModel
 
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask
+from preprocess.binarize import IndexedDatasetWriter
 from preprocess.kmers import all_kmers
 from preprocess.pmi_table import PMITableError
 from preprocess.preprocess_cli import main as preprocess_main
@@ -142,6 +143,22 @@ def test_a_checkpoint_loads_without_its_pmi_table(corpus, tmp_path):
     assert task.token_scores is None and len(task.dictionary) == 4101
     with pytest.raises(PMITableError, match="moved.tsv"):
         task.load_dataset("valid")
+
+
+def test_non_kmer_dictionary_masks_one_token_spans(tmp_path):
+    """A SentencePiece-style dictionary: no k, so the base span is the centre token alone."""
+    symbols = ["ACGT", "TTGA", "CCA", "G", "AAT", "TGCA", "GGG", "TA"]
+    (tmp_path / "dict.txt").write_text("".join(f"{sym} 1\n" for sym in symbols))
+    rng = np.random.default_rng(0)
+    with IndexedDatasetWriter(tmp_path / "valid") as writer:
+        writer.add_many([np.append(rng.integers(4, 12, 300), 2) for _ in range(40)])
+    task = GeneMaskMLMTask.setup_task(GeneMaskMLMConfig(data=str(tmp_path), seed=1, mask_strategy="kmer_span"))
+    assert task.kmer_size is None and task.masking.span_offsets.tolist() == [0]
+    task.load_dataset("valid")
+    fractions = [task.dataset("valid")[i]["target"].ne(1).float().mean().item() for i in range(40)]
+    assert 0.015 < np.mean(fractions) < 0.035  # 0.025 centres, one token each
+    with pytest.raises(PMITableError, match="not the fixed k-mer vocabulary"):
+        setup_task(tmp_path)
 
 
 def _table(path: Path, rows, header="ngram\tn\tcount\tnaive_pmi\tpmi\tnpmi\trank"):
