@@ -123,7 +123,7 @@ class GeneMaskMLMTask(FairseqTask):
         self.mask_idx = dictionary.add_symbol("<mask>")
         self.kmer_size = kmer_size_of_symbols(dictionary.symbols)
         self.masking = MaskingConfig(
-            strategy=cfg.mask_strategy,
+            strategy=str(cfg.mask_strategy),
             k=self.kmer_size,
             centre_prob=cfg.centre_prob,
             wide_half_width=cfg.wide_half_width,
