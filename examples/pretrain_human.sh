@@ -28,8 +28,8 @@ TXT
 }
 source "$(dirname "$0")/_common.sh"
 
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 [ $# -ge 2 ] || { usage >&2; exit 2; }
-case "$1" in -h|--help) usage; exit 0 ;; esac
 GENOME=$1 OUT=$2
 shift 2
 ARCH=genemask_dnabert_base STRATEGY=genemask K=6 UPDATES=10000 LR=8e-4 WARMUP=500
