@@ -17,7 +17,11 @@ esac
 GENOME="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz"
 FEWSHOT="$REPO_ROOT/data/fewshot/Prom-core"
 CPU_FLAG=()
-[ "$(count_gpus)" -ge 1 ] || CPU_FLAG=(--cpu)
+if [ "$(count_gpus)" -lt 1 ]; then
+    CPU_FLAG=(--cpu)
+    # These models are tiny: one torch thread per process beats threads fighting the data workers for cores.
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+fi
 mkdir -p "$OUT"
 START=$(date +%s)
 
