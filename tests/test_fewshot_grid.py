@@ -115,7 +115,7 @@ def test_protocol_files(root):
     core = resolve_cell_files("Prom-core", 50, [root])
     assert core.train == root / "Prom-core" / "50" / "train.tsv" and not core.exclude_overlap
     splice = resolve_cell_files("Splice-40", 10, [root], {"Splice-40": root / "splice_test.tsv"})
-    assert splice.test == root / "splice_test.tsv"
+    assert splice.test == root / "splice_test.tsv" and splice.exclude_overlap  # shot files overlap
     with pytest.raises(FewshotDataError, match=r"pass --test-file Splice-40=PATH"):
         resolve_cell_files("Splice-40", 10, [root])
     with pytest.raises(FewshotDataError, match="Prom-300 is evaluated with 10, 50, 100, 500 shots"):
