@@ -15,7 +15,7 @@ SEEDS="1 2 3"
 DATASETS="Prom-core Prom-300 Cohn-enh Splice-40"
 FEWSHOT_ROOT="$REPO_ROOT/../shared/data/fewshot"
 OUT="$REPO_ROOT/docs/results/cpu_experiment"
-WORK=${WORK:-$REPO_ROOT/work/cpu_experiment}
+WORK=$(realpath -m "${WORK:-$REPO_ROOT/work/cpu_experiment}")
 while [ $# -gt 0 ]; do
     case "$1" in
         --updates) UPDATES=$2; shift 2 ;;

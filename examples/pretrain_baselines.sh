@@ -5,7 +5,8 @@
 # Usage: examples/pretrain_baselines.sh GENOME.fa[.gz] OUT_DIR [--arch NAME] [--dry-run] [other pretrain_human.sh options]
 source "$(dirname "$0")/_common.sh"
 [ $# -ge 2 ] || die "usage: examples/pretrain_baselines.sh GENOME.fa[.gz] OUT_DIR [--arch NAME] [--dry-run]"
-GENOME=$1 OUT=$2
+GENOME=$1
+OUT=$(realpath -m "$2")
 shift 2
 HERE=$(dirname "$0")
 DATA_FLAG=()

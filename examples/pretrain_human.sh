@@ -30,7 +30,8 @@ source "$(dirname "$0")/_common.sh"
 
 case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 [ $# -ge 2 ] || { usage >&2; exit 2; }
-GENOME=$1 OUT=$2
+GENOME=$1
+OUT=$(realpath -m "$2")  # absolute: checkpoints record the --pmi-table path
 shift 2
 ARCH=genemask_dnabert_base STRATEGY=genemask K=6 UPDATES=10000 LR=8e-4 WARMUP=500
 SEQS_PER_GPU=10 SEQS_PER_UPDATE=250 GPUS="" NNODES=1 NODE_RANK=0 MASTER="" SKIP_DATA=0

@@ -7,7 +7,7 @@
 # DEMO_SCALE=full selects a bigger run (more pretraining, 5 seeds). OUT (default demo_out/) holds everything.
 source "$(dirname "$0")/_common.sh"
 
-OUT=${OUT:-$REPO_ROOT/demo_out}
+OUT=$(realpath -m "${OUT:-$REPO_ROOT/demo_out}")  # absolute: checkpoints record the --pmi-table path
 SCALE=${DEMO_SCALE:-small}
 case "$SCALE" in
     small) PRETRAIN_UPDATES=300; SEEDS="1 2 3" ;;
