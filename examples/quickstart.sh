@@ -2,16 +2,16 @@
 # The main job (README quick start, run by `make demo`): on the bundled data,
 #   1. build the 6-mer corpus and the PMI table from the human fragments,
 #   2. pretrain genemask_tiny with fairseq-train --task genemask_mlm,
-#   3. fine-tune Prom-core 10-shot from scratch and from the GeneMask checkpoint, over 3 seeds,
+#   3. fine-tune Prom-core 10-shot from scratch and from the GeneMask checkpoint, over 5 seeds,
 #   4. print the table: from scratch vs GeneMask-pretrained.
-# DEMO_SCALE=full selects a bigger run (more pretraining, 5 seeds). OUT (default demo_out/) holds everything.
+# DEMO_SCALE=full selects a bigger run (4x the pretraining, 50-shot too). OUT (default demo_out/) holds everything.
 source "$(dirname "$0")/_common.sh"
 
 OUT=$(realpath -m "${OUT:-$REPO_ROOT/demo_out}")  # absolute: checkpoints record the --pmi-table path
 SCALE=${DEMO_SCALE:-small}
 case "$SCALE" in
-    small) PRETRAIN_UPDATES=300; SEEDS="1 2 3" ;;
-    full) PRETRAIN_UPDATES=3000; SEEDS="1 2 3 4 5" ;;
+    small) PRETRAIN_UPDATES=1000; SEEDS="1 2 3 4 5"; SHOTS="10" ;;
+    full) PRETRAIN_UPDATES=4000; SEEDS="1 2 3 4 5"; SHOTS="10 50" ;;
     *) die "DEMO_SCALE must be small or full, got $SCALE" ;;
 esac
 GENOME="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz"
@@ -42,10 +42,10 @@ run fairseq-train "$OUT/data" --user-dir "$PLUGIN_DIR" \
     --batch-size 16 --num-workers 1 --seed 1 --no-epoch-checkpoints \
     --log-format tqdm --save-dir "$OUT/pretrain" "${CPU_FLAG[@]}"
 
-echo "== 3/4 fine-tune and evaluate Prom-core 10-shot (seeds: $SEEDS)"
+echo "== 3/4 fine-tune and evaluate Prom-core $SHOTS-shot (seeds: $SEEDS)"
 run genemask-fewshot grid \
     --checkpoint "from scratch=none" --checkpoint "GeneMask-pretrained=$OUT/pretrain/checkpoint_last.pt" \
-    --datasets Prom-core --shots 10 --seeds $SEEDS \
+    --datasets Prom-core --shots $SHOTS --seeds $SEEDS \
     --fewshot-root "$REPO_ROOT/data/fewshot" --dict "$OUT/data/dict.txt" --out "$OUT/fewshot"
 
 echo "== 4/4 results (mean ± std over seeds; Prom-core test set, 5 920 sequences)"
