@@ -105,6 +105,15 @@ def test_cpu_experiment_pretrains_every_strategy_at_equal_compute():
     assert len(grid.checkpoints) == 5 and grid.checkpoints[-1].endswith("=none")
 
 
+def test_sample_efficiency_scores_each_checkpoint_of_one_schedule():
+    commands = dry_run("sample_efficiency.sh", "--dry-run")
+    trained = check_commands(commands)
+    assert sorted(a.mask_strategy for a in trained) == ["genemask", "kmer_span"]
+    assert {(a.max_update, a.save_interval_updates, a.seed) for a in trained} == {(4000, 500, 1)}
+    labels = [spec.split("=")[0] for spec in parse_own_cli(commands[-1]).checkpoints]
+    assert labels == [f"{s}@{n}" for s in ("genemask", "kmer_span") for n in (500, 1000, 2000, 4000)]
+
+
 def test_reproduce_fewshot_follows_the_protocol():
     commands = dry_run("reproduce_fewshot.sh", "ckpt.pt", "/tmp/out", "--dry-run")
     grids = {tuple(a.datasets): a.shots for a in map(parse_own_cli, commands)}
