@@ -30,3 +30,26 @@ count_gpus() {
         echo 0
     fi
 }
+
+# The CPU-scale experiments' corpus and 6-mer PMI table, from the bundled human fragments, under WORK.
+prepare_bundled_corpus() {
+    local work=$1 genome="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz"
+    [ -f "$work/data/dict.txt" ] || run genemask-preprocess "$genome" --k 6 --out "$work/data" --seed 1 --force
+    run genemask-pmi count "$genome" --max-n 6 --out "$work/pmi/counts.npz" --quiet
+    run genemask-pmi score "$work/pmi/counts.npz" --k 6 --out "$work/pmi/pmi_k6.tsv"
+}
+
+# genemask_tiny pretraining at CPU scale on that corpus; every strategy gets the same data, seed, batch and
+# schedule. Usage: pretrain_tiny WORK STRATEGY UPDATES SAVE_DIR [extra fairseq-train options]
+pretrain_tiny() {
+    local work=$1 strategy=$2 updates=$3 save=$4
+    shift 4
+    run fairseq-train "$work/data" --user-dir "$PLUGIN_DIR" \
+        --task genemask_mlm --criterion genemask_mlm --arch genemask_tiny \
+        --mask-strategy "$strategy" --pmi-table "$work/pmi/pmi_k6.tsv" --tokens-per-sample 512 \
+        --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 \
+        --lr 8e-4 --lr-scheduler polynomial_decay --warmup-updates $((updates / 20)) \
+        --total-num-update "$updates" --max-update "$updates" \
+        --batch-size 16 --num-workers 1 --seed 1 --no-epoch-checkpoints --cpu \
+        --log-format simple --save-dir "$save" "$@"
+}

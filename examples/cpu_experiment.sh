@@ -29,28 +29,16 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$DRY_RUN" = 1 ] || [ -d "$FEWSHOT_ROOT" ] || die "few-shot data not found at $FEWSHOT_ROOT (--fewshot-root)"
-GENOME="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz"
 STRATEGIES="genemask kmer_span random genemask_position"
 START=$(date +%s)
 
-if [ ! -f "$WORK/data/dict.txt" ]; then
-    run genemask-preprocess "$GENOME" --k 6 --out "$WORK/data" --seed 1 --force
-fi
-run genemask-pmi count "$GENOME" --max-n 6 --out "$WORK/pmi/counts.npz" --quiet
-run genemask-pmi score "$WORK/pmi/counts.npz" --k 6 --out "$WORK/pmi/pmi_k6.tsv"
+prepare_bundled_corpus "$WORK"
 
 CHECKPOINTS=()
 for STRATEGY in $STRATEGIES; do
     SAVE="$WORK/pretrain/$STRATEGY"
     if [ ! -f "$SAVE/checkpoint_last.pt" ] || [ "$DRY_RUN" = 1 ]; then
-        run fairseq-train "$WORK/data" --user-dir "$PLUGIN_DIR" \
-            --task genemask_mlm --criterion genemask_mlm --arch genemask_tiny \
-            --mask-strategy "$STRATEGY" --pmi-table "$WORK/pmi/pmi_k6.tsv" --tokens-per-sample 512 \
-            --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 \
-            --lr 8e-4 --lr-scheduler polynomial_decay --warmup-updates $((UPDATES / 20)) \
-            --total-num-update "$UPDATES" --max-update "$UPDATES" \
-            --batch-size 16 --num-workers 1 --seed 1 --no-epoch-checkpoints --cpu \
-            --log-format simple --log-interval 100 --save-dir "$SAVE"
+        pretrain_tiny "$WORK" "$STRATEGY" "$UPDATES" "$SAVE" --log-interval 100
     fi
     CHECKPOINTS+=(--checkpoint "$STRATEGY=$SAVE/checkpoint_last.pt")
 done

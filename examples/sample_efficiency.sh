@@ -18,27 +18,17 @@ while [ $# -gt 0 ]; do
         *) die "unknown option $1" ;;
     esac
 done
-GENOME="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz"
 MAX_UPDATE=$(tr ' ' '\n' <<<"$CHECKPOINTS_AT" | sort -n | tail -1)
 START=$(date +%s)
 
-[ -f "$WORK/data/dict.txt" ] || run genemask-preprocess "$GENOME" --k 6 --out "$WORK/data" --seed 1 --force
-run genemask-pmi count "$GENOME" --max-n 6 --out "$WORK/pmi/counts.npz" --quiet
-run genemask-pmi score "$WORK/pmi/counts.npz" --k 6 --out "$WORK/pmi/pmi_k6.tsv"
+prepare_bundled_corpus "$WORK"
 
 CHECKPOINTS=()
 for STRATEGY in genemask kmer_span; do
     SAVE="$WORK/pretrain/$STRATEGY"
     if [ ! -f "$SAVE/checkpoint_last.pt" ] || [ "$DRY_RUN" = 1 ]; then
-        run fairseq-train "$WORK/data" --user-dir "$PLUGIN_DIR" \
-            --task genemask_mlm --criterion genemask_mlm --arch genemask_tiny \
-            --mask-strategy "$STRATEGY" --pmi-table "$WORK/pmi/pmi_k6.tsv" --tokens-per-sample 512 \
-            --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 \
-            --lr 8e-4 --lr-scheduler polynomial_decay --warmup-updates $((MAX_UPDATE / 20)) \
-            --total-num-update "$MAX_UPDATE" --max-update "$MAX_UPDATE" \
-            --batch-size 16 --num-workers 1 --seed 1 --no-epoch-checkpoints --cpu \
-            --save-interval-updates 500 --keep-interval-updates -1 \
-            --log-format simple --log-interval 500 --save-dir "$SAVE"
+        pretrain_tiny "$WORK" "$STRATEGY" "$MAX_UPDATE" "$SAVE" \
+            --save-interval-updates 500 --keep-interval-updates -1 --log-interval 500
     fi
     for N in $CHECKPOINTS_AT; do
         CKPT="$SAVE/checkpoint_1_$N.pt"
