@@ -133,18 +133,25 @@ def kmers_to_dna(kmer_string: str) -> str:
     """Raw DNA of a DNABERT-style string of space-separated overlapping k-mers.
 
     The DNA is the first k-mer plus the last base of each following one. Raises
-    ``ValueError`` if the k-mers are ragged or do not overlap by k-1 bases.
+    ``ValueError`` if the k-mers are ragged or do not overlap by k-1 bases. Vectorised:
+    the k-mers are viewed as an (n, k) matrix of code points, so the overlap check is
+    one array comparison.
     """
     kmers = kmer_string.split()
     if not kmers:
         raise ValueError("empty k-mer string")
     k = len(kmers[0])
-    for i, kmer in enumerate(kmers):
-        if len(kmer) != k:
-            raise ValueError(f"ragged k-mers: k-mer {i + 1} {kmer!r} has length {len(kmer)}, expected {k}")
-        if i and kmer[:-1] != kmers[i - 1][1:]:
-            raise ValueError(f"k-mer {i + 1} {kmer!r} does not overlap k-mer {i} {kmers[i - 1]!r} by {k - 1} bases")
-    return kmers[0] + "".join(kmer[-1] for kmer in kmers[1:])
+    lengths = np.fromiter(map(len, kmers), dtype=np.int64, count=len(kmers))
+    ragged = np.flatnonzero(lengths != k)
+    if len(ragged):
+        i = ragged[0]
+        raise ValueError(f"ragged k-mers: k-mer {i + 1} {kmers[i]!r} has length {lengths[i]}, expected {k}")
+    letters = np.frombuffer("".join(kmers).encode("utf-32-le"), dtype="<u4").reshape(-1, k)
+    broken = np.flatnonzero((letters[1:, :-1] != letters[:-1, 1:]).any(axis=1))
+    if len(broken):
+        i = broken[0] + 1
+        raise ValueError(f"k-mer {i + 1} {kmers[i]!r} does not overlap k-mer {i} {kmers[i - 1]!r} by {k - 1} bases")
+    return kmers[0] + letters[1:, -1].tobytes().decode("utf-32-le")
 
 
 def dna_to_kmers(dna: str, k: int) -> list[str]:

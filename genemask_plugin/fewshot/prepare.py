@@ -35,6 +35,7 @@ from preprocess.kmers import (
     encode_bases,
     kmer_codes,
     kmer_size_of_symbols,
+    kmers_to_dna,
 )
 
 SPLITS = ("train", "valid", "test")
@@ -138,38 +139,22 @@ class FewshotRow:
 def kmer_string_to_dna(text: str, k: int) -> str:
     """Raw DNA of space-separated overlapping k-mers, checked against the dictionary's k.
 
-    Vectorised: the k-mers are viewed as an (n, k) byte matrix, so the overlap check is
-    one array comparison. Raises ``ValueError`` (the caller adds the row) on ragged
-    k-mers, k-mers of another length, non-A/C/G/T k-mers, or k-mers that do not overlap.
+    The codec (:func:`preprocess.kmers.kmers_to_dna`) rejects ragged and non-overlapping
+    k-mers; on top of that the k-mers must be the dictionary's k and A/C/G/T only. Raises
+    ``ValueError`` (the caller adds the row).
     """
-    tokens = text.split()
-    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    ragged = np.flatnonzero(lengths != lengths[0])
-    if len(ragged):
-        i = ragged[0]
+    dna = kmers_to_dna(text)
+    first = text.split(maxsplit=1)[0]
+    if len(first) != k:
         raise ValueError(
-            f"ragged k-mers: k-mer {i + 1} {tokens[i]!r} has length {lengths[i]}, "
-            f"k-mer 1 {tokens[0]!r} has {lengths[0]}"
+            f"k-mer 1 {first!r} is not in the dictionary, which holds {k}-mers "
+            f"(these are {len(first)}-mers; give raw DNA or {k}-mers)"
         )
-    if lengths[0] != k:
-        raise ValueError(
-            f"k-mer 1 {tokens[0]!r} is not in the dictionary, which holds {k}-mers "
-            f"(these are {lengths[0]}-mers; give raw DNA or {k}-mers)"
-        )
-    joined = "".join(tokens)
-    codes = encode_bases(joined)
-    bad = np.flatnonzero(codes == INVALID)
+    bad = np.flatnonzero(encode_bases(dna) == INVALID)
     if len(bad):
-        i = bad[0] // k
-        raise ValueError(f"k-mer {i + 1} {tokens[i]!r} is not in the dictionary (non-ACGT letter)")
-    matrix = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(-1, k)
-    broken = np.flatnonzero((matrix[1:, :-1] != matrix[:-1, 1:]).any(axis=1))
-    if len(broken):
-        i = broken[0] + 1
-        raise ValueError(
-            f"k-mer {i + 1} {tokens[i]!r} does not overlap k-mer {i} {tokens[i - 1]!r} by {k - 1} bases"
-        )
-    return tokens[0] + matrix[1:, -1].tobytes().decode("ascii")
+        i = max(0, bad[0] - k + 1)  # the first k-mer holding the first bad letter
+        raise ValueError(f"k-mer {i + 1} {dna[i : i + k]!r} is not in the dictionary (non-ACGT letter)")
+    return dna
 
 
 def sequence_to_dna(text: str, k: int) -> str:
