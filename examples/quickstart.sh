@@ -27,7 +27,6 @@ START=$(date +%s)
 
 echo "== 1/4 corpus and PMI table from $(basename "$GENOME")"
 run genemask-preprocess "$GENOME" --k 6 --out "$OUT/data" --seed 1 --force
-mkdir -p "$OUT/pmi"
 run genemask-pmi count "$GENOME" --max-n 6 --out "$OUT/pmi/counts.npz"
 run genemask-pmi score "$OUT/pmi/counts.npz" --k 6 --out "$OUT/pmi/pmi_k6.tsv"
 
