@@ -5,8 +5,9 @@ Baseline, measured in the same run: the k-mer column written as text and binariz
 The baseline covers only the sequences; ``prepare`` also parses and checks the TSV,
 tokenizes, writes the labels and the metadata. Both outputs are compared byte for byte.
 
-Usage: python benchmarks/bench_fewshot_prepare.py [--repeats 3]
-Needs ../shared/data/fewshot (the shared data set).
+Usage: python benchmarks/bench_fewshot_prepare.py [--repeats 3] [TSV ...]
+Default: the bundled data/fewshot/Prom-core files. The largest files of the full sets (as in
+docs/fewshot.md) are given as paths: ROOT/{Splice-40/500,Prom-300/1000,Cohn-enh/500}/train.tsv.
 """
 
 import argparse
@@ -18,10 +19,10 @@ import time
 from pathlib import Path
 
 from genemask_plugin.fewshot.prepare import prepare_fewshot_data
-from preprocess.kmers import write_kmer_dictionary
+from genemask_preprocess.kmers import write_kmer_dictionary
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fewshot"
-FILES = ["Splice-40/500/train.tsv", "Prom-core/test.tsv", "Prom-300/1000/train.tsv", "Cohn-enh/500/train.tsv"]
+BUNDLED = Path(__file__).resolve().parents[1] / "data" / "fewshot"
+DEFAULT_FILES = [BUNDLED / "Prom-core" / "test.tsv", BUNDLED / "Prom-core" / "50" / "train.tsv"]
 
 
 def fairseq_preprocess(text: Path, dictionary: Path, out: Path) -> None:
@@ -45,22 +46,25 @@ def best_of(repeats, function):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="best of N (default 3)")
+    parser.add_argument("files", nargs="*", type=Path, default=DEFAULT_FILES,
+                        help="few-shot TSVs (default: the bundled Prom-core test and 50-shot files)")
     args = parser.parse_args()
-    if not SHARED.is_dir():
-        print(f"needs {SHARED}", file=sys.stderr)
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        print(f"not found: {', '.join(missing)}", file=sys.stderr)
         return 1
     import logging
 
     import fairseq_cli.preprocess  # noqa: F401  (import outside the timing)
 
     logging.getLogger().setLevel(logging.WARNING)
-    print(f"{'file':<26} {'rows':>6} {'tokens':>8} {'prepare s':>10} {'fairseq s':>10} {'ratio':>6} identical")
+    print(f"{'file':<40} {'rows':>6} {'tokens':>8} {'prepare s':>10} {'fairseq s':>10} {'ratio':>6} identical")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         dictionary = tmp / "dict.txt"
         write_kmer_dictionary(dictionary, 6)
-        for name in FILES:
-            path = SHARED / name
+        for path in args.files:
+            name = "/".join(path.parts[-3:])
             with open(path, newline="") as handle:
                 sequences = [row[0] for row in list(csv.reader(handle, delimiter="\t"))[1:]]
             text = tmp / "input.txt"
@@ -72,7 +76,7 @@ def main() -> int:
             same = all(filecmp.cmp(ours / "input0" / f"train.{ext}", theirs / f"train.{ext}", shallow=False)
                        for ext in ("bin", "idx"))
             tokens = sum(len(s.split()) + 1 for s in sequences)
-            print(f"{name:<26} {len(sequences):>6} {tokens:>8} {t_ours:>10.3f} {t_base:>10.3f} "
+            print(f"{name:<40} {len(sequences):>6} {tokens:>8} {t_ours:>10.3f} {t_base:>10.3f} "
                   f"{t_base / t_ours:>5.1f}x {same}")
     return 0
 

@@ -19,11 +19,11 @@ import time
 import numpy as np
 from Bio.Seq import Seq
 
-from preprocess.kmers import kmer_of_code
-from preprocess.motif_enrichment import (
+from genemask_preprocess.kmers import kmer_of_code
+from genemask_preprocess.motifs.jaspar import load_jaspar_motifs
+from genemask_preprocess.motifs.pwm_scoring import (
     best_relative_scores,
     kmer_onehot,
-    load_jaspar_motifs,
     score_kmers_against_motifs,
     scoring_matrix,
 )

@@ -3,7 +3,8 @@
 Usage: python benchmarks/bench_pmi.py [--workers W] [--repeats R] [--genome FASTA]
 
 Prints, all measured in this run (timings on a shared machine are noisy, so compare
-the ratios): our count + score time on the 12 Mbp yeast genome, jellyfish's total over
+the ratios): our count + score time on the genome (default: the bundled 500 kbp
+``data/genomes/S288C_chr01_chr06.fa.gz``; pass ``--genome`` for a bigger one), jellyfish's total over
 n = 1..10 with the same threads, their ratio (target <= 1.0), the scaling of ``count``
 from a 12 to a 48 Mbp synthetic genome (1.0 = linear) and the extrapolated time for
 GRCh38 (3.1 Gbp). Skips the jellyfish part with a message if it is not installed
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-YEAST = SHARED / "data" / "genomes" / "S288C.fa.gz"
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED_GENOME = REPO / "data" / "genomes" / "S288C_chr01_chr06.fa.gz"
 GRCH38_BASES = 3_100_000_000
 
 
@@ -40,7 +41,7 @@ def _timed(cmd: list[str], repeats: int) -> float:
 
 
 def _pmi(*args) -> list[str]:
-    return [sys.executable, "-m", "preprocess.pmi_cli", *map(str, args)]
+    return [sys.executable, "-m", "genemask_preprocess.pmi.cli", *map(str, args)]
 
 
 def _ours(genome: Path, tmp: Path, workers: int, repeats: int) -> tuple[float, float]:
@@ -76,7 +77,7 @@ def _synthetic(path: Path, bases: int, seed: int) -> None:
 
 def _gzip_read_per_base(path: Path) -> float:
     """Seconds per base the reader spends on a bgzip FASTA (it runs in the main process)."""
-    from preprocess.genome_reader import open_genome
+    from genemask_preprocess.formats.genome import open_genome
 
     start = time.perf_counter()
     bases = sum(len(record.sequence) for record in open_genome(path).records())
@@ -87,10 +88,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8))
     parser.add_argument("--repeats", type=int, default=2, help="best of R runs per measurement")
-    parser.add_argument("--genome", type=Path, default=YEAST)
+    parser.add_argument("--genome", type=Path, default=BUNDLED_GENOME, help="FASTA genome (default: %(default)s)")
     args = parser.parse_args()
-    repo = Path(__file__).resolve().parents[1]
-    os.chdir(repo)
+    args.genome = args.genome.resolve()
+    os.chdir(REPO)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         print(f"genome: {args.genome} ({args.workers} workers, best of {args.repeats})")
@@ -121,7 +122,7 @@ def main() -> None:
         print(f"count 48 Mbp synthetic:        {t48:7.2f} s")
         print(f"scaling (t48 / t12) / 4:       {t48 / t12 / 4:7.2f}  (1.00 = linear; < 1: fixed start-up cost)")
         per_base = (t48 - t12) / 36e6  # marginal cost, free of start-up time
-        gunzip = _gzip_read_per_base(YEAST) if YEAST.exists() else 0.0  # GRCh38 comes as .fa.gz
+        gunzip = _gzip_read_per_base(BUNDLED_GENOME)  # GRCh38 comes as .fa.gz
         human = t12 + (per_base + gunzip) * (GRCH38_BASES - 12e6) + score
         print(f"marginal count cost: {per_base * 1e9:.1f} ns/base, + {gunzip * 1e9:.1f} ns/base to read .fa.gz")
         print(f"extrapolated GRCh38 (3.1 Gbp, .fa.gz) count + score: {human / 60:.1f} min with {args.workers} workers")

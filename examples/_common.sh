@@ -39,17 +39,30 @@ prepare_bundled_corpus() {
     run genemask-pmi score "$work/pmi/counts.npz" --k 6 --out "$work/pmi/pmi_k6.tsv"
 }
 
+# The one genemask_mlm pretraining command of every recipe: the paper's optimiser (Adam (0.9, 0.98),
+# eps 1e-6, weight decay 0.01, no clipping, polynomial decay after warm-up), 512-token blocks, seed 1.
+# Usage: pretrain_args DATA PMI_TABLE ARCH STRATEGY UPDATES LR WARMUP BATCH SAVE_DIR [extra fairseq-train options]
+# Sets the array PRETRAIN_ARGS: the fairseq-train arguments (for fairseq-train or torchrun -m fairseq_cli.train).
+pretrain_args() {
+    local data=$1 table=$2 arch=$3 strategy=$4 updates=$5 lr=$6 warmup=$7 batch=$8 save=$9
+    shift 9
+    PRETRAIN_ARGS=(
+        "$data" --user-dir "$PLUGIN_DIR"
+        --task genemask_mlm --criterion genemask_mlm --arch "$arch"
+        --mask-strategy "$strategy" --pmi-table "$table" --tokens-per-sample 512
+        --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 0.0
+        --lr "$lr" --lr-scheduler polynomial_decay --warmup-updates "$warmup"
+        --total-num-update "$updates" --max-update "$updates"
+        --batch-size "$batch" --seed 1 --no-epoch-checkpoints --save-dir "$save" "$@"
+    )
+}
+
 # genemask_tiny pretraining at CPU scale on that corpus; every strategy gets the same data, seed, batch and
 # schedule. Usage: pretrain_tiny WORK STRATEGY UPDATES SAVE_DIR [extra fairseq-train options]
 pretrain_tiny() {
     local work=$1 strategy=$2 updates=$3 save=$4
     shift 4
-    run fairseq-train "$work/data" --user-dir "$PLUGIN_DIR" \
-        --task genemask_mlm --criterion genemask_mlm --arch genemask_tiny \
-        --mask-strategy "$strategy" --pmi-table "$work/pmi/pmi_k6.tsv" --tokens-per-sample 512 \
-        --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 \
-        --lr 8e-4 --lr-scheduler polynomial_decay --warmup-updates $((updates / 20)) \
-        --total-num-update "$updates" --max-update "$updates" \
-        --batch-size 16 --num-workers 1 --seed 1 --no-epoch-checkpoints --cpu \
-        --log-format simple --save-dir "$save" "$@"
+    pretrain_args "$work/data" "$work/pmi/pmi_k6.tsv" genemask_tiny "$strategy" "$updates" 8e-4 \
+        $((updates / 20)) 16 "$save" --num-workers 1 --cpu --log-format simple "$@"
+    run fairseq-train "${PRETRAIN_ARGS[@]}"
 }

@@ -4,6 +4,8 @@
 #   2. genemask_tiny pretrained with genemask, kmer_span, random and genemask_position masking
 #      (same data, seed, batch and number of updates),
 #   3. the few-shot grid over the pretrained models plus no pretraining, >= 3 seeds.
+# Without --fewshot-root it scores the bundled data/fewshot (Prom-core only); README "Results" used
+# --fewshot-root DIR with the full sets, whose default datasets are then all four.
 # Usage: examples/cpu_experiment.sh [--updates N] [--shots "10 50"] [--seeds "1 2 3"]
 #            [--datasets "..."] [--fewshot-root DIR] [--out DIR] [--dry-run]
 # The grid is resumable: rerun the same command to finish an interrupted run.
@@ -12,8 +14,8 @@ source "$(dirname "$0")/_common.sh"
 UPDATES=2000
 SHOTS="10 50"
 SEEDS="1 2 3"
-DATASETS="Prom-core Prom-300 Cohn-enh Splice-40"
-FEWSHOT_ROOT="$REPO_ROOT/../shared/data/fewshot"
+DATASETS=""
+FEWSHOT_ROOT=""
 OUT="$REPO_ROOT/docs/results/cpu_experiment"
 WORK=$(realpath -m "${WORK:-$REPO_ROOT/work/cpu_experiment}")
 while [ $# -gt 0 ]; do
@@ -28,6 +30,15 @@ while [ $# -gt 0 ]; do
         *) die "unknown option $1" ;;
     esac
 done
+if [ -z "$FEWSHOT_ROOT" ]; then
+    FEWSHOT_ROOT="$REPO_ROOT/data/fewshot"  # bundled: Prom-core 10 and 50 shots
+    DATASETS=${DATASETS:-Prom-core}
+    for DATASET in $DATASETS; do
+        [ -d "$FEWSHOT_ROOT/$DATASET" ] || die "$DATASET is not bundled: pass --fewshot-root DIR with the full few-shot sets"
+    done
+else
+    DATASETS=${DATASETS:-"Prom-core Prom-300 Cohn-enh Splice-40"}
+fi
 [ "$DRY_RUN" = 1 ] || [ -d "$FEWSHOT_ROOT" ] || die "few-shot data not found at $FEWSHOT_ROOT (--fewshot-root)"
 STRATEGIES="genemask kmer_span random genemask_position"
 START=$(date +%s)

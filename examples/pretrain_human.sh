@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Paper-scale GeneMask pretraining: genome FASTA -> k-mer corpus + PMI table -> fairseq-train.
-# Hyperparameters follow GeneMask (GENEMASK.md §4): 10k updates, lr 8e-4, warmup 500, Adam (0.9, 0.98),
+# Hyperparameters follow the GeneMask paper (docs/genemask_mlm.md): 10k updates, lr 8e-4, warmup 500, Adam (0.9, 0.98),
 # eps 1e-6, weight decay 0.01, blocks of 512 tokens, 250 sequences per update, fp16, all GPUs of the node.
 usage() {
     cat <<'TXT'
@@ -81,24 +81,15 @@ if [ "$SKIP_DATA" != 1 ]; then
     run genemask-pmi score "$COUNTS" --out "$TABLE"
 fi
 
-TRAIN_ARGS=(
-    "$DATA" --user-dir "$PLUGIN_DIR"
-    --task genemask_mlm --criterion genemask_mlm --arch "$ARCH"
-    --mask-strategy "$STRATEGY" --pmi-table "$TABLE" --tokens-per-sample 512
-    --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 0.0
-    --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates "$WARMUP"
-    --total-num-update "$UPDATES" --max-update "$UPDATES"
-    --batch-size "$SEQS_PER_GPU" --update-freq "$UPDATE_FREQ"
-    --num-workers 4 --seed 1 --log-format simple --log-interval 50
-    --save-dir "$OUT/checkpoints/${ARCH}_${STRATEGY}_${UPDATES}"
-    --save-interval-updates 1000 --keep-interval-updates 3 --no-epoch-checkpoints
-    "${DEVICE_FLAGS[@]}"
-)
+pretrain_args "$DATA" "$TABLE" "$ARCH" "$STRATEGY" "$UPDATES" "$LR" "$WARMUP" "$SEQS_PER_GPU" \
+    "$OUT/checkpoints/${ARCH}_${STRATEGY}_${UPDATES}" \
+    --update-freq "$UPDATE_FREQ" --num-workers 4 --log-format simple --log-interval 50 \
+    --save-interval-updates 1000 --keep-interval-updates 3 "${DEVICE_FLAGS[@]}"
 if [ "$NNODES" -gt 1 ]; then
     [ -n "$MASTER" ] || die "--nnodes > 1 needs --master HOST:PORT"
     run torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS" \
         --master_addr "${MASTER%:*}" --master_port "${MASTER##*:}" \
-        -m fairseq_cli.train "${TRAIN_ARGS[@]}" --distributed-world-size "$WORLD"
+        -m fairseq_cli.train "${PRETRAIN_ARGS[@]}" --distributed-world-size "$WORLD"
 else
-    run fairseq-train "${TRAIN_ARGS[@]}"
+    run fairseq-train "${PRETRAIN_ARGS[@]}"
 fi

@@ -32,14 +32,9 @@ run genemask-pmi score "$OUT/pmi/counts.npz" --k 6 --out "$OUT/pmi/pmi_k6.tsv"
 
 echo "== 2/4 pretrain genemask_tiny for $PRETRAIN_UPDATES updates (fairseq-train --task genemask_mlm)"
 rm -rf "$OUT/pretrain"
-run fairseq-train "$OUT/data" --user-dir "$PLUGIN_DIR" \
-    --task genemask_mlm --criterion genemask_mlm --arch genemask_tiny \
-    --mask-strategy genemask --pmi-table "$OUT/pmi/pmi_k6.tsv" --tokens-per-sample 512 \
-    --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 \
-    --lr 8e-4 --lr-scheduler polynomial_decay --warmup-updates $((PRETRAIN_UPDATES / 20)) \
-    --total-num-update "$PRETRAIN_UPDATES" --max-update "$PRETRAIN_UPDATES" \
-    --batch-size 16 --num-workers 1 --seed 1 --no-epoch-checkpoints \
-    --log-format tqdm --save-dir "$OUT/pretrain" "${CPU_FLAG[@]}"
+pretrain_args "$OUT/data" "$OUT/pmi/pmi_k6.tsv" genemask_tiny genemask "$PRETRAIN_UPDATES" 8e-4 \
+    $((PRETRAIN_UPDATES / 20)) 16 "$OUT/pretrain" --num-workers 1 --log-format tqdm "${CPU_FLAG[@]}"
+run fairseq-train "${PRETRAIN_ARGS[@]}"
 
 echo "== 3/4 fine-tune and evaluate Prom-core $SHOTS-shot (seeds: $SEEDS)"
 run genemask-fewshot grid \

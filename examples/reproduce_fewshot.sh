@@ -4,12 +4,13 @@
 # with the paper's fine-tuning recipe, plus the same grid trained from scratch as the baseline.
 usage() {
     cat <<'TXT'
-Usage: examples/reproduce_fewshot.sh CHECKPOINT OUT_DIR [options]
+Usage: examples/reproduce_fewshot.sh CHECKPOINT OUT_DIR --fewshot-root DIR [options]
 
   --label NAME          name of the checkpoint in the tables (default: GeneMask)
   --arch NAME           architecture of the checkpoint (default: genemask_dnabert_base)
   --seeds "S ..."       fine-tuning seeds (default: "1 2 3")
-  --fewshot-root DIR    directory holding DATASET/SHOTS/train.tsv (default: ../shared/data/fewshot)
+  --fewshot-root DIR    directory holding DATASET/SHOTS/train.tsv of the full sets (required:
+                        the bundled data/fewshot holds Prom-core 10 and 50 shots only)
   --splice-test FILE    Splice-40 test set (held back from the public data; default: its 500 file)
   --no-baseline         skip the from-scratch baseline
   --dry-run             print the exact commands without running them
@@ -22,7 +23,7 @@ case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 CHECKPOINT=$1 OUT=$2
 shift 2
 LABEL=GeneMask ARCH=genemask_dnabert_base SEEDS="1 2 3" BASELINE=1
-FEWSHOT_ROOT="$REPO_ROOT/../shared/data/fewshot" SPLICE_TEST=""
+FEWSHOT_ROOT="" SPLICE_TEST=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --label) LABEL=$2; shift 2 ;;
@@ -37,6 +38,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$DRY_RUN" = 1 ] || [ -f "$CHECKPOINT" ] || die "$CHECKPOINT: no such checkpoint"
+[ -n "$FEWSHOT_ROOT" ] || die "--fewshot-root DIR is required (the full few-shot sets are not bundled)"
+[ "$DRY_RUN" = 1 ] || [ -d "$FEWSHOT_ROOT" ] || die "few-shot data not found at $FEWSHOT_ROOT (--fewshot-root)"
 [ -n "$SPLICE_TEST" ] || SPLICE_TEST="$FEWSHOT_ROOT/Splice-40/500/train.tsv"
 CHECKPOINTS=(--checkpoint "$LABEL=$CHECKPOINT")
 [ "$BASELINE" = 0 ] || CHECKPOINTS+=(--checkpoint "from scratch=none")

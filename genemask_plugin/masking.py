@@ -1,7 +1,9 @@
 """GeneMask mask selection for one item: which tokens to mask, and what the model sees there.
 
-Pure numpy (no fairseq), so every step of GENEMASK.md §3 is unit-tested on
-hand-built arrays. The fairseq glue is :mod:`genemask_plugin.data.genemask_mask_dataset`.
+Pure numpy (no fairseq), so every step of the masking (docs/genemask_mlm.md, "Strategies")
+is unit-tested on hand-built arrays. The fairseq glue is
+:mod:`genemask_plugin.data.genemask_mask_dataset`. :class:`MaskingConfig` is the one source
+of the defaults, help texts and validation; the task's config fields derive from it.
 
 Strategies (``MaskingConfig.strategy``):
 
@@ -24,7 +26,7 @@ unchanged) by :func:`replace_masked_tokens`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -66,22 +68,53 @@ def _centre_first(offsets: np.ndarray) -> np.ndarray:
     return offsets[np.argsort(np.abs(offsets), kind="stable")]
 
 
+def _knob(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class MaskingConfig:
-    """Every knob of the masking; the defaults are the paper's."""
+    """Every knob of the masking; the defaults are the paper's.
 
-    strategy: str = "genemask"
-    k: int | None = 6
-    """k of the overlapping k-mer tokens (sets the base span); None for non-overlapping tokens."""
-    centre_prob: float | None = None
-    """Probability that a token is a centre; None means the strategy's paper value (PAPER_CENTRE_PROB)."""
-    wide_half_width: int = 5
-    high_fraction: float = 0.5
-    all_wide_below: int = 0
-    """If fewer than this many centres are in the high set, every centre gets the wide span
-    (the reference code's rule uses 5; 0 turns it off)."""
-    leave_unmasked_prob: float = 0.1
-    random_token_prob: float = 0.1
+    Each field's ``metadata["help"]`` is the help of the task's flag (``--mask-strategy`` for
+    ``strategy``; ``k`` has no flag, it is read from the dictionary).
+    """
+
+    strategy: str = _knob(
+        "genemask",
+        "genemask: k-span around each centre plus a wide span around the best-PMI token of the "
+        "best-scoring half of the centres (needs --pmi-table); kmer_span: DNABERT's k-span around "
+        "each centre; random: BERT's i.i.d. tokens; genemask_position: ABLATION reproducing the "
+        "reference implementation's defect (PMI looked up by token position instead of token, "
+        "needs --pmi-table). With a non-k-mer dictionary (e.g. SentencePiece) the base span is one token",
+    )
+    k: int | None = _knob(
+        6, "k of the overlapping k-mer tokens (sets the base span); None for non-overlapping tokens"
+    )
+    centre_prob: float | None = _knob(
+        None,
+        "probability that a token is a mask centre (for random: that it is masked); default: the "
+        "paper's value for the strategy "
+        + ", ".join(f"{s} {p}" for s, p in PAPER_CENTRE_PROB.items())
+        + " (the genemask and kmer_span values target ~15%% of 6-mer tokens)",
+    )
+    wide_half_width: int = _knob(
+        5, "half-width h of the wide span (2h+1 tokens) around a best-PMI token"
+    )
+    high_fraction: float = _knob(
+        0.5, "fraction of centres, best by PMI, that also mask the wide span"
+    )
+    all_wide_below: int = _knob(
+        0,
+        "if fewer than this many centres are in the high set, all centres get the wide span "
+        "(the reference code's rule: 5; 0 = off)",
+    )
+    leave_unmasked_prob: float = _knob(0.1, "probability that a masked token is left unchanged")
+    random_token_prob: float = _knob(
+        0.1,
+        "probability that a masked token is replaced by a random regular token "
+        "(never a special, never <mask>)",
+    )
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -102,6 +135,16 @@ class MaskingConfig:
         if self.leave_unmasked_prob + self.random_token_prob > 1.0:
             raise ValueError("leave_unmasked_prob + random_token_prob must be <= 1")
 
+    @classmethod
+    def default_of(cls, name: str):
+        """The default of knob ``name``."""
+        return _FIELDS[name].default
+
+    @classmethod
+    def help_of(cls, name: str) -> str:
+        """The help text of knob ``name`` (argparse-escaped: ``%%`` for a percent sign)."""
+        return _FIELDS[name].metadata["help"]
+
     @property
     def uses_pmi(self) -> bool:
         return self.strategy in PMI_STRATEGIES
@@ -111,6 +154,9 @@ class MaskingConfig:
         """Base-span offsets, centre first then by distance (the order that breaks PMI ties)."""
         k = None if self.strategy == "random" else self.k
         return _centre_first(base_span_offsets(k))
+
+
+_FIELDS = {f.name: f for f in fields(MaskingConfig)}
 
 
 def position_as_token_scores(

@@ -16,12 +16,16 @@ import re
 
 import numpy as np
 
+from genemask_preprocess.atomic_output import atomic_file
+
 BASES = "ACGT"
 INVALID = np.uint8(4)
 """Code of any letter that is not A/C/G/T (N, IUPAC ambiguity codes, gaps)."""
 
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 NUM_SPECIALS = len(FAIRSEQ_SPECIALS)
+BOS_ID, PAD_ID, EOS_ID, UNK_ID = range(NUM_SPECIALS)
+MASK_SYMBOL = "<mask>"
 MAX_K = 7
 """Largest k whose vocabulary (4^7 + 5 = 16 389) still fits fairseq's uint16 token files."""
 
@@ -31,6 +35,8 @@ for _code, _base in enumerate(BASES):
     _CODE_OF_BYTE[ord(_base.lower())] = _code  # soft-masked repeats are real sequence
 
 _KMER_RE = re.compile(r"^[ACGT]+$")
+_LETTERS = np.frombuffer(b"ACGTN", dtype=np.uint8)
+_COMPLEMENT_CODE = np.array([3, 2, 1, 0, INVALID], dtype=np.uint8)
 
 
 def check_k(k: int) -> int:
@@ -50,7 +56,7 @@ def encode_bases(seq: bytes | str | np.ndarray) -> np.ndarray:
 
 def decode_bases(codes: np.ndarray) -> str:
     """Inverse of :func:`encode_bases` for valid codes (``INVALID`` becomes ``N``)."""
-    return np.frombuffer(b"ACGTN", dtype=np.uint8)[np.asarray(codes)].tobytes().decode("ascii")
+    return _LETTERS[np.asarray(codes)].tobytes().decode("ascii")
 
 
 def acgt_runs(codes: np.ndarray, min_length: int = 1) -> np.ndarray:
@@ -67,16 +73,70 @@ def acgt_runs(codes: np.ndarray, min_length: int = 1) -> np.ndarray:
     return runs
 
 
-def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
-    """Rolling base-4 codes (int64) of the ``len(codes) - k + 1`` overlapping k-mers of an A/C/G/T run."""
+def kmer_codes(codes: np.ndarray, k: int, dtype=np.int64) -> np.ndarray:
+    """Rolling base-4 codes of the ``len(codes) - k + 1`` overlapping k-mers of an A/C/G/T run.
+
+    ``dtype`` may be narrower than int64 when 2k bits fit (uint32 for k <= 16 halves the
+    memory traffic of genome-wide counting).
+    """
     n = len(codes) - k + 1
     if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    out = codes[:n].astype(np.int64)
+        return np.zeros(0, dtype=dtype)
+    out = codes[:n].astype(dtype)
     for j in range(1, k):
         out <<= 2
         out |= codes[j : j + n]
     return out
+
+
+def base_digits(codes: np.ndarray, k: int) -> np.ndarray:
+    """The (N, k) matrix of base codes (0..3, first base first) of k-mer codes."""
+    shifts = 2 * np.arange(k - 1, -1, -1, dtype=np.int64)
+    return ((np.asarray(codes, dtype=np.int64)[:, None] >> shifts) & 3).astype(np.uint8)
+
+
+def codes_of_kmers(kmers: list[str], k: int) -> np.ndarray:
+    """Codes (int64) of equal-length A/C/G/T k-mer strings, vectorised; ``ValueError`` on any other letter."""
+    if not kmers:
+        return np.zeros(0, dtype=np.int64)
+    raw = np.frombuffer("".join(kmers).encode("ascii", errors="replace"), dtype=np.uint8)
+    if raw.size != len(kmers) * k:
+        raise ValueError(f"k-mers are not all of length {k}")
+    digits = encode_bases(raw).reshape(len(kmers), k)
+    bad = np.flatnonzero((digits == INVALID).any(axis=1))
+    if len(bad):
+        raise ValueError(f"not an A/C/G/T k-mer: {kmers[bad[0]]!r}")
+    return codes_of_digits(digits)
+
+
+def codes_of_digits(digits: np.ndarray) -> np.ndarray:
+    """Codes (int64) of the rows of an (N, k) matrix of base codes 0..3; inverse of :func:`base_digits`."""
+    digits = np.asarray(digits)
+    code = np.zeros(digits.shape[0], dtype=np.int64)
+    for j in range(digits.shape[1]):
+        code = (code << 2) | digits[:, j]
+    return code
+
+
+def kmers_of_codes(codes: np.ndarray, k: int) -> list[str]:
+    """k-mer strings of codes, vectorised."""
+    blob = _LETTERS[base_digits(codes, k)].tobytes().decode("ascii")
+    return [blob[i : i + k] for i in range(0, len(blob), k)]
+
+
+def reverse_complement_codes(codes: np.ndarray, k: int) -> np.ndarray:
+    """Codes (int64) of the reverse complements of k-mers given by code."""
+    comp = (~np.asarray(codes, dtype=np.int64)) & ((1 << (2 * k)) - 1)  # complement is 3 - x
+    out = np.zeros(comp.shape, dtype=np.int64)
+    for _ in range(k):
+        out = (out << 2) | (comp & 3)
+        comp >>= 2
+    return out
+
+
+def reverse_complement_dna(dna: str) -> str:
+    """Reverse complement of a DNA string (A/C/G/T, either case; anything else becomes N)."""
+    return decode_bases(_COMPLEMENT_CODE[encode_bases(dna)][::-1])
 
 
 def kmer_token_ids(codes: np.ndarray, k: int, dtype=np.uint16) -> np.ndarray:
@@ -92,7 +152,7 @@ def all_kmers(k: int) -> list[str]:
 
 def kmer_of_code(code: int, k: int) -> str:
     """The k-mer string of a base-4 code."""
-    return "".join(BASES[(int(code) >> (2 * (k - 1 - j))) & 3] for j in range(k))
+    return kmers_of_codes(np.array([code]), k)[0]
 
 
 def code_of_kmer(kmer: str) -> int:
@@ -109,7 +169,7 @@ def write_kmer_dictionary(path: str | os.PathLike, k: int) -> None:
     tasks append ``<mask>``. The count column is a placeholder that fairseq ignores
     when loading a dictionary.
     """
-    with open(path, "w") as handle:
+    with atomic_file(path) as handle:
         handle.writelines(f"{kmer} 1\n" for kmer in all_kmers(k))
 
 
@@ -157,3 +217,15 @@ def kmers_to_dna(kmer_string: str) -> str:
 def dna_to_kmers(dna: str, k: int) -> list[str]:
     """Overlapping k-mers (stride 1) of a DNA string."""
     return [dna[i : i + k] for i in range(len(dna) - k + 1)]
+
+
+def dna_to_kmer_string(dna: str, k: int = 6) -> str:
+    """DNABERT's input convention: the space-separated overlapping k-mers of a DNA string.
+
+    >>> dna_to_kmer_string("ACGTAC", k=4)
+    'ACGT CGTA GTAC'
+    """
+    check_k(k)
+    if len(dna) < k:
+        raise ValueError(f"a sequence of {len(dna)} bases has no {k}-mers")
+    return " ".join(dna_to_kmers(dna.upper(), k))

@@ -9,9 +9,21 @@ import shlex
 import sys
 from pathlib import Path
 
-from .prepare import FewshotDataError
+from genemask_preprocess.command_line import command_entry_point
 
-PAPER_SHOTS = (10, 50, 100, 500, 1000)
+from .evaluate import evaluate_checkpoint
+from .finetune import (
+    ModelShape,
+    check_fits,
+    cuda_available,
+    fairseq_train_args,
+    read_model_shape,
+    run_finetune,
+)
+from .grid import GridConfig, parse_checkpoint_spec, run_grid
+from .metrics import METRIC_TITLES, METRICS
+from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
+from .protocol import default_fewshot_roots
 
 
 def _positive_int(text: str) -> int:
@@ -44,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--exclude-overlap", action="store_true",
                    help="drop every test sequence that also occurs in the training file")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty --out, replacing only prepare's own outputs "
+                        "(an earlier prepare output is always replaced)")
 
     p = sub.add_parser("finetune", help="fine-tune one model with the paper's recipe (runs fairseq-train)")
     p.add_argument("checkpoint", help="pretrained checkpoint, or 'none' to train from scratch")
@@ -84,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="results directory")
     p.add_argument("--fewshot-root", type=Path, action="append", dest="roots",
                    help="directory holding DATASET/SHOTS/train.tsv, repeatable (default: the bundled "
-                        "data/fewshot, then ../shared/data/fewshot when present)")
+                        "data/fewshot, which holds Prom-core 10 and 50 shots; the full sets need this)")
     p.add_argument("--test-file", type=_dataset_path, action="append", default=[], metavar="DATASET=PATH",
                    help="the file to score a dataset on, e.g. Splice-40=splice_test.tsv")
     p.add_argument("--dict", type=Path, dest="dictionary",
@@ -102,11 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_prepare(args) -> int:
-    from .prepare import prepare_fewshot_data
-
     prepared = prepare_fewshot_data(
         args.train, args.dictionary, args.out, valid=args.valid, test=args.test,
-        exclude_overlap=args.exclude_overlap,
+        exclude_overlap=args.exclude_overlap, force=args.force,
     )
     print(f"{prepared.out}: k={prepared.k}, classes {', '.join(prepared.labels)}")
     for name, split in prepared.splits.items():
@@ -117,16 +130,6 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    from .finetune import (
-        ModelShape,
-        check_fits,
-        cuda_available,
-        fairseq_train_args,
-        read_model_shape,
-        run_finetune,
-    )
-    from .prepare import PreparedData
-
     prepared = PreparedData.load(args.data)
     checkpoint = None if args.checkpoint.lower() == "none" else Path(args.checkpoint)
     if checkpoint is not None:
@@ -152,9 +155,6 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_checkpoint
-    from .metrics import METRIC_TITLES, METRICS
-
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.predictions,
                                  args.batch_size)
     scores = "  ".join(
@@ -166,9 +166,6 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_grid(args) -> int:
-    from .grid import GridConfig, parse_checkpoint_spec, run_grid
-    from .protocol import default_fewshot_roots
-
     roots = args.roots or default_fewshot_roots()
     config = GridConfig(
         checkpoints=[parse_checkpoint_spec(text) for text in args.checkpoints],
@@ -196,7 +193,7 @@ def cmd_grid(args) -> int:
     return 1 if report.failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     extra: list[str] = []
     if argv[:1] == ["finetune"] and "--" in argv:  # options passed through to fairseq-train
@@ -206,16 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     args.passthrough = extra
     # Importing fairseq's model zoo sets the root logger to DEBUG (wav2vec2_classification.py).
     logging.getLogger().setLevel(logging.WARNING)
-    from .evaluate import EvaluationError
-    from .finetune import FinetuneError
-
     commands = {"prepare": cmd_prepare, "finetune": cmd_finetune, "evaluate": cmd_evaluate,
                 "grid": cmd_grid}
-    try:
-        return commands[args.command](args)
-    except (FewshotDataError, FinetuneError, EvaluationError) as err:
-        print(f"genemask-fewshot {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return commands[args.command](args)
+
+
+main = command_entry_point("genemask-fewshot", run)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ the split is read through the task's own ``load_dataset`` and batch iterator, so
 inputs are exactly what fine-tuning saw (``<s>`` + k-mer ids + ``</s>``). Importing this
 module imports ``genemask_plugin``, which registers our architectures and lets torch's
 ``weights_only`` loader read fairseq checkpoints: no ``--user-dir`` or env var needed.
+The predictions TSV and the metrics JSON are written atomically.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fairseq import checkpoint_utils
 
 import genemask_plugin  # noqa: F401  (registers architectures and the safe globals)
+from genemask_preprocess.atomic_output import atomic_file
+from genemask_preprocess.errors import GeneMaskError
 
 from .finetune import config_field, load_checkpoint_state
 from .metrics import Predictions, write_predictions
 from .prepare import FewshotDataError
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(GeneMaskError):
     """The checkpoint or split cannot be evaluated (one-line message)."""
 
 
@@ -37,8 +41,6 @@ def predict_split(
     device: str | None = None,
 ) -> Predictions:
     """Class probabilities of every sequence of ``data_dir``'s ``split``, in file order."""
-    from fairseq import checkpoint_utils  # noqa: PLC0415  (3 s import, only when evaluating)
-
     data_dir = Path(data_dir)
     if not Path(checkpoint).is_file():
         raise EvaluationError(f"checkpoint not found: {checkpoint}")
@@ -126,8 +128,7 @@ def evaluate_checkpoint(
         "data": str(data_dir),
         "predictions": str(predictions_path),
     }
-    predictions_path.parent.mkdir(parents=True, exist_ok=True)
     write_predictions(predictions_path, predictions)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    with atomic_file(out_json) as handle:
+        handle.write(json.dumps(result, indent=2) + "\n")
     return result

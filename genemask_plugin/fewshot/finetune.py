@@ -1,7 +1,7 @@
 """Few-shot fine-tuning with fairseq's built-in ``sentence_prediction`` task: the paper's recipe.
 
-:func:`fairseq_train_args` builds the ``fairseq-train`` command line; it is the same
-command that ``examples/finetune_fewshot.sh`` spells out (a test keeps the two equal).
+:func:`fairseq_train_args` builds the ``fairseq-train`` command line: the one source of the
+recipe (``examples/finetune_fewshot.sh`` runs ``genemask-fewshot finetune``, which uses it).
 The paper (GeneMask §5) fine-tunes 10/50/100-shot sets with batch 5, lr 1e-4 for 20
 epochs and 500/1000-shot sets with batch 15, lr 5e-5 for 5 epochs; both with 10% warm-up
 then linear decay, dropout 0.1 and weight decay 0.01, and no dev-set selection: the
@@ -19,7 +19,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from fairseq.models import ARCH_CONFIG_REGISTRY
+
 import genemask_plugin
+from genemask_preprocess.errors import GeneMaskError
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(genemask_plugin.__file__))
 DEFAULT_ARCH = "genemask_tiny"
@@ -34,7 +38,7 @@ _CHOICE_OPTIONS = ("activation_fn", "pooler_activation_fn")
 _TRUE_FLAGS = ("encoder_normalize_before", "layernorm_embedding", "untie_weights_roberta")
 
 
-class FinetuneError(RuntimeError):
+class FinetuneError(GeneMaskError):
     """Fine-tuning could not start or did not finish (one-line message)."""
 
 
@@ -62,7 +66,7 @@ def schedule(n_train: int, recipe: FinetuneRecipe, epochs: int | None = None,
     total = epochs * math.ceil(n_train / recipe.batch_size)
     if max_updates:
         total = min(total, max_updates)
-    warmup = math.floor(recipe.warmup_fraction * total + 0.5 + 1e-9)  # half up, as the shell recipe
+    warmup = math.floor(recipe.warmup_fraction * total + 0.5 + 1e-9)  # rounded half up
     return epochs, total, warmup
 
 
@@ -87,8 +91,6 @@ def config_field(config, name, default=None):
 
 def load_checkpoint_state(checkpoint: str | os.PathLike) -> dict:
     """A fairseq checkpoint's saved dict, memory-mapped (raises :class:`FinetuneError` if unreadable)."""
-    import torch  # noqa: PLC0415
-
     try:
         return torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
     except FileNotFoundError:
@@ -109,8 +111,6 @@ def read_model_shape(checkpoint: str | os.PathLike) -> ModelShape:
     arch = config_field(model_cfg, "arch") or config_field(model_cfg, "_name")
     if not arch:
         raise FinetuneError(f"{checkpoint} has no model architecture in its config")
-    from fairseq.models import ARCH_CONFIG_REGISTRY  # noqa: PLC0415
-
     if arch not in ARCH_CONFIG_REGISTRY:
         raise FinetuneError(f"{checkpoint}: unknown architecture {arch!r}")
     defaults = argparse.Namespace()
@@ -205,8 +205,6 @@ def fairseq_train_args(
 
 
 def cuda_available() -> bool:
-    import torch  # noqa: PLC0415
-
     return torch.cuda.is_available()
 
 

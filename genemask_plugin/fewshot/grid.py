@@ -8,27 +8,26 @@ Layout under ``RESULTS``::
 
 A cell is finished when its ``metrics.json`` exists with the same settings, so a rerun
 skips it; a crashed cell leaves ``error.txt`` and the grid goes on. The summary covers
-every finished cell under ``RESULTS``, so grids run one checkpoint at a time combine.
+every finished cell under ``RESULTS``, so grids run one checkpoint at a time combine; it is
+written by :mod:`genemask_plugin.fewshot.grid_summary`. Every file goes through
+:mod:`genemask_preprocess.atomic_output`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 import re
 import shutil
 import time
 import traceback
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from preprocess.kmers import NUM_SPECIALS, write_kmer_dictionary
+from genemask_preprocess.atomic_output import atomic_file
+from genemask_preprocess.kmers import NUM_SPECIALS, write_kmer_dictionary
 
 from .evaluate import evaluate_checkpoint
 from .finetune import (
@@ -43,9 +42,10 @@ from .finetune import (
     run_finetune,
     schedule,
 )
+from .grid_summary import metric_value, write_summary
 from .metrics import METRIC_TITLES, METRICS
 from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
-from .protocol import DATASET_ORDER, CellFiles, resolve_cell_files
+from .protocol import CellFiles, resolve_cell_files
 
 SCRATCH = "none"
 DEFAULT_SCRATCH_K = 6
@@ -270,14 +270,9 @@ def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> di
         "seconds": round(time.time() - start, 1),
         "settings": cell_settings(config, cell, resolved.dictionary),
     }
-    tmp = directory / "metrics.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, directory / "metrics.json")  # written last and atomically: marks the cell done
+    with atomic_file(directory / "metrics.json") as handle:  # written last: marks the cell done
+        handle.write(json.dumps(record, indent=2) + "\n")
     return record
-
-
-def _number(value: float | None) -> float:
-    return math.nan if value is None else value
 
 
 def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
@@ -297,129 +292,16 @@ def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
             record = run_cell(config, cell, checkpoint)
         except Exception as err:  # one bad cell must not stop the grid
             directory = cell_dir(config, cell)
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / "error.txt").write_text(traceback.format_exc())
+            with atomic_file(directory / "error.txt") as handle:
+                handle.write(traceback.format_exc())
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
             report.failed.append((cell.name(), message))
             tqdm.write(f"cell failed: {cell.name()}: {message} (details: {directory / 'error.txt'})")
             continue
         report.finished += 1
-        scores = ", ".join(f"{METRIC_TITLES[m]} {_number(record['metrics'][m]):.3f}" for m in METRICS)
+        scores = ", ".join(f"{METRIC_TITLES[m]} {metric_value(record['metrics'][m]):.3f}" for m in METRICS)
         tqdm.write(f"{cell.name()}: {scores}")
     bar.close()
     order = [spec.label for spec in config.checkpoints]
     report.summary_rows = write_summary(config.out, order)
     return report
-
-
-# ---------------------------------------------------------------------------------------------
-# Summary
-
-
-def collect_cells(results: Path) -> list[dict]:
-    records = []
-    for path in sorted((results / "cells").glob("*/*/*/seed*/metrics.json")):
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return records
-
-
-def _per_class(records: list[dict]) -> str:
-    counts = sorted({c for r in records for c in r["train_per_class"].values()})
-    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-
-
-def summarize(records: list[dict], checkpoint_order: list[str] = ()) -> list[dict]:
-    """Mean and sample std (ddof=1; NaN with one seed) over seeds per (checkpoint, dataset, shots)."""
-    groups = defaultdict(list)
-    for record in records:
-        groups[(record["checkpoint"], record["dataset"], record["shots"])].append(record)
-    seen = list(dict.fromkeys([*checkpoint_order, *sorted({key[0] for key in groups})]))
-
-    def sort_key(key):
-        label, dataset, shots = key
-        rank = DATASET_ORDER.index(dataset) if dataset in DATASET_ORDER else len(DATASET_ORDER)
-        return (rank, dataset, shots, seen.index(label))
-
-    rows = []
-    for key in sorted(groups, key=sort_key):
-        group = groups[key]
-        row = {
-            "checkpoint": key[0], "dataset": key[1], "shots": key[2],
-            "per_class": _per_class(group), "seeds": len(group),
-            "n_test": group[0]["n_test"],
-        }
-        for metric in METRICS:
-            values = np.array([_number(r["metrics"][metric]) for r in group], dtype=np.float64)
-            row[f"{metric}_mean"] = float(np.mean(values))
-            row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-        rows.append(row)
-    return rows
-
-
-def _fmt(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
-
-
-def markdown_table(rows: list[dict]) -> str:
-    header = ["dataset", "shots", "per class", "checkpoint", *(METRIC_TITLES[m] for m in METRICS),
-              "seeds", "test n"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row["dataset"], str(row["shots"]), row["per_class"], row["checkpoint"],
-                 *(_fmt(row[f"{m}_mean"], row[f"{m}_std"]) for m in METRICS),
-                 str(row["seeds"]), str(row["n_test"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_summary(rows: list[dict], path: Path) -> None:
-    """Metric vs shots, one line per checkpoint (error bars: std over seeds); one row per dataset."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
-    labels = list(dict.fromkeys(row["checkpoint"] for row in rows))
-    fig, axes = plt.subplots(len(datasets), len(METRICS), squeeze=False,
-                             figsize=(3.2 * len(METRICS), 2.8 * len(datasets)))
-    for r, dataset in enumerate(datasets):
-        for c, metric in enumerate(METRICS):
-            ax = axes[r][c]
-            for label in labels:
-                points = sorted((row["shots"], row[f"{metric}_mean"], row[f"{metric}_std"])
-                                for row in rows if row["dataset"] == dataset and row["checkpoint"] == label)
-                if not points:
-                    continue
-                x, mean, std = (np.array(v, dtype=float) for v in zip(*points, strict=True))
-                ax.errorbar(x, mean, yerr=np.nan_to_num(std), marker="o", capsize=3, label=label)
-            ax.set_xscale("log")
-            shots = sorted({row["shots"] for row in rows if row["dataset"] == dataset})
-            ax.set_xticks(shots, [str(s) for s in shots])
-            ax.minorticks_off()
-            ax.set_title(f"{dataset}: {METRIC_TITLES[metric]}", fontsize=9)
-            ax.set_xlabel("shots", fontsize=8)
-            ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def write_summary(results: Path, checkpoint_order: list[str] = ()) -> list[dict]:
-    """``summary.csv``, ``summary.md`` and ``summary.png`` over every finished cell under ``results``."""
-    rows = summarize(collect_cells(results), checkpoint_order)
-    if not rows:
-        return rows
-    with open(results / "summary.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    (results / "summary.md").write_text(markdown_table(rows))
-    plot_summary(rows, results / "summary.png")
-    return rows

@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
+
+from genemask_preprocess.atomic_output import atomic_file
 
 METRICS = ("accuracy", "macro_f1", "mcc", "auroc")
 METRIC_TITLES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "mcc": "MCC", "auroc": "AUROC"}
@@ -75,8 +76,9 @@ class Predictions:
 
 
 def write_predictions(path: str | os.PathLike, predictions: Predictions) -> None:
+    """Write the predictions TSV (atomically: a failed run leaves no partial file)."""
     labels = predictions.labels
-    with open(path, "w", newline="") as handle:
+    with atomic_file(path, newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(["index", "target", "prediction", *(f"prob_{label}" for label in labels)])
         for i, target, predicted, row in zip(
@@ -104,7 +106,3 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     except (KeyError, ValueError, IndexError) as err:
         raise ValueError(f"{path}: malformed row: {err}") from None
     return Predictions(labels, index, targets, probs.reshape(len(body), len(labels)))
-
-
-def format_metrics(metrics: dict[str, float], names: Sequence[str] = METRICS) -> str:
-    return "  ".join(f"{METRIC_TITLES[name]} {metrics[name]:.4f}" for name in names)

@@ -8,18 +8,17 @@ label is an integer), so label ``"0"`` is class 0 and there is no ``madeupword``
 ``sentence_prediction`` subtracts the 4 fairseq specials from the label token id.
 
 Every bad row raises :class:`FewshotDataError` naming the file and line; the output
-directory is built in a temporary sibling and renamed into place, so nothing is written
-on error. This module does not import fairseq.
+directory is built through :func:`~genemask_preprocess.atomic_output.atomic_directory`, so
+nothing is written on error. The code itself needs no fairseq (importing the package
+imports it: see ``genemask_plugin/__init__.py``).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,8 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.binarize import IndexedDatasetWriter
-from preprocess.kmers import (
+from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
+from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter
+from genemask_preprocess.formats.text_table import read_labelled_rows
+from genemask_preprocess.kmers import (
+    EOS_ID,
     FAIRSEQ_SPECIALS,
     INVALID,
     NUM_SPECIALS,
@@ -41,13 +44,13 @@ from preprocess.kmers import (
 SPLITS = ("train", "valid", "test")
 METADATA_FILE = "fewshot.json"
 """Written by :func:`prepare_fewshot_data` into the output directory: k, labels, per-split counts."""
-
-EOS = FAIRSEQ_SPECIALS.index("</s>")
+OUTPUT_NAMES = ("input0", "label", METADATA_FILE)
+"""Everything :func:`prepare_fewshot_data` writes into its output directory."""
 _ACGT_RE = re.compile(r"^[ACGT]+$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
 
-class FewshotDataError(ValueError):
+class FewshotDataError(InputError):
     """Bad few-shot input (file, header, row or dictionary), with a one-line message."""
 
 
@@ -101,7 +104,7 @@ def read_dictionary_symbols(path: str | os.PathLike) -> list[str]:
 def load_kmer_vocabulary(path: str | os.PathLike) -> KmerVocabulary:
     """Read the pretraining ``dict.txt`` and find its k.
 
-    Our fixed vocabulary (``preprocess.kmers``) is recognised directly; any other
+    Our fixed vocabulary (``genemask_preprocess.kmers``) is recognised directly; any other
     dictionary whose A/C/G/T symbols all have one length k (e.g. a frequency-ordered
     DNABERT vocabulary) is accepted too, and its k-mers are looked up by symbol.
     """
@@ -139,7 +142,7 @@ class FewshotRow:
 def kmer_string_to_dna(text: str, k: int) -> str:
     """Raw DNA of space-separated overlapping k-mers, checked against the dictionary's k.
 
-    The codec (:func:`preprocess.kmers.kmers_to_dna`) rejects ragged and non-overlapping
+    The codec (:func:`genemask_preprocess.kmers.kmers_to_dna`) rejects ragged and non-overlapping
     k-mers; on top of that the k-mers must be the dictionary's k and A/C/G/T only. Raises
     ``ValueError`` (the caller adds the row).
     """
@@ -179,50 +182,23 @@ def token_ids(dna: str, vocab: KmerVocabulary) -> np.ndarray:
     if len(missing):
         i = missing[0]
         raise ValueError(f"k-mer {i + 1} {dna[i : i + vocab.k]!r} is not in the dictionary")
-    return np.append(ids, EOS).astype(vocab.dtype)
+    return np.append(ids, EOS_ID).astype(vocab.dtype)
 
 
 def read_fewshot_tsv(path: str | os.PathLike, k: int) -> list[FewshotRow]:
     """Rows of a DNABERT-style ``sequence<TAB>label`` TSV (fields may be double-quoted)."""
-    path = Path(path)
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")  # a BOM is not part of the header
-    except OSError as err:
-        raise FewshotDataError(f"cannot read {path}: {err.strerror}") from None
-    rows = []
-    with handle:
-        reader = csv.reader(handle, delimiter="\t")
+        rows = read_labelled_rows(path, delimiter="\t")
+    except InputError as err:
+        raise FewshotDataError(str(err)) from None
+    out = []
+    for row in rows:
         try:
-            header = next(reader, None)
-            names = [name.strip().lower() for name in header or []]
-            if "sequence" not in names or "label" not in names:
-                raise FewshotDataError(
-                    f"{path}: expected a header 'sequence<TAB>label', got {header!r}"
-                )
-            seq_col, label_col = names.index("sequence"), names.index("label")
-            for fields in reader:
-                line = reader.line_num
-                if not fields or (len(fields) == 1 and not fields[0].strip()):
-                    continue
-                where = f"{path} line {line}"
-                label = fields[label_col].strip() if label_col < len(fields) else ""
-                if not label:
-                    raise FewshotDataError(f"{where}: missing label")
-                if any(c.isspace() for c in label):
-                    raise FewshotDataError(f"{where}: label {label!r} contains whitespace")
-                sequence = fields[seq_col] if seq_col < len(fields) else ""
-                try:
-                    dna = sequence_to_dna(sequence, k)
-                except ValueError as err:
-                    raise FewshotDataError(f"{where}: {err}") from None
-                rows.append(FewshotRow(line, dna, label))
-        except csv.Error as err:
-            raise FewshotDataError(f"{path} line {reader.line_num}: {err}") from None
-        except UnicodeDecodeError:
-            raise FewshotDataError(f"{path}: not a text file") from None
-    if not rows:
-        raise FewshotDataError(f"{path}: no data rows")
-    return rows
+            dna = sequence_to_dna(row.sequence, k)
+        except ValueError as err:
+            raise FewshotDataError(f"{path} line {row.line}: {err}") from None
+        out.append(FewshotRow(row.line, dna, row.label))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,7 +214,10 @@ def sorted_labels(labels: Sequence[str]) -> list[str]:
 
 
 def write_label_dictionary(path: Path, labels: Sequence[str], counts: Counter) -> None:
-    """A fixed fairseq label dict: one line per class in class order, so class i is token id 4 + i."""
+    """A fixed fairseq label dict: one line per class in class order, so class i is token id 4 + i.
+
+    Written inside :func:`prepare_fewshot_data`'s atomic output folder.
+    """
     with open(path, "w") as handle:
         handle.writelines(f"{label} {counts[label]}\n" for label in labels)
 
@@ -295,14 +274,6 @@ class PreparedData:
             ) from None
 
 
-def _check_output_dir(out: Path) -> None:
-    """Refuse to replace a non-empty directory that ``prepare`` did not write."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / METADATA_FILE).exists())):
-        raise FewshotDataError(
-            f"{out} exists and is not a prepared few-shot directory; choose a new --out"
-        )
-
-
 def prepare_fewshot_data(
     train: str | os.PathLike,
     dictionary: str | os.PathLike,
@@ -310,6 +281,7 @@ def prepare_fewshot_data(
     valid: str | os.PathLike | None = None,
     test: str | os.PathLike | None = None,
     exclude_overlap: bool = False,
+    force: bool = False,
 ) -> PreparedData:
     """Tokenize and binarize few-shot TSVs into ``out`` (the ``sentence_prediction`` layout).
 
@@ -317,9 +289,13 @@ def prepare_fewshot_data(
     dictionary (copied to ``out/input0/dict.txt``); ``out/label/{split}.{bin,idx}`` hold
     ``4 + class`` + ``</s>`` under the fixed ``out/label/dict.txt``. With ``exclude_overlap``
     every test sequence that is also a training sequence is dropped (Prom-300 / Cohn-enh).
+
+    ``out`` must be missing, empty or an earlier ``prepare`` output (which is replaced);
+    ``force`` replaces this command's outputs in any other folder, keeping its other files.
     """
     out = Path(out)
-    _check_output_dir(out)
+    force = force or (out / METADATA_FILE).is_file()  # an earlier prepare output: rebuilt in place
+    check_output_directory(out, force)
     vocab = load_kmer_vocabulary(dictionary)
     sources = {"train": train, "valid": valid, "test": test}
     rows = {name: read_fewshot_tsv(path, vocab.k) for name, path in sources.items() if path}
@@ -356,9 +332,7 @@ def prepare_fewshot_data(
                 raise FewshotDataError(f"{sources[name]} line {row.line}: {err}") from None
 
     result = PreparedData(str(out), str(Path(dictionary).resolve()), vocab.k, labels, exclude_overlap)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out, force=force, owned=OUTPUT_NAMES) as staging:
         (staging / "input0").mkdir()
         (staging / "label").mkdir()
         shutil.copyfile(vocab.path, staging / "input0" / "dict.txt")
@@ -368,7 +342,7 @@ def prepare_fewshot_data(
             with IndexedDatasetWriter(str(staging / "input0" / name), dtype=vocab.dtype) as writer:
                 writer.add_many(tokens[name])
             label_items = np.array(
-                [[NUM_SPECIALS + class_of[row.label], EOS] for row in split_rows], dtype=label_dtype
+                [[NUM_SPECIALS + class_of[row.label], EOS_ID] for row in split_rows], dtype=label_dtype
             )
             with IndexedDatasetWriter(str(staging / "label" / name), dtype=label_dtype) as writer:
                 writer.add_many(list(label_items))
@@ -381,19 +355,4 @@ def prepare_fewshot_data(
                 excluded_overlap=excluded if name == "test" else 0,
             )
         (staging / METADATA_FILE).write_text(json.dumps(result.to_json(), indent=2) + "\n")
-        _replace_directory(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return result
-
-
-def _replace_directory(staging: Path, out: Path) -> None:
-    """Move the finished ``staging`` directory to ``out``, replacing a previous prepare output."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        os.replace(out, old / "previous")
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out)

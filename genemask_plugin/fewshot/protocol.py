@@ -51,10 +51,12 @@ def protocol_of(dataset: str) -> DatasetProtocol:
 
 
 def default_fewshot_roots() -> list[Path]:
-    """The bundled ``data/fewshot`` of a source checkout, then ``../shared/data/fewshot`` if present."""
-    repo = Path(genemask_plugin.__file__).resolve().parents[1]
-    candidates = [repo / "data" / "fewshot", repo.parent / "shared" / "data" / "fewshot"]
-    return [root for root in candidates if root.is_dir()]
+    """The bundled ``data/fewshot`` of a source checkout (Prom-core 10 and 50 shots), if present.
+
+    The full benchmark sets are not bundled: pass their folder with ``--fewshot-root``.
+    """
+    bundled = Path(genemask_plugin.__file__).resolve().parents[1] / "data" / "fewshot"
+    return [bundled] if bundled.is_dir() else []
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def resolve_cell_files(
     if protocol.shots is not None and shots not in protocol.shots:
         allowed = ", ".join(map(str, protocol.shots))
         raise FewshotDataError(f"{dataset} is evaluated with {allowed} shots (data README), not {shots}")
-    shown_roots = ", ".join(map(str, roots)) or "(none)"
+    shown_roots = ", ".join(map(str, roots)) or "(none; pass --fewshot-root)"
     train = next((r / dataset / str(shots) / "train.tsv" for r in roots
                   if (r / dataset / str(shots) / "train.tsv").is_file()), None)
     if train is None:

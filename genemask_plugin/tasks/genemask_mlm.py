@@ -18,13 +18,23 @@ from omegaconf import II, MISSING
 
 from genemask_plugin.data.genemask_mask_dataset import GeneMaskMaskDataset
 from genemask_plugin.data.item_block_dataset import ItemBlockDataset
-from genemask_plugin.masking import PAPER_CENTRE_PROB, STRATEGIES, MaskingConfig
-from preprocess.kmers import kmer_size_of_symbols
-from preprocess.pmi_table import load_token_scores
+from genemask_plugin.masking import STRATEGIES, MaskingConfig
+from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.pmi_table import load_token_scores
+from genemask_preprocess.kmers import kmer_size_of_symbols
 
 logger = logging.getLogger(__name__)
 
 MASK_STRATEGY_CHOICES = ChoiceEnum(list(STRATEGIES))
+
+
+class GeneMaskTaskError(InputError):
+    """A bad ``genemask_mlm`` setting (one-line message)."""
+
+
+def _masking_field(name: str):
+    """A config field whose default and help are MaskingConfig's knob ``name``."""
+    return field(default=MaskingConfig.default_of(name), metadata={"help": MaskingConfig.help_of(name)})
 
 
 @dataclass
@@ -43,17 +53,7 @@ class GeneMaskMLMConfig(FairseqDataclass):
             "are split into blocks ending with </s>"
         },
     )
-    mask_strategy: MASK_STRATEGY_CHOICES = field(
-        default="genemask",
-        metadata={
-            "help": "genemask: k-span around each centre plus a wide span around the best-PMI "
-            "token of the best-scoring half of the centres (needs --pmi-table); kmer_span: "
-            "DNABERT's k-span around each centre; random: BERT's i.i.d. tokens; "
-            "genemask_position: ABLATION reproducing the reference implementation's defect "
-            "(PMI looked up by token position instead of token, needs --pmi-table). With a "
-            "non-k-mer dictionary (e.g. SentencePiece) the base span is one token"
-        },
-    )
+    mask_strategy: MASK_STRATEGY_CHOICES = _masking_field("strategy")
     pmi_table: Optional[str] = field(  # noqa: UP045 (fairseq needs a typing.Optional)
         default=None,
         metadata={
@@ -64,42 +64,15 @@ class GeneMaskMLMConfig(FairseqDataclass):
     pmi_column: str = field(
         default="npmi", metadata={"help": "PMI table column that ranks the tokens"}
     )
-    centre_prob: Optional[float] = field(  # noqa: UP045 (fairseq needs a typing.Optional)
-        default=None,
-        metadata={
-            "help": "probability that a token is a mask centre (for random: that it is masked); "
-            "default: the paper's value for the strategy "
-            + ", ".join(f"{s} {p}" for s, p in PAPER_CENTRE_PROB.items())
-            + " (the genemask and kmer_span values target ~15%% of 6-mer tokens)"
-        },
-    )
-    wide_half_width: int = field(
-        default=5,
-        metadata={"help": "half-width h of the wide span (2h+1 tokens) around a best-PMI token"},
-    )
-    high_fraction: float = field(
-        default=0.5,
-        metadata={"help": "fraction of centres, best by PMI, that also mask the wide span"},
-    )
-    all_wide_below: int = field(
-        default=0,
-        metadata={
-            "help": "if fewer than this many centres are in the high set, all centres get the "
-            "wide span (the reference code's rule: 5; 0 = off)"
-        },
-    )
-    leave_unmasked_prob: float = field(
-        default=0.1, metadata={"help": "probability that a masked token is left unchanged"}
-    )
-    random_token_prob: float = field(
-        default=0.1,
-        metadata={
-            "help": "probability that a masked token is replaced by a random regular token "
-            "(never a special, never <mask>)"
-        },
-    )
+    # The masking knobs: defaults and help come from MaskingConfig, the one source.
+    centre_prob: Optional[float] = _masking_field("centre_prob")  # noqa: UP045 (fairseq needs typing.Optional)
+    wide_half_width: int = _masking_field("wide_half_width")
+    high_fraction: float = _masking_field("high_fraction")
+    all_wide_below: int = _masking_field("all_wide_below")
+    leave_unmasked_prob: float = _masking_field("leave_unmasked_prob")
+    random_token_prob: float = _masking_field("random_token_prob")
     # fairseq reuses the DataLoader and its workers across epochs by default, which
-    # freezes the epoch-1 masks whenever --num-workers >= 1 (FAIRSEQ_NOTES.md #1).
+    # freezes the epoch-1 masks whenever --num-workers >= 1 (docs/genemask_mlm.md, fresh masks every epoch).
     persistent_workers: bool = field(
         default=False,
         metadata={"help": "keep data-loader workers across epochs (freezes masks; keep off)"},
@@ -122,16 +95,19 @@ class GeneMaskMLMTask(FairseqTask):
         self.dictionary = dictionary
         self.mask_idx = dictionary.add_symbol("<mask>")
         self.kmer_size = kmer_size_of_symbols(dictionary.symbols)
-        self.masking = MaskingConfig(
-            strategy=str(cfg.mask_strategy),
-            k=self.kmer_size,
-            centre_prob=cfg.centre_prob,
-            wide_half_width=cfg.wide_half_width,
-            high_fraction=cfg.high_fraction,
-            all_wide_below=cfg.all_wide_below,
-            leave_unmasked_prob=cfg.leave_unmasked_prob,
-            random_token_prob=cfg.random_token_prob,
-        )
+        try:
+            self.masking = MaskingConfig(
+                strategy=str(cfg.mask_strategy),
+                k=self.kmer_size,
+                centre_prob=cfg.centre_prob,
+                wide_half_width=cfg.wide_half_width,
+                high_fraction=cfg.high_fraction,
+                all_wide_below=cfg.all_wide_below,
+                leave_unmasked_prob=cfg.leave_unmasked_prob,
+                random_token_prob=cfg.random_token_prob,
+            )
+        except ValueError as err:
+            raise GeneMaskTaskError(f"genemask_mlm: {err}") from None
         if self.kmer_size is None:
             logger.info("dictionary is not a k-mer vocabulary: the base mask span is one token")
         elif self.kmer_size != 6 and cfg.centre_prob is None and self.masking.strategy != "random":
@@ -159,7 +135,7 @@ class GeneMaskMLMTask(FairseqTask):
 
     def _load_token_scores(self) -> np.ndarray:
         if not self.cfg.pmi_table:
-            raise ValueError(
+            raise GeneMaskTaskError(
                 f"--mask-strategy {self.cfg.mask_strategy} needs --pmi-table (a table from genemask-pmi)"
             )
         scores = load_token_scores(

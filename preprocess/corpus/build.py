@@ -1,0 +1,351 @@
+"""Genome -> chunked, deduplicated, train/valid-split, tokenized pretraining corpus on disk.
+
+Data flow (:func:`build_corpus`):
+
+1. The main process streams records with :func:`genemask_preprocess.formats.genome.open_genome`
+   and groups them into batches of about 1 Mbp (a chromosome is a batch of its own).
+2. Workers (:func:`genemask_preprocess.parallel_map.parallel_map`) chunk each batch
+   (:mod:`~genemask_preprocess.corpus.chunking`), fingerprint the chunks, assign the split
+   from the fingerprint (:mod:`~genemask_preprocess.corpus.fingerprints`), and tokenize:
+   k-mer ids by array operations (:mod:`~genemask_preprocess.corpus.encoding`), or SentencePiece.
+3. The main process drops exact duplicates (:class:`~genemask_preprocess.corpus.dedup.FingerprintSet`)
+   and appends the rest to the train/valid writers.
+
+Every random choice is a function of ``(seed, record name)`` or of the chunk's
+fingerprint, so the output does not depend on the number of workers. Everything is
+written into an :func:`~genemask_preprocess.atomic_output.atomic_directory` and moved
+into place only when complete, ``preprocess.json`` last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genemask_preprocess.atomic_output import atomic_directory
+from genemask_preprocess.corpus.chunking import ChunkingOptions, chunk_records, record_key
+from genemask_preprocess.corpus.dedup import FingerprintSet
+from genemask_preprocess.corpus.encoding import encode_chunks
+from genemask_preprocess.corpus.fingerprints import valid_split_mask
+from genemask_preprocess.corpus.summary import (
+    CorpusSummary,
+    RecordStats,
+    RecordTally,
+    describe_skipped,
+)
+from genemask_preprocess.corpus.text_corpus import TextCorpusWriter
+from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.genome import GenomeSource, open_genome
+from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter
+from genemask_preprocess.kmers import (
+    FAIRSEQ_SPECIALS,
+    INVALID,
+    all_kmers,
+    check_k,
+    decode_bases,
+    encode_bases,
+    reverse_complement_dna,
+    write_kmer_dictionary,
+)
+from genemask_preprocess.parallel_map import parallel_map
+
+SPLITS = ("train", "valid")
+OUTPUT_FILES = (
+    "train.bin", "train.idx", "valid.bin", "valid.idx", "train.txt", "valid.txt",
+    "dict.txt", "spm.model", "spm.vocab", "preprocess.json",
+)
+"""Every name this command may write; ``--force`` replaces exactly these and keeps any other file."""
+
+_BATCH_BASES = 1 << 20
+_SPOOL_BYTES = 1 << 23
+
+
+class PreprocessError(InputError):
+    """Bad options, or a genome with nothing usable in it."""
+
+
+@dataclass
+class CorpusConfig:
+    genome: str
+    out_dir: str
+    k: int | None = 6
+    tokenizer: str = "kmer"  # "kmer" or "sentencepiece"
+    output_format: str = "binary"  # "binary" or "text"
+    seed: int = 1
+    valid_fraction: float = 0.1
+    reverse_complement: bool = False
+    workers: int = 1
+    force: bool = False
+    chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
+    sp_vocab_size: int = 4096
+    sp_training_chunks: int = 20000
+
+    def validate(self) -> None:
+        if self.tokenizer not in ("kmer", "sentencepiece"):
+            raise PreprocessError(f"unknown tokenizer {self.tokenizer!r}")
+        if self.output_format not in ("binary", "text"):
+            raise PreprocessError(f"unknown output format {self.output_format!r}")
+        if self.tokenizer == "kmer":
+            if self.k is None:
+                raise PreprocessError("--k is required with the k-mer tokenizer")
+            try:
+                check_k(self.k)
+            except ValueError as err:
+                raise PreprocessError(str(err)) from None
+        elif self.k is not None:
+            raise PreprocessError("--k applies to the k-mer tokenizer only; leave it out with sentencepiece")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise PreprocessError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction}")
+        if self.workers < 1:
+            raise PreprocessError(f"--workers must be >= 1, got {self.workers}")
+        if not 8 <= self.sp_vocab_size <= 65000:
+            raise PreprocessError(f"--sp-vocab-size must be in 8..65000, got {self.sp_vocab_size}")
+        if self.sp_training_chunks < 1:
+            raise PreprocessError(f"--sp-training-chunks must be >= 1, got {self.sp_training_chunks}")
+        if self.chunking.length > 65536:
+            raise PreprocessError("--chunk-length must be at most 65536")
+
+
+# --- per-batch work (runs in the workers) ---------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    """One batch of records: per-record stats plus all their items (forward chunks, then reverse complements)."""
+
+    records: list[RecordStats]
+    keys: np.ndarray  # uint64 fingerprint per item (dedup key)
+    valid: np.ndarray  # bool per item
+    tokens: np.ndarray | None  # flat uint16, each item ends with </s> (None while spooled to a file)
+    sizes: np.ndarray  # int32 per item
+    tokens_file: str | None = None  # large results travel through a file, not a pickle
+
+
+class _Worker:
+    """Per-process state: the config and, for SentencePiece, the loaded model."""
+
+    def __init__(self, config: CorpusConfig, sp_model: str | None):
+        self.config = config
+        self.sp = None
+        if sp_model is not None:
+            from genemask_preprocess.corpus.sentencepiece_tokenizer import SentencePieceEncoder
+
+            self.sp = SentencePieceEncoder(sp_model)
+
+    def process(self, batch: list[tuple[str, str]]) -> BatchResult:
+        """Chunk, fingerprint, split and tokenize a batch of records with array operations over all of them."""
+        config = self.config
+        min_bases = config.k or 1
+        names = [name for name, _ in batch]
+        record_lengths = np.array([len(sequence) for _, sequence in batch], dtype=np.int64)
+        codes = encode_bases(batch[0][1] if len(batch) == 1 else "".join(sequence for _, sequence in batch))
+        record_starts = np.cumsum(record_lengths) - record_lengths
+        if len(batch) == 1:
+            acgt = np.array([np.count_nonzero(codes != INVALID)])
+        else:  # batches of several records are small (see _record_batches)
+            acgt_before = np.concatenate([[0], np.cumsum(codes != INVALID, dtype=np.int64)])
+            acgt = acgt_before[record_starts + record_lengths] - acgt_before[record_starts]
+        keys = np.array([record_key(config.seed, name) for name in names], dtype=np.uint64)
+        chunks, record_of_chunk = chunk_records(codes, record_starts, keys, config.chunking, min_bases)
+        chunked = np.bincount(record_of_chunk, weights=chunks.lengths, minlength=len(batch)).astype(np.int64)
+        n_chunks = np.bincount(record_of_chunk, minlength=len(batch))
+        stats = []
+        for i, name in enumerate(names):
+            skipped = None
+            if record_lengths[i] < min_bases:
+                skipped = "shorter_than_k"
+            elif acgt[i] == 0:
+                skipped = "all_n"
+            elif n_chunks[i] == 0:
+                skipped = "no_chunk"
+            stats.append(RecordStats(name, int(record_lengths[i]), int(acgt[i]), int(chunked[i]), skipped))
+        if not len(chunks):
+            empty = np.zeros(0, dtype=np.uint64)
+            return BatchResult(stats, empty, empty.astype(bool), empty.astype(np.uint16), empty.astype(np.int32))
+        k = None if self.sp is not None else config.k
+        forward, reverse, tokens, sizes = encode_chunks(codes, chunks, k, config.reverse_complement)
+        valid = valid_split_mask(np.minimum(forward, reverse), config.seed, config.valid_fraction)
+        if self.sp is not None:
+            letters = decode_bases(codes)
+            texts = [letters[s : s + n] for s, n in zip(chunks.starts.tolist(), chunks.lengths.tolist(), strict=True)]
+            if config.reverse_complement:
+                texts += [reverse_complement_dna(text) for text in texts]
+            tokens, sizes = self.sp.encode(texts)
+        keys = forward
+        if config.reverse_complement:
+            keys = np.concatenate([forward, reverse])
+            valid = np.concatenate([valid, valid])  # a chunk and its reverse complement share a split
+        return BatchResult(stats, keys, valid, tokens, sizes)
+
+
+_WORKER: _Worker | None = None
+_SPOOL_DIR: str | None = None
+_spooled = 0
+
+
+def _init_worker(config: CorpusConfig, sp_model: str | None, spool_dir: str | None) -> None:
+    global _WORKER, _SPOOL_DIR, _spooled
+    _WORKER = _Worker(config, sp_model)
+    _SPOOL_DIR, _spooled = spool_dir, 0
+
+
+def _process_batch(batch: list[tuple[str, str]]) -> BatchResult:
+    global _spooled
+    result = _WORKER.process(batch)
+    if _SPOOL_DIR is not None and result.tokens.nbytes >= _SPOOL_BYTES:
+        # Pickling a chromosome's tokens would copy them three times; the page cache copies them once.
+        _spooled += 1
+        path = os.path.join(_SPOOL_DIR, f"tokens-{os.getpid()}-{_spooled}.u16")
+        result.tokens.tofile(path)
+        result.tokens, result.tokens_file = None, path
+    return result
+
+
+def _record_batches(records: Iterable) -> Iterator[list[tuple[str, str]]]:
+    """Small records grouped up to ``_BATCH_BASES``; a record at least that long is a batch of its own."""
+    batch, bases = [], 0
+    for record in records:
+        if len(record.sequence) >= _BATCH_BASES:
+            if batch:
+                yield batch
+                batch, bases = [], 0
+            yield [(record.name, record.sequence)]
+            continue
+        batch.append((record.name, record.sequence))
+        bases += len(record.sequence)
+        if bases >= _BATCH_BASES:
+            yield batch
+            batch, bases = [], 0
+    if batch:
+        yield batch
+
+
+def _unspool(result: BatchResult) -> BatchResult:
+    if result.tokens_file is not None:
+        result.tokens = np.memmap(result.tokens_file, dtype=np.uint16, mode="r")
+        os.remove(result.tokens_file)  # the mapping keeps the data until it is dropped
+        result.tokens_file = None
+    return result
+
+
+# --- the whole run (main process) -----------------------------------------------------------
+
+
+def build_corpus(
+    config: CorpusConfig, progress: Callable[[int | None], Callable[[int], None]] | None = None
+) -> CorpusSummary:
+    """Run the whole preprocessing into ``config.out_dir``.
+
+    Options, genome and output folder are checked once, first; then ``progress(total_bases)``
+    (``None`` if unknown) is called once and returns the callback to which the bases of
+    each finished batch are passed. Raises :class:`PreprocessError`,
+    :class:`~genemask_preprocess.formats.genome.GenomeInputError` or
+    :class:`~genemask_preprocess.errors.OutputError` with one-line messages.
+    """
+    started = time.perf_counter()
+    config.validate()
+    source = open_genome(config.genome)
+    with atomic_directory(config.out_dir, force=config.force, owned=OUTPUT_FILES) as tmp_dir:
+        update = progress(source.total_bases) if progress is not None else None
+        return _build_into(config, source, tmp_dir, update, started)
+
+
+def _prepare_vocabulary(config: CorpusConfig, source: GenomeSource, tmp_dir: Path) -> tuple[list[str], str | None]:
+    """Write ``dict.txt`` (and, for SentencePiece, train ``spm.model``); return the symbols and the model path."""
+    if config.tokenizer == "kmer":
+        write_kmer_dictionary(tmp_dir / "dict.txt", config.k)
+        return [*FAIRSEQ_SPECIALS, *all_kmers(config.k)], None
+    from genemask_preprocess.corpus.sentencepiece_tokenizer import (
+        SentencePieceEncoder,
+        sample_training_chunks,
+        train_bpe_model,
+    )
+
+    sentences = sample_training_chunks(source, config.seed, config.chunking, config.sp_training_chunks)
+    if not sentences:
+        raise PreprocessError(f"{config.genome}: no chunk to train SentencePiece on")
+    sp_model = str(tmp_dir / "spm.model")
+    try:
+        train_bpe_model(sentences, sp_model, config.sp_vocab_size, threads=config.workers)
+    except RuntimeError as err:
+        raise PreprocessError(f"SentencePiece training failed: {str(err).splitlines()[0]}") from None
+    encoder = SentencePieceEncoder(sp_model)
+    encoder.write_dictionary(tmp_dir / "dict.txt")
+    return [*FAIRSEQ_SPECIALS, *encoder.pieces], sp_model
+
+
+def _build_into(config: CorpusConfig, source: GenomeSource, tmp_dir: Path, progress, started: float) -> CorpusSummary:
+    symbols, sp_model = _prepare_vocabulary(config, source, tmp_dir)
+    splits = SPLITS if config.valid_fraction > 0 else ("train",)
+    if config.output_format == "binary":
+        writers = {s: IndexedDatasetWriter(tmp_dir / s, dtype=np.uint16) for s in splits}
+    else:
+        writers = {s: TextCorpusWriter(tmp_dir / f"{s}.txt", symbols) for s in splits}
+
+    seen = FingerprintSet()
+    tally = RecordTally()
+    duplicates = 0
+    with contextlib.ExitStack() as stack:
+        for writer in writers.values():
+            stack.enter_context(writer)
+        spool_dir = str(tmp_dir) if config.workers > 1 else None  # spooled files are gone before the commit
+        results = parallel_map(
+            _process_batch, _record_batches(source.records()), config.workers,
+            initializer=_init_worker, initargs=(config, sp_model, spool_dir), max_pending=config.workers + 1,
+        )
+        for result in results:
+            if spool_dir is not None:
+                result = _unspool(result)
+            for record in result.records:
+                tally.add(record)
+            duplicates += _write_result(result, seen, writers)
+            if progress:
+                progress(sum(record.bases for record in result.records))
+
+    if tally.used == 0:
+        raise PreprocessError(
+            f"{config.genome}: no usable sequence: all {tally.total} records were skipped "
+            f"({describe_skipped(tally.skipped)})"
+        )
+    warnings = []
+    if config.valid_fraction > 0 and writers["valid"].num_items == 0:
+        warnings.append("the valid split is empty (genome too small for --valid-fraction); fairseq cannot load it")
+    summary = CorpusSummary(
+        source=os.path.abspath(config.genome),
+        source_format=source.format,
+        tokenizer=config.tokenizer,
+        k=config.k,
+        seed=config.seed,
+        valid_fraction=config.valid_fraction,
+        reverse_complement=config.reverse_complement,
+        output_format=config.output_format,
+        chunking=asdict(config.chunking),
+        records=tally.records(),
+        bases=dict(tally.bases),
+        duplicates_removed=duplicates,
+        splits={s: {"chunks": w.num_items, "tokens": w.num_tokens} for s, w in writers.items()},
+        files=sorted(p.name for p in tmp_dir.iterdir()) + ["preprocess.json"],
+        seconds=round(time.perf_counter() - started, 3),
+        warnings=warnings,
+    )
+    (tmp_dir / "preprocess.json").write_text(summary.to_json())
+    return summary
+
+
+def _write_result(result: BatchResult, seen: FingerprintSet, writers: dict) -> int:
+    """Append a batch's new items to the split writers; returns how many duplicates were dropped."""
+    keep = seen.first_seen(result.keys)
+    duplicates = int(len(keep) - np.count_nonzero(keep))
+    for split, writer in writers.items():
+        chosen = keep & (result.valid if split == "valid" else ~result.valid)
+        if chosen.all():
+            writer.add_many(result.tokens, result.sizes)
+        elif chosen.any():
+            writer.add_chosen(result.tokens, result.sizes, chosen)
+    return duplicates

@@ -1,0 +1,163 @@
+"""Genome input: FASTA (plain, gzip or bgzip, via pysam) or DNABERT-style TSV, streamed record by record.
+
+- FASTA: ``>name description`` headers; a record's name is its first word. Letters
+  are kept as written (soft-masked lower case, ``N`` and IUPAC codes included).
+- TSV: tab-separated rows (quoted fields allowed) whose first column is raw DNA or
+  space-separated overlapping k-mers (turned back into DNA); an optional first-line
+  header such as ``sequence<TAB>label`` is skipped. The record on line ``L`` of
+  ``x.tsv`` is named ``x.tsv:L``.
+
+Compression is recognised by content, not by name. Record names must be unique.
+Every command that reads a genome (``genemask-preprocess``, ``genemask-pmi count``)
+goes through :func:`open_genome`, so input checks and non-ACGT handling are the
+same everywhere. At most one record (one chromosome) is held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import itertools
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pysam
+
+from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.text_table import check_input_file, is_gzip, iter_rows
+from genemask_preprocess.kmers import kmers_to_dna
+
+
+class GenomeInputError(InputError):
+    """Bad genome input (missing, empty, not FASTA/TSV, corrupt, duplicate names)."""
+
+
+_SNIFF_BYTES = 1 << 16
+_SNIFF_ROWS = 50
+_IUPAC = "ACGTUNRYKMSWBDHVacgtunrykmswbdhv"
+_DNA_RE = re.compile(rf"^[{_IUPAC}]+$")
+_KMER_STRING_RE = re.compile(rf"^[{_IUPAC}]+( [{_IUPAC}]+)+$")
+
+
+@dataclass(frozen=True)
+class GenomeRecord:
+    name: str
+    sequence: str
+
+
+@dataclass
+class GenomeSource:
+    """An opened, sniffed genome file. Iterate :meth:`records` to stream it."""
+
+    path: str
+    format: str  # "fasta" or "tsv"
+    total_bases: int | None  # known up front from a .fai index, else None
+
+    def records(self) -> Iterator[GenomeRecord]:
+        """Stream records in file order; raises :class:`GenomeInputError` on duplicate names or bad rows."""
+        reader = _fasta_records if self.format == "fasta" else _tsv_records
+        seen: set[str] = set()
+        for record in reader(self.path):
+            if record.name in seen:
+                raise GenomeInputError(f"{self.path}: duplicate record name {record.name!r}")
+            seen.add(record.name)
+            yield record
+
+
+def open_genome(path: str | os.PathLike) -> GenomeSource:
+    """Check that ``path`` is a readable, non-empty FASTA or TSV file and sniff which."""
+    path = os.fspath(path)
+    try:
+        check_input_file(path, "FASTA or TSV file")
+    except InputError as err:
+        raise GenomeInputError(str(err)) from None
+    text = _read_head(path).lstrip()
+    if not text:
+        raise GenomeInputError(f"{path}: file is empty")
+    if text.startswith(">"):
+        return GenomeSource(path, "fasta", _total_from_fai(path))
+    with contextlib.closing(_first_fields(path)) as rows:
+        firsts = list(itertools.islice(rows, _SNIFF_ROWS))
+    if firsts and not _looks_like_sequence(firsts[0][1]):
+        if firsts[0][0] != 1:
+            firsts = []  # a header is only ever the first line
+        elif len(firsts) == 1:
+            raise GenomeInputError(f"{path}: TSV has a header but no rows")
+        else:
+            firsts = firsts[1:]
+    if firsts and all(_looks_like_sequence(field) for _, field in firsts):
+        return GenomeSource(path, "tsv", None)
+    raise GenomeInputError(
+        f"{path}: not a FASTA file (no '>' header) nor a TSV whose first column is DNA or k-mers"
+    )
+
+
+def _first_fields(path: str) -> Iterator[tuple[int, str]]:
+    """``(line, first field stripped)`` of the TSV rows whose first field is not blank."""
+    for line, fields in iter_rows(path, "\t"):
+        first = fields[0].strip()
+        if first:
+            yield line, first
+
+
+def _looks_like_sequence(field: str) -> bool:
+    return bool(_DNA_RE.match(field) or _KMER_STRING_RE.match(field))
+
+
+def _read_head(path: str) -> str:
+    try:
+        with (gzip.open if is_gzip(path) else open)(path, "rb") as handle:
+            raw = handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError) as err:
+        raise GenomeInputError(f"{path}: cannot read: {err}") from None
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise GenomeInputError(f"{path}: not a text FASTA or TSV file (binary content)") from None
+
+
+def _total_from_fai(path: str) -> int | None:
+    fai = path + ".fai"
+    if not os.path.exists(fai):
+        return None
+    try:
+        with open(fai) as handle:
+            return sum(int(line.split("\t")[1]) for line in handle if line.strip())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _fasta_records(path: str) -> Iterator[GenomeRecord]:
+    # htslib would print its own "[E::bgzf_read_block] ..." lines next to our one-line error.
+    previous_verbosity = pysam.set_verbosity(0)
+    try:
+        with pysam.FastxFile(path) as handle:
+            for entry in handle:
+                if entry.sequence is None:  # a FASTQ-less oddity; treat as empty
+                    yield GenomeRecord(entry.name, "")
+                else:
+                    yield GenomeRecord(entry.name, entry.sequence)
+    except (OSError, ValueError) as err:  # pysam raises ValueError on a truncated or corrupt file
+        raise GenomeInputError(f"{path}: cannot read FASTA (truncated or corrupt?): {err}") from None
+    finally:
+        pysam.set_verbosity(previous_verbosity)
+
+
+def _tsv_records(path: str) -> Iterator[GenomeRecord]:
+    """Rows of a TSV whose first column is raw DNA or space-separated overlapping k-mers."""
+    base = os.path.basename(path)
+    for line, field in _first_fields(path):
+        if line == 1 and not _looks_like_sequence(field):
+            continue  # header row, e.g. "sequence<TAB>label"
+        if " " in field:
+            try:
+                dna = kmers_to_dna(field)
+            except ValueError as err:
+                raise GenomeInputError(f"{path}: row {line}: {err}") from None
+        elif _DNA_RE.match(field):
+            dna = field
+        else:
+            raise GenomeInputError(f"{path}: row {line}: first column is not DNA: {field[:40]!r}")
+        yield GenomeRecord(f"{base}:{line}", dna)

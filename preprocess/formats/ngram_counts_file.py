@@ -1,0 +1,234 @@
+"""COUNTS files: exact n-gram counts, binary (``.npz``) or as an ``ngram<TAB>count`` TSV.
+
+Binary format (written by :func:`save_counts`, read by :func:`load_counts`): a NumPy
+``.npz`` archive (uncompressed zip of ``.npy`` arrays) with
+
+- ``format``: the string ``"genemask-ngram-counts"``; ``version``: int (1);
+- ``max_n``: int N; ``both_strands``: bool;
+- for every n in 1..N either ``dense_{n}`` (the 4^n counts indexed by the n-gram's
+  base-4 code, A=0 C=1 G=2 T=3, first base most significant) or the sparse pair
+  ``codes_{n}`` (sorted unique codes, uint32 or uint64) and ``counts_{n}`` (their counts),
+  whichever is smaller. Count arrays are the smallest unsigned dtype that holds them.
+
+The TSV interchange form (:func:`write_counts_tsv`, :func:`read_counts_tsv`) has the
+header ``ngram<TAB>count`` and one row per n-gram with count > 0, all lengths in one file.
+:func:`load_counts` tells the two apart by the zip magic. Pure numpy (no genome reader).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from genemask_preprocess.atomic_output import atomic_file
+from genemask_preprocess.errors import InputError
+from genemask_preprocess.kmers import codes_of_kmers, kmers_of_codes
+
+COUNTS_FORMAT = "genemask-ngram-counts"
+COUNTS_VERSION = 1
+MAX_N = 31
+"""Longest n-gram: its 2n-bit code must fit a uint64 with room for the shifts."""
+DENSE_MAX_N = 12
+"""Longest n held as a dense 4^n array (128 MiB of int64); longer n are sparse."""
+_NPZ_MAGIC = b"PK\x03\x04"
+_ACGT = frozenset("ACGT")
+
+
+class CountsError(InputError):
+    """Bad COUNTS input or impossible counting request."""
+
+
+@dataclass
+class NgramCounts:
+    """Counts of every n-gram of lengths ``1..max_n`` (or any subset of lengths, for TSV input).
+
+    ``tables[n] = (codes, counts)``: sorted unique base-4 codes (int64) with their counts
+    (int64, all > 0). ``first_rows[n]`` is the 1-based TSV row of the first n-gram of that
+    length when the counts came from a TSV (for error messages), else absent.
+    """
+
+    tables: dict[int, tuple[np.ndarray, np.ndarray]]
+    both_strands: bool = False
+    first_rows: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def lengths(self) -> list[int]:
+        return sorted(self.tables)
+
+    @property
+    def max_n(self) -> int:
+        return max(self.tables) if self.tables else 0
+
+    def codes(self, n: int) -> np.ndarray:
+        return self.tables[n][0]
+
+    def counts(self, n: int) -> np.ndarray:
+        return self.tables[n][1]
+
+    def total(self, n: int) -> int:
+        """Number of counted n-gram positions, N_n."""
+        return int(self.tables[n][1].sum())
+
+    def dense(self, n: int) -> np.ndarray:
+        """All 4^n counts indexed by code (only for n <= DENSE_MAX_N)."""
+        if n > DENSE_MAX_N:
+            raise ValueError(f"a dense array of 4^{n} counts is too large")
+        out = np.zeros(4**n, dtype=np.int64)
+        codes, counts = self.tables[n]
+        out[codes] = counts
+        return out
+
+    def lookup(self, n: int, codes: np.ndarray) -> np.ndarray:
+        """Counts (int64, 0 when absent) of the n-grams with the given codes."""
+        table_codes, table_counts = self.tables[n]
+        if len(table_codes) == 0:
+            return np.zeros(len(codes), dtype=np.int64)
+        pos = np.searchsorted(table_codes, codes)
+        pos = np.minimum(pos, len(table_codes) - 1)
+        found = table_codes[pos] == codes
+        return np.where(found, table_counts[pos], 0)
+
+    def count_of(self, ngram: str) -> int:
+        """Count of one n-gram string (0 when absent, or when it has a non-ACGT letter)."""
+        try:
+            codes = codes_of_kmers([ngram], len(ngram))
+        except ValueError:  # never counted
+            return 0
+        return int(self.lookup(len(ngram), codes)[0])
+
+
+def save_counts(counts: NgramCounts, path: str | os.PathLike) -> None:
+    """Write COUNTS in the binary ``.npz`` format (atomically)."""
+    arrays: dict[str, np.ndarray] = {
+        "format": np.array(COUNTS_FORMAT),
+        "version": np.array(COUNTS_VERSION),
+        "max_n": np.array(counts.max_n),
+        "both_strands": np.array(counts.both_strands),
+    }
+    for n, (codes, values) in counts.tables.items():
+        values = values.astype(_count_dtype(values))
+        if n <= DENSE_MAX_N and len(codes) * (values.itemsize + 4) > (4**n) * values.itemsize:
+            dense = np.zeros(4**n, dtype=values.dtype)
+            dense[codes] = values
+            arrays[f"dense_{n}"] = dense
+        else:
+            arrays[f"codes_{n}"] = codes.astype(np.uint32 if n <= 16 else np.uint64)
+            arrays[f"counts_{n}"] = values
+    with atomic_file(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _count_dtype(values: np.ndarray):
+    top = int(values.max()) if len(values) else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return dtype
+    return np.uint64
+
+
+def load_counts(path: str | os.PathLike) -> NgramCounts:
+    """Read COUNTS in either format (binary ``.npz`` or ``ngram<TAB>count`` TSV), checked."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CountsError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise CountsError(f"{path}: is a directory, expected a COUNTS file")
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as err:
+        raise CountsError(f"{path}: cannot read: {err.strerror}") from None
+    if magic == _NPZ_MAGIC:
+        return _load_npz(path)
+    return read_counts_tsv(path)
+
+
+def _load_npz(path: str) -> NgramCounts:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "format" not in data or str(data["format"]) != COUNTS_FORMAT:
+                raise CountsError(f"{path}: not a genemask-pmi COUNTS file")
+            if int(data["version"]) > COUNTS_VERSION:
+                raise CountsError(f"{path}: COUNTS format version {int(data['version'])} is newer than this tool")
+            both = bool(data["both_strands"])
+            tables = {}
+            for key in data.files:
+                if key.startswith("dense_"):
+                    n = int(key[6:])
+                    dense = data[key].astype(np.int64)
+                    codes = np.flatnonzero(dense).astype(np.int64)
+                    tables[n] = (codes, dense[codes])
+                elif key.startswith("codes_"):
+                    n = int(key[6:])
+                    tables[n] = (data[key].astype(np.int64), data[f"counts_{n}"].astype(np.int64))
+    except CountsError:
+        raise
+    except (OSError, ValueError, KeyError) as err:
+        raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
+    return NgramCounts(tables, both_strands=both)
+
+
+def write_counts_tsv(counts: NgramCounts, path: str | os.PathLike) -> None:
+    """Write the ``ngram<TAB>count`` interchange TSV (all lengths, count > 0), atomically."""
+    with atomic_file(path, "w") as handle:
+        handle.write("ngram\tcount\n")
+        for n in counts.lengths:
+            codes, values = counts.tables[n]
+            keep = values > 0
+            names = kmers_of_codes(codes[keep], n)
+            handle.writelines(f"{s}\t{c}\n" for s, c in zip(names, values[keep].tolist(), strict=True))
+
+
+def read_counts_tsv(path: str | os.PathLike) -> NgramCounts:
+    """Read an ``ngram<TAB>count`` TSV; any bad row raises :class:`CountsError` naming it."""
+    path = os.fspath(path)
+    by_length: dict[int, tuple[list[str], list[int], list[int]]] = {}
+    try:
+        handle = open(path, encoding="ascii", newline="")
+    except OSError as err:
+        raise CountsError(f"{path}: cannot read: {err.strerror}") from None
+    with handle:
+        try:
+            header = handle.readline().rstrip("\r\n")
+            if header.split("\t")[:2] != ["ngram", "count"]:
+                raise CountsError(f"{path}: row 1: expected the header 'ngram<TAB>count', got {header[:60]!r}")
+            for row_no, line in enumerate(handle, start=2):
+                line = line.rstrip("\r\n")
+                if not line:
+                    continue
+                fields = line.split("\t")
+                if len(fields) < 2:
+                    raise CountsError(f"{path}: row {row_no}: expected 'ngram<TAB>count', got {line[:60]!r}")
+                ngram, raw = fields[0].strip().upper(), fields[1].strip()
+                if not ngram or not set(ngram) <= _ACGT:
+                    raise CountsError(f"{path}: row {row_no}: {fields[0][:40]!r} is not an A/C/G/T n-gram")
+                if len(ngram) > MAX_N:
+                    raise CountsError(f"{path}: row {row_no}: n-gram longer than {MAX_N}")
+                try:
+                    value = int(raw)
+                except ValueError:
+                    raise CountsError(f"{path}: row {row_no}: count {raw[:30]!r} is not an integer") from None
+                if value < 0:
+                    raise CountsError(f"{path}: row {row_no}: count {value} is negative")
+                entry = by_length.setdefault(len(ngram), ([], [], []))
+                entry[0].append(ngram)
+                entry[1].append(value)
+                entry[2].append(row_no)
+        except UnicodeDecodeError:
+            raise CountsError(f"{path}: not a text COUNTS TSV (binary or non-ASCII content)") from None
+    if not by_length:
+        raise CountsError(f"{path}: no n-gram rows")
+    tables, first_rows = {}, {}
+    for n, (ngrams, values, rows) in sorted(by_length.items()):
+        codes = codes_of_kmers(ngrams, n)
+        order = np.argsort(codes, kind="stable")
+        codes, counts, row_arr = codes[order], np.asarray(values, np.int64)[order], np.asarray(rows)[order]
+        dup = np.flatnonzero(codes[1:] == codes[:-1])
+        if len(dup):
+            raise CountsError(f"{path}: row {row_arr[dup[0] + 1]}: duplicate n-gram {ngrams[order[dup[0] + 1]]!r}")
+        keep = counts > 0
+        tables[n] = (codes[keep], counts[keep])
+        first_rows[n] = int(min(rows))
+    return NgramCounts(tables, first_rows=first_rows)

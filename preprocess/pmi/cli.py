@@ -1,0 +1,136 @@
+"""``genemask-pmi``: genome-wide n-gram counts (``count``) and PMI tables (``score``).
+
+    genemask-pmi count GENOME --max-n 10 --out COUNTS [--tsv] [--both-strands] [--workers W]
+    genemask-pmi score COUNTS --out TABLE [--variant levine|naive|paper] [--min-count 101] [--n 3 6 | --k 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from genemask_preprocess.command_line import command_entry_point
+from genemask_preprocess.errors import OutputError
+from genemask_preprocess.formats.ngram_counts_file import load_counts, save_counts, write_counts_tsv
+from genemask_preprocess.formats.pmi_table import write_pmi_table
+from genemask_preprocess.pmi.ngram_counts import plan_count, run_count
+from genemask_preprocess.pmi.scores import DEFAULT_MIN_COUNT, VARIANTS, score_pmi
+
+PROG = "genemask-pmi"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Genome-wide n-gram counts and PMI tables for GeneMask masking.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{count,score}")
+
+    count = sub.add_parser(
+        "count",
+        help="count every n-gram, n = 1..N, over a genome's A/C/G/T runs",
+        description="Count every n-gram, n = 1..N, over the A/C/G/T runs of a FASTA (plain, gzip, "
+        "bgzip) or DNABERT-style TSV genome. Windows containing a non-ACGT letter are not counted.",
+    )
+    count.add_argument("genome", metavar="GENOME", help="FASTA (.fa, .fa.gz) or TSV genome file")
+    count.add_argument("--max-n", type=int, default=10, metavar="N", help="longest n-gram to count (default: 10)")
+    count.add_argument("--out", required=True, metavar="COUNTS", help="output COUNTS file")
+    count.add_argument(
+        "--tsv", action="store_true",
+        help="write the 'ngram<TAB>count' interchange TSV instead of the binary .npz format",
+    )
+    count.add_argument("--both-strands", action="store_true", help="also count the reverse complement")
+    count.add_argument(
+        "--workers", type=int, default=min(os.cpu_count() or 1, 8), metavar="W",
+        help="parallel counting processes (default: CPU count, at most 8); results do not depend on it",
+    )
+    count.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    score = sub.add_parser(
+        "score",
+        help="score n-grams by PMI into a TABLE",
+        description="Score n-grams from a COUNTS file (binary or TSV) by naive PMI, PMI_n (min over all "
+        "segmentations) and GeneMask's discounted npmi; writes the TSV "
+        "'ngram n count naive_pmi pmi npmi rank' (rank 1 = highest npmi within each n).",
+    )
+    score.add_argument("counts", metavar="COUNTS", help="COUNTS file from 'genemask-pmi count' (.npz or TSV)")
+    score.add_argument("--out", required=True, metavar="TABLE", help="output PMI table (TSV)")
+    score.add_argument(
+        "--variant", choices=VARIANTS, default="levine",
+        help="levine: PMI_n with p(s)=f(s)/N_|s| (default); naive: rank by naive PMI; "
+        "paper: reproduce the published GeneMask table's quirks",
+    )
+    score.add_argument(
+        "--min-count", type=int, default=DEFAULT_MIN_COUNT, metavar="C",
+        help=f"n-grams seen fewer than C times get no score; C is also the discount's constant "
+        f"(default: {DEFAULT_MIN_COUNT})",
+    )
+    lengths = score.add_mutually_exclusive_group()
+    lengths.add_argument("--n", type=int, nargs="+", metavar="N", help="only score these lengths (default: all >= 2)")
+    lengths.add_argument("--k", type=int, metavar="K", help="shorthand for --n K (the k of a k-mer vocabulary)")
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "count":
+        _count(args)
+    else:
+        _score(args)
+    return 0
+
+
+def _check_output(path: str) -> None:
+    """Fail before a long count, not after it, if ``--out`` cannot be written.
+
+    Nothing is created here: the atomic writer creates missing folders when it writes.
+    """
+    if os.path.isdir(path):
+        raise OutputError(f"--out {path}: is a directory")
+    directory = os.path.dirname(os.path.abspath(path))
+    existing = directory
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise OutputError(f"--out {path}: cannot create directory {directory}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == directory else f"cannot be created in {existing}"
+        raise OutputError(f"--out {path}: directory {directory} {what}")
+
+
+def _count(args) -> None:
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0  # no monitor thread in the parent the worker pool forks from
+    _check_output(args.out)
+    plan = plan_count(args.genome, args.max_n, both_strands=args.both_strands, workers=args.workers)
+    total = plan.source.total_bases
+    with tqdm(total=total, unit="b", unit_scale=True, desc="counting", disable=args.quiet, file=sys.stderr) as bar:
+        counts = run_count(plan, progress=bar.update)
+    if args.tsv:
+        write_counts_tsv(counts, args.out)
+    else:
+        save_counts(counts, args.out)
+    if not args.quiet:
+        print(
+            f"{counts.total(1):,} bases counted, n = 1..{counts.max_n}"
+            f"{' on both strands' if counts.both_strands else ''}; wrote {args.out}",
+            file=sys.stderr,
+        )
+
+
+def _score(args) -> None:
+    _check_output(args.out)
+    counts = load_counts(args.counts)
+    lengths = [args.k] if args.k is not None else args.n
+    scores = score_pmi(counts, variant=args.variant, min_count=args.min_count, lengths=lengths)
+    write_pmi_table(scores, args.out)
+    rows = sum(len(s) for s in scores.values())
+    print(f"scored {rows:,} n-grams (n = {', '.join(map(str, scores))}); wrote {args.out}", file=sys.stderr)
+
+
+main = command_entry_point(PROG, run)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The paper's fine-tuning recipe, the shell recipe that runs it, and the checkpoint's model shape."""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from genemask_plugin.fewshot.finetune import (
+    PLUGIN_DIR,
+    FinetuneError,
+    FinetuneRecipe,
+    ModelShape,
+    check_fits,
+    cuda_available,
+    fairseq_train_args,
+    paper_recipe,
+    read_model_shape,
+    run_finetune,
+    schedule,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+SCRIPT = REPO / "examples" / "finetune_fewshot.sh"
+
+
+def option(args, name):
+    return args[args.index(name) + 1]
+
+
+@pytest.mark.parametrize(
+    ("shots", "recipe"),
+    [(10, (5, 1e-4, 20)), (50, (5, 1e-4, 20)), (100, (5, 1e-4, 20)),
+     (500, (15, 5e-5, 5)), (1000, (15, 5e-5, 5))],
+)
+def test_paper_recipe_per_regime(shots, recipe):
+    r = paper_recipe(shots)
+    assert (r.batch_size, r.lr, r.epochs) == recipe
+    assert (r.warmup_fraction, r.dropout, r.weight_decay) == (0.1, 0.1, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("n_train", "shots", "epochs", "max_updates", "expected"),
+    [
+        (20, 10, None, None, (20, 80, 8)),  # Prom-core 10-shot: 4 batches of 5 per epoch
+        (21, 10, None, None, (20, 100, 10)),  # a last, smaller batch is still an update
+        (300, 10, None, None, (20, 1200, 120)),  # Splice-40 "10": 100 per class x 3
+        (1000, 500, None, None, (5, 335, 34)),  # ceil(1000 / 15) = 67 per epoch; 33.5 rounds up
+        (20, 10, 2, None, (2, 8, 1)),
+        (20, 10, None, 5, (20, 5, 1)),  # a cap shortens the schedule, warm-up 0.5 -> 1
+        (20, 10, None, 500, (20, 80, 8)),  # a cap above the recipe changes nothing
+    ],
+)
+def test_schedule(n_train, shots, epochs, max_updates, expected):
+    assert schedule(n_train, paper_recipe(shots), epochs, max_updates) == expected
+
+
+def test_train_args_from_checkpoint_and_from_scratch():
+    pretrained = fairseq_train_args("data", "out", checkpoint="pre.pt", shots=10, seed=3, n_train=20,
+                                    num_classes=2, cpu=True)
+    assert pretrained[0] == "data"
+    assert option(pretrained, "--task") == option(pretrained, "--criterion") == "sentence_prediction"
+    assert option(pretrained, "--user-dir") == PLUGIN_DIR and Path(PLUGIN_DIR).is_absolute()
+    assert option(pretrained, "--restore-file") == "pre.pt"
+    for flag in ("--reset-optimizer", "--reset-dataloader", "--reset-meters", "--disable-validation", "--cpu"):
+        assert flag in pretrained
+    assert option(pretrained, "--required-batch-size-multiple") == "1"
+    assert option(pretrained, "--distributed-world-size") == "1"  # the paper's batch, not x GPUs
+    assert option(pretrained, "--init-token") == "0"  # the classification head reads <s>
+    assert (option(pretrained, "--batch-size"), option(pretrained, "--lr"), option(pretrained, "--max-epoch")) == ("5", "0.0001", "20")
+    assert (option(pretrained, "--warmup-updates"), option(pretrained, "--total-num-update")) == ("8", "80")
+    assert (option(pretrained, "--dropout"), option(pretrained, "--weight-decay")) == ("0.1", "0.01")
+    assert option(pretrained, "--seed") == "3" and option(pretrained, "--num-classes") == "2"
+
+    scratch = fairseq_train_args("data", "out", checkpoint=None, shots=1000, seed=1, n_train=30,
+                                 num_classes=3, shape=ModelShape("genemask_logo", 512), extra=["--fp16"])
+    assert "--restore-file" not in scratch and "--reset-optimizer" not in scratch and "--cpu" not in scratch
+    assert option(scratch, "--arch") == "genemask_logo" and scratch[-1] == "--fp16"
+    assert (option(scratch, "--batch-size"), option(scratch, "--lr"), option(scratch, "--max-epoch")) == ("15", "5e-05", "5")
+
+
+def write_meta(directory, rows, labels):
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"dictionary": "d", "k": 6, "labels": labels, "exclude_overlap": False,
+            "splits": {"train": {"source": "t", "rows": rows, "per_class": {}, "max_tokens": 66}}}
+    (directory / "fewshot.json").write_text(json.dumps(meta))
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("model_cfg", "shots", "rows", "labels", "env", "extra"),
+    [
+        (None, 10, 20, ["0", "1"], {}, []),
+        ({"arch": "genemask_logo", "max_positions": 256}, 500, 3000, ["0", "1", "2"], {},
+         ["--fp16", "--log-interval", "1"]),
+        (None, 1000, 2000, ["0", "1"], {"ARCH": "genemask_logo", "EPOCHS": "2", "MAX_UPDATES": "7"}, []),
+    ],
+)
+def test_shell_recipe_runs_the_python_recipe(tmp_path, model_cfg, shots, rows, labels, env, extra):
+    """examples/finetune_fewshot.sh (DRY_RUN=1) prints the command Python builds, options passed through."""
+    data = write_meta(tmp_path / "data", rows, labels)
+    out = tmp_path / "out"
+    checkpoint = "none" if model_cfg is None else str(save_checkpoint(tmp_path / "pre.pt", model_cfg))
+    result = subprocess.run(
+        ["bash", str(SCRIPT), checkpoint, str(data), str(shots), "7", str(out), *extra],
+        env={**os.environ, "DRY_RUN": "1", **env}, capture_output=True, text=True, check=True,
+    )
+    printed = shlex.split(result.stdout.strip().removeprefix("+ "))
+    shape = (ModelShape(env.get("ARCH", "genemask_tiny")) if model_cfg is None
+             else ModelShape(model_cfg["arch"], model_cfg["max_positions"]))
+    expected = fairseq_train_args(
+        data, out, checkpoint=None if model_cfg is None else checkpoint, shots=shots, seed=7,
+        n_train=rows, num_classes=len(labels), shape=shape, cpu=not cuda_available(),
+        epochs=int(env["EPOCHS"]) if "EPOCHS" in env else None,
+        max_updates=int(env["MAX_UPDATES"]) if "MAX_UPDATES" in env else None, extra=extra,
+    )
+    assert printed == ["fairseq-train", *expected]
+    assert not out.exists()
+
+
+def test_shell_recipe_rejects_unprepared_data(tmp_path):
+    result = subprocess.run(["bash", str(SCRIPT), "none", str(tmp_path), "10", "1", str(tmp_path / "o")],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "not a prepared few-shot directory" in result.stderr
+
+
+def save_checkpoint(path, model_cfg):
+    torch.save({"cfg": {"model": model_cfg, "task": {"_name": "genemask_mlm"}}, "model": {}}, path)
+    return path
+
+
+def test_model_shape_copies_what_the_checkpoint_changed(tmp_path):
+    cfg = argparse.Namespace(arch="roberta_base", _name="roberta", encoder_layers=1, encoder_embed_dim=32,
+                             encoder_ffn_embed_dim=3072, encoder_attention_heads=2, max_positions=128,
+                             activation_fn="relu", pooler_activation_fn="tanh",
+                             encoder_normalize_before=True, layernorm_embedding=True,
+                             untie_weights_roberta=False)
+    shape = read_model_shape(save_checkpoint(tmp_path / "a.pt", cfg))
+    assert shape.arch == "roberta_base" and shape.max_positions == 128
+    assert list(shape.options) == ["--encoder-layers", "1", "--encoder-embed-dim", "32",
+                                   "--encoder-attention-heads", "2", "--activation-fn", "relu",
+                                   "--encoder-normalize-before"]
+
+
+def test_model_shape_of_a_named_architecture_needs_no_options(tmp_path):
+    cfg = {"_name": "genemask_tiny", "arch": "genemask_tiny", "encoder_layers": 2, "encoder_embed_dim": 64,
+           "encoder_ffn_embed_dim": 128, "encoder_attention_heads": 2, "max_positions": 512}
+    assert read_model_shape(save_checkpoint(tmp_path / "b.pt", cfg)) == ModelShape("genemask_tiny", 512, ())
+
+
+def test_model_shape_errors(tmp_path):
+    with pytest.raises(FinetuneError, match="checkpoint not found"):
+        read_model_shape(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(FinetuneError, match="cannot read checkpoint"):
+        read_model_shape(tmp_path / "junk.pt")
+    with pytest.raises(FinetuneError, match="unknown architecture 'no_such_arch'"):
+        read_model_shape(save_checkpoint(tmp_path / "c.pt", {"arch": "no_such_arch"}))
+
+
+def test_failed_training_is_reported_with_its_log(tmp_path):
+    args = fairseq_train_args(tmp_path / "no-data", tmp_path / "out", checkpoint=None, shots=10, seed=1,
+                              n_train=20, num_classes=2, cpu=True)
+    with pytest.raises(FinetuneError, match=r"fairseq-train failed \(exit 1\): .*log: ") as info:
+        run_finetune(args, tmp_path / "train.log")
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "train.log").read_text().startswith("+ fairseq-train ")
+
+
+def test_recipe_is_frozen():
+    with pytest.raises(AttributeError):
+        FinetuneRecipe(5, 1e-4, 20).lr = 1.0
+
+
+def test_sequences_must_fit_the_model_positions():
+    check_fits(511, ModelShape(max_positions=512), "d")  # Cohn-enh: 495 6-mers + </s>, and <s>
+    with pytest.raises(FinetuneError, match="up to 513 tokens .* do not fit the model's 512 positions"):
+        check_fits(512, ModelShape(max_positions=512), "d")
+
+
+def test_cli_finetune_dry_run_passes_extra_options(tmp_path, capsys):
+    from genemask_plugin.fewshot.cli import main
+
+    data = write_meta(tmp_path / "data", 20, ["0", "1"])
+    assert main(["finetune", "none", str(data), "--shots", "10", "--out", str(tmp_path / "o"), "--dry-run",
+                 "--", "--fp16", "--log-interval", "1"]) == 0
+    printed = shlex.split(capsys.readouterr().out.strip().removeprefix("+ "))
+    assert printed[-3:] == ["--fp16", "--log-interval", "1"] and option(printed, "--arch") == "genemask_tiny"
+    assert not (tmp_path / "o").exists()
+    cfg = {"arch": "genemask_tiny", "max_positions": 64}
+    checkpoint = save_checkpoint(tmp_path / "p.pt", cfg)
+    assert main(["finetune", str(checkpoint), str(data), "--shots", "10", "--out", "o", "--arch", "genemask_logo"]) == 1
+    assert "--arch genemask_logo differs from the checkpoint's genemask_tiny" in capsys.readouterr().err
+    assert main(["finetune", str(checkpoint), str(data), "--shots", "10", "--out", "o"]) == 1
+    assert "do not fit the model's 64 positions" in capsys.readouterr().err

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+
+from genemask_preprocess.formats.ngram_counts_file import (
+    DENSE_MAX_N,
+    CountsError,
+    NgramCounts,
+    load_counts,
+    read_counts_tsv,
+    save_counts,
+    write_counts_tsv,
+)
+from genemask_preprocess.kmers import kmers_of_codes
+
+
+def _random_counts(lengths, seed=0, both_strands=False):
+    """Random tables: dense-looking short lengths, sparse long ones, counts spanning dtypes."""
+    rng = np.random.default_rng(seed)
+    tables = {}
+    for n in lengths:
+        codes = np.arange(4**n) if 4**n <= 300 else np.unique(rng.integers(0, 4**n, size=300, dtype=np.int64))
+        counts = rng.integers(1, 300, size=len(codes)).astype(np.int64)
+        tables[n] = (codes, counts)
+    return NgramCounts(tables, both_strands=both_strands)
+
+
+def _as_dict(counts: NgramCounts):
+    out = {}
+    for n in counts.lengths:
+        out.update(zip(kmers_of_codes(counts.codes(n), n), counts.counts(n).tolist(), strict=True))
+    return out
+
+
+@pytest.mark.parametrize("max_n", [5, DENSE_MAX_N + 1])
+def test_binary_and_tsv_round_trip(tmp_path, max_n):
+    counts = _random_counts(range(1, max_n + 1), seed=max_n, both_strands=True)
+    save_counts(counts, tmp_path / "c.npz")
+    write_counts_tsv(counts, tmp_path / "c.tsv")
+    for path in (tmp_path / "c.npz", tmp_path / "c.tsv"):
+        back = load_counts(path)
+        assert back.lengths == list(range(1, max_n + 1))
+        assert _as_dict(back) == _as_dict(counts)
+    assert load_counts(tmp_path / "c.npz").both_strands
+    lines = (tmp_path / "c.tsv").read_text().splitlines()
+    assert lines[0] == "ngram\tcount"
+    assert len(lines) - 1 == sum(len(counts.codes(n)) for n in counts.lengths)
+
+
+def test_npz_layout_is_the_documented_one(tmp_path):
+    counts = _random_counts([1, 2, DENSE_MAX_N + 1], seed=3)
+    counts.tables[1] = (np.arange(4), np.array([70_000, 1, 2, 3]))
+    save_counts(counts, tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz") as data:
+        assert str(data["format"]) == "genemask-ngram-counts" and int(data["version"]) == 1
+        assert int(data["max_n"]) == DENSE_MAX_N + 1 and not bool(data["both_strands"])
+        # every single base: dense; 300 of 4^13: sparse, uint32 codes
+        assert data["dense_1"].dtype == np.uint32 and len(data["dense_1"]) == 4
+        sparse = f"codes_{DENSE_MAX_N + 1}"
+        assert data[sparse].dtype == np.uint32 and (np.diff(data[sparse].astype(np.int64)) > 0).all()
+        assert data[f"counts_{DENSE_MAX_N + 1}"].dtype == np.uint16
+
+
+def test_count_of_and_lookup():
+    counts = NgramCounts({2: (np.array([1, 6], np.int64), np.array([5, 7], np.int64))})  # AC, CG
+    assert counts.count_of("AC") == 5 and counts.count_of("cg") == 7 and counts.count_of("AA") == 0
+    assert counts.count_of("AN") == 0  # a window with a non-ACGT letter is never counted
+    np.testing.assert_array_equal(counts.lookup(2, np.array([6, 0, 15, 1])), [7, 0, 0, 5])
+    assert counts.total(2) == 12 and counts.dense(2)[6] == 7
+
+
+def test_writers_leave_nothing_behind_on_failure(tmp_path):
+    counts = _random_counts([1, 2])
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(Exception, match="is a directory"):
+        save_counts(counts, tmp_path / "dir.npz")
+    write_counts_tsv(counts, tmp_path / "new" / "c.tsv")  # a missing folder is created
+    assert (tmp_path / "new" / "c.tsv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.npz", "new"]
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["c.tsv"]
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("ngram\tcount\nAC\t3\nAN\t2\n", "row 3: 'AN' is not an A/C/G/T n-gram"),
+        ("ngram\tcount\nAC\t-1\n", "row 2: count -1 is negative"),
+        ("ngram\tcount\nAC\t2.5\n", "row 2: count '2.5' is not an integer"),
+        ("ngram\tcount\nAC\t2\nCA\t1\nAC\t4\n", "row 4: duplicate n-gram 'AC'"),
+        ("kmer\tn\nAC\t2\n", "row 1: expected the header"),
+        ("ngram\tcount\nAC\n", "row 2: expected 'ngram<TAB>count'"),
+        ("ngram\tcount\n", "no n-gram rows"),
+    ],
+)
+def test_bad_counts_tsv(tmp_path, body, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(body)
+    with pytest.raises(CountsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_counts_tsv(path)
+
+
+def test_bad_counts_files(tmp_path):
+    with pytest.raises(CountsError, match="no such file"):
+        load_counts(tmp_path / "missing.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(CountsError, match="not a genemask-pmi COUNTS file"):
+        load_counts(tmp_path / "other.npz")
+    (tmp_path / "bin.tsv").write_bytes(b"ngram\tcount\n\xff\xfe\n")
+    with pytest.raises(CountsError, match="binary or non-ASCII"):
+        load_counts(tmp_path / "bin.tsv")

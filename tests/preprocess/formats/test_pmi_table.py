@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genemask_preprocess.formats.pmi_table import (
+    TABLE_COLUMNS,
+    PMITableError,
+    load_token_scores,
+    read_pmi_table,
+    write_pmi_table,
+)
+from genemask_preprocess.kmers import FAIRSEQ_SPECIALS, NUM_SPECIALS, all_kmers, code_of_kmer
+from genemask_preprocess.pmi.ngram_counts import count_ngrams
+from genemask_preprocess.pmi.scores import score_pmi
+
+BUNDLED = Path(__file__).resolve().parents[3] / "data" / "pmi" / "human_fragments.pmi.tsv"
+HEADER = "\t".join(TABLE_COLUMNS) + "\n"
+
+
+def _symbols(k, extra=("<mask>",)):
+    return list(FAIRSEQ_SPECIALS) + all_kmers(k) + list(extra)
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    path = tmp_path_factory.mktemp("table") / "g.fa"
+    path.write_text(">g\n" + "".join(rng.choice(list("ACGT"), size=20_000)) + "\n")
+    return score_pmi(count_ngrams(path, 4), min_count=5)
+
+
+def test_write_read_round_trip(tmp_path, scores):
+    path = tmp_path / "t.tsv"
+    write_pmi_table(scores, path)
+    assert path.read_text().splitlines()[0].split("\t") == list(TABLE_COLUMNS)
+    back = read_pmi_table(path)
+    assert sorted(back) == [2, 3, 4]
+    for n, table in back.items():
+        s = scores[n]
+        order = np.argsort(s.rank)
+        assert table["ngram"] == [s.ngrams[i] for i in order]
+        assert table["rank"].tolist() == list(range(1, len(s) + 1))
+        np.testing.assert_allclose(table["npmi"], s.npmi[order], atol=1e-6)
+        np.testing.assert_array_equal(table["count"], s.count[order])
+    assert list(read_pmi_table(path, n=3)) == [3]
+
+
+def test_load_token_scores_aligns_to_dictionary(tmp_path, scores):
+    path = tmp_path / "t.tsv"
+    write_pmi_table(scores, path)
+    symbols = _symbols(3, extra=("<mask>", "madeupword0000"))
+    got = load_token_scores(path, symbols)
+    assert got.dtype == np.float32 and len(got) == len(symbols)
+    assert np.isneginf(got[:NUM_SPECIALS]).all() and np.isneginf(got[-2:]).all()
+    s = scores[3]
+    for ngram, value in zip(s.ngrams, s.npmi, strict=True):
+        assert got[NUM_SPECIALS + code_of_kmer(ngram)] == pytest.approx(value, abs=1e-6)
+    best = symbols[int(np.argmax(got))]
+    assert best == s.ngrams[int(np.argmin(s.rank))]
+    by_rank = load_token_scores(path, symbols, column="rank")
+    assert symbols[int(np.argmax(by_rank))] == best
+    naive = load_token_scores(path, symbols, column="naive_pmi")
+    assert naive[NUM_SPECIALS + code_of_kmer(s.ngrams[0])] == pytest.approx(s.naive_pmi[0], abs=1e-6)
+
+
+def test_unscored_kmers_rank_last(tmp_path):
+    rows = [f"{g}\t2\t100\t0.5\t{0.1 * i:.3f}\t{0.05 * i:.3f}\t{16 - i}\n" for i, g in enumerate(all_kmers(2)[:10])]
+    path = tmp_path / "t.tsv"
+    path.write_text(HEADER + "".join(rows))
+    got = load_token_scores(path, _symbols(2))
+    assert np.isneginf(got[NUM_SPECIALS + 10 : NUM_SPECIALS + 16]).all()
+    assert np.isfinite(got[NUM_SPECIALS : NUM_SPECIALS + 10]).all()
+    with pytest.raises(PMITableError, match=r"38% of the 16 2-mers have no score \(more than the allowed 30%\)"):
+        load_token_scores(path, _symbols(2), max_missing_fraction=0.3)
+
+
+def test_bundled_table_loads_for_every_k():
+    for k in (3, 4, 5, 6):
+        got = load_token_scores(BUNDLED, _symbols(k))
+        assert np.isfinite(got[NUM_SPECIALS : NUM_SPECIALS + 4**k]).mean() > 0.9
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("ngram\tn\tcount\n", "missing column 'naive_pmi'"),
+        (HEADER + "AC\t2\t5\t0.1\t0.1\t0.1\n", "row 2: expected 7 columns, got 6"),
+        (HEADER + "AN\t2\t5\t0.1\t0.1\t0.1\t1\n", "row 2: 'AN' is not an A/C/G/T n-gram"),
+        (HEADER + "ACG\t2\t5\t0.1\t0.1\t0.1\t1\n", "row 2: n-gram 'ACG' has length 3, but n is 2"),
+        (HEADER + "AC\t2\t5\t0.1\tx\t0.1\t1\n", "row 2: pmi 'x' is not a number"),
+        (HEADER + "AC\t2\t5\t0.1\t0.1\t0.1\t1\nAC\t2\t5\t0.1\t0.1\t0.1\t2\n", "duplicate row for 2-mer 'AC'"),
+        (HEADER + "ACG\t3\t5\t0.1\t0.1\t0.1\t1\n", r"no rows with n = 2 for this 2-mer dictionary \(the table has n = 3\)"),
+    ],
+)
+def test_malformed_tables(tmp_path, body, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(body)
+    with pytest.raises(PMITableError, match=message):
+        load_token_scores(path, _symbols(2), max_missing_fraction=1.0)
+
+
+def test_loader_errors(tmp_path):
+    with pytest.raises(PMITableError, match="no such PMI table"):
+        load_token_scores(tmp_path / "missing.tsv", _symbols(2))
+    with pytest.raises(PMITableError, match="not the fixed k-mer vocabulary"):
+        load_token_scores(BUNDLED, list(FAIRSEQ_SPECIALS) + ["▁A", "▁C"])
+    with pytest.raises(PMITableError, match="unknown PMI table column"):
+        load_token_scores(BUNDLED, _symbols(3), column="score")
+    (tmp_path / "bin.tsv").write_bytes(b"\x89PNG\r\n\x1a\n\xff")
+    with pytest.raises(PMITableError, match="not a text PMI table"):
+        load_token_scores(tmp_path / "bin.tsv", _symbols(2))

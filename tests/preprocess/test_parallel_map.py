@@ -1,0 +1,58 @@
+import os
+
+import pytest
+
+from genemask_preprocess.errors import InputError
+from genemask_preprocess.parallel_map import parallel_map
+
+_STATE = {}
+
+
+def _square_with_pid(x):
+    return x * x, os.getpid()
+
+
+def _set_offset(value):
+    _STATE["offset"] = value
+
+
+def _add_offset(x):
+    return x + _STATE["offset"]
+
+
+def _fail_on_3(x):
+    if x == 3:
+        raise InputError("item 3 is bad")
+    return x
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_results_keep_input_order(workers):
+    out = list(parallel_map(_square_with_pid, range(50), workers))
+    assert [value for value, _ in out] == [x * x for x in range(50)]
+    pids = {pid for _, pid in out}
+    assert (pids == {os.getpid()}) == (workers == 1)
+
+
+def test_initializer_runs_in_each_worker():
+    assert list(parallel_map(_add_offset, range(5), 2, initializer=_set_offset, initargs=(10,))) == list(range(10, 15))
+
+
+def test_items_are_drawn_lazily_within_the_bound():
+    drawn = []
+
+    def items():
+        for i in range(100):
+            drawn.append(i)
+            yield i
+
+    results = parallel_map(_add_offset, items(), 2, initializer=_set_offset, initargs=(0,), max_pending=3)
+    assert next(results) == 0
+    assert len(drawn) <= 4
+    assert list(results) == list(range(1, 100))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_worker_error_reaches_the_caller(workers):
+    with pytest.raises(InputError, match="item 3"):
+        list(parallel_map(_fail_on_3, range(10), workers))
