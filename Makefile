@@ -12,7 +12,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
-	$(BIN)/python -m pip install -q -e ".[test,motifs]"
+	$(BIN)/python -m pip install -q -e ".[test,motifs,hf]"
+	# fairseq pulls in a torchaudio built for another torch; nothing of ours uses it, and
+	# transformers imports it whenever it is installed, then fails (docs/fairseq_notes.md #8).
+	$(BIN)/python -m pip uninstall -q -y torchaudio
 	touch $@
 
 setup: $(VENV)/.installed
