@@ -114,8 +114,13 @@ def run_count(plan: CountPlan, progress: Callable[[int], None] | None = None) ->
     sizes: deque[int] = deque()  # bases of the pieces in flight, in order, for progress
 
     def work() -> Iterator[tuple[np.ndarray, int, bool, int]]:
-        records = itertools.chain.from_iterable(source.records() for source in plan.sources)
-        for view, own, at_end, bases in _pieces(_owned(records, plan.base_range), max_n, plan.piece_bases):
+        indexes = [source.index() for source in plan.sources] if plan.base_range is not None else [None]
+        if None in indexes:
+            records = itertools.chain.from_iterable(source.records() for source in plan.sources)
+            owned = _owned(records, plan.base_range)
+        else:  # every input has a .fai: read only the shard's bases
+            owned = _owned_by_region(plan.sources, indexes, plan.base_range, max_n)
+        for view, own, at_end, bases in _pieces(owned, max_n, plan.piece_bases):
             sizes.append(bases)
             yield view, own, at_end, max_n
 
@@ -143,15 +148,17 @@ def check_max_n(max_n: int) -> int:
     return int(max_n)
 
 
-def _owned(records: Iterable, base_range: tuple[int, int] | None) -> Iterator[tuple[object, int, int]]:
-    """``(record, start, stop)``: the bases of each record where the owned windows start.
+def _owned(records: Iterable, base_range: tuple[int, int] | None) -> Iterator[tuple[str, int, int, int, int]]:
+    """``(text, text_start, own_start, own_stop, length)`` per record that holds owned windows.
 
-    Without ``base_range`` every record is owned whole; with it, only the part inside
-    ``[base_range)`` of the records laid end to end, and reading stops after it.
+    The owned windows start at bases ``[own_start, own_stop)`` of a record of ``length``
+    bases; ``text`` holds its bases from ``text_start`` on (here the whole record). Without
+    ``base_range`` every record is owned whole; with it, only the part inside ``[base_range)``
+    of the records laid end to end, and reading stops after it.
     """
     if base_range is None:
         for record in records:
-            yield record, 0, len(record.sequence)
+            yield record.sequence, 0, 0, len(record.sequence), len(record.sequence)
         return
     low, high = base_range
     offset = 0
@@ -160,7 +167,27 @@ def _owned(records: Iterable, base_range: tuple[int, int] | None) -> Iterator[tu
         start, stop = max(low - offset, 0), min(high - offset, length)
         offset += length
         if start < stop:
-            yield record, start, stop
+            yield record.sequence, 0, start, stop, length
+        if offset >= high:
+            return
+
+
+def _owned_by_region(sources, indexes, base_range: tuple[int, int], max_n: int):
+    """As :func:`_owned`, reading only the owned bases and the ``max_n - 1`` after them through the ``.fai``."""
+    low, high = base_range
+    offset = 0
+    for source, index in zip(sources, indexes, strict=True):
+        spans = []
+        for name, length in index:
+            start, stop = max(low - offset, 0), min(high - offset, length)
+            offset += length
+            if start < stop:
+                spans.append((name, start, stop, length))
+            if offset >= high:
+                break
+        regions = source.regions((name, start, min(stop + max_n - 1, length)) for name, start, stop, length in spans)
+        for (_, start, stop, length), text in zip(spans, regions, strict=True):
+            yield text, start, start, stop, length
         if offset >= high:
             return
 
@@ -176,21 +203,20 @@ def _pieces(owned: Iterable, max_n: int, piece_bases: int) -> Iterator[tuple[np.
     sep = np.array([INVALID], dtype=np.uint8)
     batch: list[np.ndarray] = []
     batch_len = 0
-    for record, own_start, own_stop in owned:
-        length = len(record.sequence)
+    for text, text_start, own_start, own_stop, length in owned:
         if own_start > 0 or own_stop < length:
             if batch:
                 joined = np.concatenate(batch)
                 yield joined, len(joined), True, batch_len
                 batch, batch_len = [], 0
             read_stop = min(own_stop + max_n - 1, length)
-            codes = encode_bases(record.sequence[own_start:read_stop])
+            codes = encode_bases(text[own_start - text_start : read_stop - text_start])
             for start in range(0, own_stop - own_start, piece_bases):
                 own = min(piece_bases, own_stop - own_start - start)
                 stop = min(start + own + max_n - 1, len(codes))
                 yield codes[start:stop], own, own_start + stop == length, own
             continue
-        codes = encode_bases(record.sequence)
+        codes = encode_bases(text)
         if len(codes) >= piece_bases:
             if batch:
                 joined = np.concatenate(batch)

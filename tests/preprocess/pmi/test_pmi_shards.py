@@ -250,3 +250,36 @@ def test_an_interrupted_shard_leaves_nothing_behind(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "nothing was left half-written" in err
     assert not out_dir.exists() or os.listdir(out_dir) == []
+
+
+def test_indexed_inputs_are_read_by_region_only(tmp_path, monkeypatch):
+    import pysam
+
+    from genemask_preprocess.formats.genome import GenomeSource
+
+    rng = np.random.default_rng(9)
+    plain = tmp_path / "g.fa"
+    _random_genome(plain, rng, [3000, 1, 40, 5000, 700])
+    whole = run_count(plan_count(plain, 7))
+    bgzipped = tmp_path / "g.fa.gz"
+    pysam.tabix_compress(str(plain), str(bgzipped))
+    for path in (plain, bgzipped):
+        pysam.faidx(str(path))
+    assert open_genome(bgzipped).index() == [("r0", 3000), ("r1", 1), ("r2", 40), ("r3", 5000), ("r4", 700)]
+
+    def no_streaming(self):
+        raise AssertionError("a shard of indexed inputs streamed a whole file")
+
+    monkeypatch.setattr(GenomeSource, "records", no_streaming)
+    for genomes in ([plain], [bgzipped, plain]):
+        total = sum(open_genome(g).total_bases for g in genomes)
+        for n_shards in (3, 7):
+            parts = []
+            for index in range(n_shards):
+                piece = shard_slice(index, n_shards, total)
+                plan = plan_count(genomes, 7, base_range=(piece.start, piece.stop), piece_bases=999)
+                parts.append(run_count(plan))
+            merged = merge_counts(parts)
+            for n in whole.lengths:
+                assert np.array_equal(merged.codes(n), whole.codes(n))
+                assert np.array_equal(merged.counts(n), whole.counts(n) * len(genomes))
