@@ -55,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--max-n", type=int, default=10)
-    parser.add_argument("--mbp", type=int, default=120, help="size of the synthetic genome (default: %(default)s)")
+    parser.add_argument("--mbp", type=int, default=240, help="size of the synthetic genome (default: %(default)s)")
     parser.add_argument("--genome", type=Path, help="a FASTA genome instead of the synthetic one")
     parser.add_argument("--fai", action="store_true", help="index the synthetic genome first (no sizing pass)")
     args = parser.parse_args()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -179,6 +180,29 @@ def _load_npz(path: str) -> NgramCounts:
     except (OSError, ValueError, KeyError) as err:
         raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
     return NgramCounts(tables, both_strands=both, shard=shard)
+
+
+def iter_count_arrays(path: str | os.PathLike) -> Iterator[tuple[int, np.ndarray | None, np.ndarray]]:
+    """``(n, codes, counts)`` per length of a binary COUNTS file as stored, for summing many files fast.
+
+    ``codes`` is None for a dense length (``counts`` then holds all 4^n counts); counts keep
+    their stored unsigned dtype. Use :func:`load_counts` for anything else.
+    """
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "format" not in data.files or str(data["format"]) != COUNTS_FORMAT:
+                raise CountsError(f"{path}: not a genemask-pmi COUNTS file")
+            for key in data.files:
+                if key.startswith("dense_"):
+                    yield int(key[6:]), None, data[key]
+                elif key.startswith("codes_"):
+                    n = int(key[6:])
+                    yield n, data[key], data[f"counts_{n}"]
+    except CountsError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
 
 
 def read_shard_metadata(path: str | os.PathLike) -> dict | None:

@@ -24,7 +24,7 @@ from genemask_preprocess.pmi.shards import (
     describe_inputs,
     exact_total_bases,
     is_done,
-    merge_counts,
+    merge_count_files,
     parse_shard,
     shard_metadata,
     shard_slice,
@@ -184,7 +184,7 @@ def _plan_shard(args) -> dict | None:
 def _merge(args) -> None:
     _check_output(args.out)
     metas = check_shards(args.shards)
-    counts = merge_counts(load_counts(path) for path in args.shards)
+    counts = merge_count_files(args.shards, both_strands=metas[0]["both_strands"])
     if args.tsv:
         write_counts_tsv(counts, args.out)
     else:

@@ -33,6 +33,7 @@ from genemask_preprocess.formats.ngram_counts_file import (
     DENSE_MAX_N,
     CountsError,
     NgramCounts,
+    iter_count_arrays,
     read_shard_metadata,
 )
 from genemask_preprocess.pmi.ngram_counts import sum_by_code
@@ -194,24 +195,59 @@ def _names(inputs: list[dict]) -> str:
 
 
 def merge_counts(parts: Iterable[NgramCounts]) -> NgramCounts:
-    """The exact sum of several COUNTS of the same lengths and strand setting (loaded one at a time)."""
-    dense: dict[int, np.ndarray] = {}
-    sparse: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-    both_strands = False
-    order: list[int] = []  # the lengths in the first part's order, so the output is written alike
-    for part in parts:
-        both_strands = part.both_strands
-        order = order or list(part.tables)
+    """The exact sum of several COUNTS of the same lengths and strand setting (consumed one at a time)."""
+    parts = iter(parts)
+    first = next(parts, None)
+    if first is None:
+        return NgramCounts({})
+    totals = _Totals(list(first.tables))
+    for part in (first, *parts):
         for n, (codes, counts) in part.tables.items():
-            if n <= DENSE_MAX_N:
-                total = dense.setdefault(n, np.zeros(4**n, dtype=np.int64))
-                total[codes] += counts  # codes are unique within a table
+            totals.add(n, codes, counts)
+    return totals.result(first.both_strands)
+
+
+def merge_count_files(paths: Sequence[str | os.PathLike], both_strands: bool) -> NgramCounts:
+    """:func:`merge_counts` of COUNTS files, adding their dense arrays as stored (no conversion)."""
+    totals = None
+    for path in paths:
+        for n, codes, counts in iter_count_arrays(path):
+            if totals is None:
+                totals = _Totals([])
+            totals.add(n, codes, counts)
+    return totals.result(both_strands) if totals is not None else NgramCounts({}, both_strands=both_strands)
+
+
+class _Totals:
+    """Running sums per length: dense int64 arrays up to DENSE_MAX_N, sparse parts beyond."""
+
+    def __init__(self, order: list[int]):
+        self.order = order  # the lengths in the first part's order, so the output is written alike
+        self.dense: dict[int, np.ndarray] = {}
+        self.sparse: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def add(self, n: int, codes: np.ndarray | None, counts: np.ndarray) -> None:
+        """Add one table: ``codes`` unique (or None with ``counts`` holding all 4^n)."""
+        if n not in self.order:
+            self.order.append(n)
+        if n <= DENSE_MAX_N:
+            total = self.dense.get(n)
+            if total is None:
+                total = self.dense[n] = np.zeros(4**n, dtype=np.int64)
+            if codes is None:
+                total += counts
             else:
-                sparse.setdefault(n, []).append((codes, counts))
-    tables = {}
-    for n, total in dense.items():
-        codes = np.flatnonzero(total).astype(np.int64)
-        tables[n] = (codes, total[codes])
-    for n, pieces in sparse.items():
-        tables[n] = sum_by_code(np.concatenate([c for c, _ in pieces]), np.concatenate([c for _, c in pieces]))
-    return NgramCounts({n: tables[n] for n in order}, both_strands=both_strands)
+                total[codes] += counts  # codes are unique within a table
+        elif codes is None:
+            raise CountsError(f"a dense table of {n}-grams is too large")
+        else:
+            self.sparse.setdefault(n, []).append((codes.astype(np.int64), counts.astype(np.int64)))
+
+    def result(self, both_strands: bool) -> NgramCounts:
+        tables = {}
+        for n, total in self.dense.items():
+            codes = np.flatnonzero(total).astype(np.int64)
+            tables[n] = (codes, total[codes])
+        for n, pieces in self.sparse.items():
+            tables[n] = sum_by_code(np.concatenate([c for c, _ in pieces]), np.concatenate([c for _, c in pieces]))
+        return NgramCounts({n: tables[n] for n in self.order}, both_strands=both_strands)
