@@ -118,3 +118,17 @@ def test_a_sample_given_twice_is_refused(tmp_path, capsys):
     code = _run(YEAST, "--k", 6, "--out", tmp_path / "o", "--sample", f"{YEAST.name}=0.5",
                 "--sample", f"{YEAST.name}=0.2")
     assert code == 1 and "given twice" in capsys.readouterr().err
+
+
+def test_a_genome_with_nothing_usable_is_a_warning_beside_others(tmp_path, capsys):
+    empty = tmp_path / "gaps.fa"
+    empty.write_text(">gap1\n" + "N" * 900 + "\n>tiny\nAC\n")
+    assert _run(YEAST, empty, "--k", 6, "--out", tmp_path / "o") == 0
+    err = capsys.readouterr().err
+    assert f"warning: {empty}: no usable sequence" in err
+    meta = json.loads((tmp_path / "o" / "preprocess.json").read_text())
+    skipped = meta["genomes"][1]["records"]["skipped"]
+    assert skipped["all_n"]["examples"] == ["gap1"] and skipped["shorter_than_k"]["examples"] == ["tiny"]
+    assert meta["genomes"][1]["splits"]["train"]["chunks"] == 0
+    assert _run(empty, "--k", 6, "--out", tmp_path / "p") == 1
+    assert "no usable sequence" in capsys.readouterr().err and not (tmp_path / "p").exists()
