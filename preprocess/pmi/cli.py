@@ -174,8 +174,7 @@ def _plan_shard(args) -> dict | None:
     sources = [open_genome(path) for path in args.genome]  # input errors before hashing
     inputs = describe_inputs(args.genome)
     if is_done(args.out, inputs, index, count, max_n, args.both_strands):
-        if not args.quiet:
-            print(f"{args.out}: shard {index}/{count} already done for these inputs; skipped", file=sys.stderr)
+        print(f"{args.out}: shard {index}/{count} already done for these inputs; skipped", file=sys.stderr)
         return None
     piece = shard_slice(index, count, exact_total_bases(sources))
     return shard_metadata(inputs, piece, max_n, args.both_strands)

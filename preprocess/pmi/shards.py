@@ -230,6 +230,8 @@ class _Totals:
         """Add one table: ``codes`` unique (or None with ``counts`` holding all 4^n)."""
         if n not in self.order:
             self.order.append(n)
+        if counts.dtype == np.uint64:  # int64 + uint64 would go through float64
+            counts = counts.astype(np.int64)
         if n <= DENSE_MAX_N:
             total = self.dense.get(n)
             if total is None:

@@ -283,3 +283,19 @@ def test_indexed_inputs_are_read_by_region_only(tmp_path, monkeypatch):
             for n in whole.lengths:
                 assert np.array_equal(merged.codes(n), whole.codes(n))
                 assert np.array_equal(merged.counts(n), whole.counts(n) * len(genomes))
+
+
+def test_merge_sums_counts_stored_as_uint64_exactly(tmp_path):
+    from genemask_preprocess.formats.ngram_counts_file import NgramCounts, save_counts
+    from genemask_preprocess.pmi.shards import merge_count_files
+
+    big = 5_000_000_007  # above 2^32: stored as uint64
+    codes = np.arange(4, dtype=np.int64)
+    part = NgramCounts({1: (codes, np.array([big, 1, 2, 3], dtype=np.int64))})
+    paths = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    for path in paths:
+        save_counts(part, path)
+    with np.load(paths[0]) as arrays:
+        assert arrays["dense_1"].dtype == np.uint64
+    merged = merge_count_files(paths, both_strands=False)
+    assert merged.counts(1).tolist() == [2 * big, 2, 4, 6] and merged.counts(1).dtype == np.int64
