@@ -41,6 +41,9 @@ from genemask_preprocess.pmi.ngram_counts import sum_by_code
 _HASH_BLOCK = 1 << 20
 
 
+_SHARD_KEYS = frozenset({"inputs", "index", "count", "start", "stop", "total_bases", "max_n", "both_strands"})
+
+
 class ShardError(CountsError):
     """A bad ``--shard`` request, or shards that do not merge."""
 
@@ -141,6 +144,8 @@ def check_shards(paths: Sequence[str]) -> list[dict]:
         meta = read_shard_metadata(path)
         if meta is None:
             raise ShardError(f"{path}: not a shard (no shard metadata); merge takes files written by 'count --shard I/N'")
+        if not isinstance(meta, dict) or not _SHARD_KEYS <= meta.keys():
+            raise ShardError(f"{path}: corrupt shard metadata")
         metas.append(meta)
     first, first_path = metas[0], paths[0]
     for path, meta in zip(paths[1:], metas[1:], strict=True):
