@@ -11,7 +11,7 @@ Data flow (:func:`build_corpus`):
    k-mer ids by array operations (:mod:`~genemask_preprocess.corpus.encoding`), or SentencePiece.
    A genome given a ``--sample`` fraction keeps each chunk with that probability
    (:func:`~genemask_preprocess.corpus.chunking.sample_chunks`, counter-based like the chunking).
-3. The main process drops exact duplicates, across all genomes, (:class:`~genemask_preprocess.corpus.dedup.FingerprintSet`)
+3. The main process drops exact duplicates across all genomes (:class:`~genemask_preprocess.corpus.dedup.FingerprintSet`)
    and appends the rest to the train/valid writers.
 
 Every random choice is a function of ``(seed, record name)`` or of the chunk's
@@ -327,7 +327,7 @@ def _prepare_vocabulary(config: CorpusConfig, source, tmp_dir: Path) -> tuple[li
 
     sentences = sample_training_chunks(source, config.seed, config.chunking, config.sp_training_chunks)
     if not sentences:
-        raise PreprocessError(f"{', '.join(config.genomes)}: no chunk to train SentencePiece on")
+        raise PreprocessError(f"{', '.join(map(os.fspath, config.genomes))}: no chunk to train SentencePiece on")
     sp_model = str(tmp_dir / "spm.model")
     try:
         train_bpe_model(sentences, sp_model, config.sp_vocab_size, threads=config.workers)
@@ -383,7 +383,7 @@ def _build_into(
 
     if tally.used == 0:
         raise PreprocessError(
-            f"{', '.join(config.genomes)}: no usable sequence: all {tally.total} records were skipped "
+            f"{', '.join(map(os.fspath, config.genomes))}: no usable sequence: all {tally.total} records were skipped "
             f"({describe_skipped(tally.skipped)})"
         )
     warnings = []
