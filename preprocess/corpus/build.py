@@ -2,13 +2,16 @@
 
 Data flow (:func:`build_corpus`):
 
-1. The main process streams records with :func:`genemask_preprocess.formats.genome.open_genome`
-   and groups them into batches of about 1 Mbp (a chromosome is a batch of its own).
+1. The main process streams records with :func:`genemask_preprocess.formats.genome.open_genome`,
+   genome after genome, and groups each genome's records into batches of about 1 Mbp (a
+   chromosome is a batch of its own).
 2. Workers (:func:`genemask_preprocess.parallel_map.parallel_map`) chunk each batch
    (:mod:`~genemask_preprocess.corpus.chunking`), fingerprint the chunks, assign the split
    from the fingerprint (:mod:`~genemask_preprocess.corpus.fingerprints`), and tokenize:
    k-mer ids by array operations (:mod:`~genemask_preprocess.corpus.encoding`), or SentencePiece.
-3. The main process drops exact duplicates (:class:`~genemask_preprocess.corpus.dedup.FingerprintSet`)
+   A genome given a ``--sample`` fraction keeps each chunk with that probability
+   (:func:`~genemask_preprocess.corpus.chunking.sample_chunks`, counter-based like the chunking).
+3. The main process drops exact duplicates across all genomes (:class:`~genemask_preprocess.corpus.dedup.FingerprintSet`)
    and appends the rest to the train/valid writers.
 
 Every random choice is a function of ``(seed, record name)`` or of the chunk's
@@ -29,7 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from genemask_preprocess.atomic_output import atomic_directory
-from genemask_preprocess.corpus.chunking import ChunkingOptions, chunk_records, record_key
+from genemask_preprocess.corpus.chunking import (
+    ChunkingOptions,
+    Chunks,
+    chunk_records,
+    record_key,
+    sample_chunks,
+)
 from genemask_preprocess.corpus.dedup import FingerprintSet
 from genemask_preprocess.corpus.encoding import encode_chunks
 from genemask_preprocess.corpus.fingerprints import valid_split_mask
@@ -72,7 +81,8 @@ class PreprocessError(InputError):
 
 @dataclass
 class CorpusConfig:
-    genome: str
+    genome: str | list[str]
+    """One genome, or several made into one corpus (deduplicated across all of them)."""
     out_dir: str
     k: int | None = 6
     tokenizer: str = "kmer"  # "kmer" or "sentencepiece"
@@ -85,8 +95,31 @@ class CorpusConfig:
     chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
     sp_vocab_size: int = 4096
     sp_training_chunks: int = 20000
+    sample: dict[str, float] = field(default_factory=dict)
+    """Genome (as given, or its file name) -> fraction of its chunks to keep; the others keep all."""
+
+    @property
+    def genomes(self) -> list[str]:
+        return [self.genome] if isinstance(self.genome, (str, os.PathLike)) else list(self.genome)
+
+    def sample_fractions(self) -> list[float]:
+        """The fraction of chunks each genome keeps, in order; raises on a ``--sample`` that names no genome."""
+        fractions = [1.0] * len(self.genomes)
+        for name, fraction in self.sample.items():
+            matches = [i for i, g in enumerate(self.genomes) if os.fspath(g) == name]
+            matches = matches or [i for i, g in enumerate(self.genomes) if os.path.basename(os.fspath(g)) == name]
+            if len(matches) != 1:
+                what = "is not one of the genomes given" if not matches else "names several genomes; give its path"
+                raise PreprocessError(f"--sample {name}={fraction}: {name} {what}")
+            if not 0.0 < fraction <= 1.0:
+                raise PreprocessError(f"--sample {name}={fraction}: the fraction must be in (0, 1]")
+            fractions[matches[0]] = float(fraction)
+        return fractions
 
     def validate(self) -> None:
+        if not self.genomes:
+            raise PreprocessError("no genome given")
+        self.sample_fractions()
         if self.tokenizer not in ("kmer", "sentencepiece"):
             raise PreprocessError(f"unknown tokenizer {self.tokenizer!r}")
         if self.output_format not in ("binary", "text"):
@@ -125,6 +158,8 @@ class BatchResult:
     tokens: np.ndarray | None  # flat uint16, each item ends with </s> (None while spooled to a file)
     sizes: np.ndarray  # int32 per item
     tokens_file: str | None = None  # large results travel through a file, not a pickle
+    genome: int = 0  # index of the genome the records come from
+    sampled_out: tuple[int, int] = (0, 0)  # chunks and bases --sample dropped
 
 
 class _Worker:
@@ -138,8 +173,11 @@ class _Worker:
 
             self.sp = SentencePieceEncoder(sp_model)
 
-    def process(self, batch: list[tuple[str, str]]) -> BatchResult:
-        """Chunk, fingerprint, split and tokenize a batch of records with array operations over all of them."""
+    def process(self, batch: list[tuple[str, str]], fraction: float = 1.0) -> BatchResult:
+        """Chunk, fingerprint, split and tokenize a batch of records with array operations over all of them.
+
+        ``fraction`` < 1 keeps each chunk with that probability (``--sample``).
+        """
         config = self.config
         min_bases = config.k or 1
         names = [name for name, _ in batch]
@@ -153,8 +191,13 @@ class _Worker:
             acgt = acgt_before[record_starts + record_lengths] - acgt_before[record_starts]
         keys = np.array([record_key(config.seed, name) for name in names], dtype=np.uint64)
         chunks, record_of_chunk = chunk_records(codes, record_starts, keys, config.chunking, min_bases)
+        had_chunks = np.bincount(record_of_chunk, minlength=len(batch)) > 0
+        sampled_out = (0, 0)
+        if fraction < 1.0:
+            kept = sample_chunks(keys, record_of_chunk, fraction)
+            sampled_out = (int(np.count_nonzero(~kept)), int(chunks.lengths[~kept].sum()))
+            chunks, record_of_chunk = Chunks(chunks.starts[kept], chunks.lengths[kept]), record_of_chunk[kept]
         chunked = np.bincount(record_of_chunk, weights=chunks.lengths, minlength=len(batch)).astype(np.int64)
-        n_chunks = np.bincount(record_of_chunk, minlength=len(batch))
         stats = []
         for i, name in enumerate(names):
             skipped = None
@@ -162,12 +205,13 @@ class _Worker:
                 skipped = "shorter_than_k"
             elif acgt[i] == 0:
                 skipped = "all_n"
-            elif n_chunks[i] == 0:
+            elif not had_chunks[i]:
                 skipped = "no_chunk"
             stats.append(RecordStats(name, int(record_lengths[i]), int(acgt[i]), int(chunked[i]), skipped))
         if not len(chunks):
             empty = np.zeros(0, dtype=np.uint64)
-            return BatchResult(stats, empty, empty.astype(bool), empty.astype(np.uint16), empty.astype(np.int32))
+            return BatchResult(stats, empty, empty.astype(bool), empty.astype(np.uint16), empty.astype(np.int32),
+                               sampled_out=sampled_out)
         k = None if self.sp is not None else config.k
         forward, reverse, tokens, sizes = encode_chunks(codes, chunks, k, config.reverse_complement)
         valid = valid_split_mask(np.minimum(forward, reverse), config.seed, config.valid_fraction)
@@ -181,7 +225,7 @@ class _Worker:
         if config.reverse_complement:
             keys = np.concatenate([forward, reverse])
             valid = np.concatenate([valid, valid])  # a chunk and its reverse complement share a split
-        return BatchResult(stats, keys, valid, tokens, sizes)
+        return BatchResult(stats, keys, valid, tokens, sizes, sampled_out=sampled_out)
 
 
 _WORKER: _Worker | None = None
@@ -195,9 +239,11 @@ def _init_worker(config: CorpusConfig, sp_model: str | None, spool_dir: str | No
     _SPOOL_DIR, _spooled = spool_dir, 0
 
 
-def _process_batch(batch: list[tuple[str, str]]) -> BatchResult:
+def _process_batch(item: tuple[int, float, list[tuple[str, str]]]) -> BatchResult:
     global _spooled
-    result = _WORKER.process(batch)
+    genome, fraction, batch = item
+    result = _WORKER.process(batch, fraction)
+    result.genome = genome
     if _SPOOL_DIR is not None and result.tokens.nbytes >= _SPOOL_BYTES:
         # Pickling a chromosome's tokens would copy them three times; the page cache copies them once.
         _spooled += 1
@@ -250,13 +296,25 @@ def build_corpus(
     """
     started = time.perf_counter()
     config.validate()
-    source = open_genome(config.genome)
+    sources = [open_genome(genome) for genome in config.genomes]
+    totals = [source.total_bases for source in sources]
     with atomic_directory(config.out_dir, force=config.force, owned=OUTPUT_FILES) as tmp_dir:
-        update = progress(source.total_bases) if progress is not None else None
-        return _build_into(config, source, tmp_dir, update, started)
+        update = progress(None if None in totals else sum(totals)) if progress is not None else None
+        return _build_into(config, sources, tmp_dir, update, started)
 
 
-def _prepare_vocabulary(config: CorpusConfig, source: GenomeSource, tmp_dir: Path) -> tuple[list[str], str | None]:
+@dataclass
+class _Genomes:
+    """Several genome sources read as one (what SentencePiece training samples from)."""
+
+    sources: list[GenomeSource]
+
+    def records(self) -> Iterator:
+        for source in self.sources:
+            yield from source.records()
+
+
+def _prepare_vocabulary(config: CorpusConfig, source, tmp_dir: Path) -> tuple[list[str], str | None]:
     """Write ``dict.txt`` (and, for SentencePiece, train ``spm.model``); return the symbols and the model path."""
     if config.tokenizer == "kmer":
         write_kmer_dictionary(tmp_dir / "dict.txt", config.k)
@@ -269,7 +327,7 @@ def _prepare_vocabulary(config: CorpusConfig, source: GenomeSource, tmp_dir: Pat
 
     sentences = sample_training_chunks(source, config.seed, config.chunking, config.sp_training_chunks)
     if not sentences:
-        raise PreprocessError(f"{config.genome}: no chunk to train SentencePiece on")
+        raise PreprocessError(f"{', '.join(map(os.fspath, config.genomes))}: no chunk to train SentencePiece on")
     sp_model = str(tmp_dir / "spm.model")
     try:
         train_bpe_model(sentences, sp_model, config.sp_vocab_size, threads=config.workers)
@@ -280,8 +338,11 @@ def _prepare_vocabulary(config: CorpusConfig, source: GenomeSource, tmp_dir: Pat
     return [*FAIRSEQ_SPECIALS, *encoder.pieces], sp_model
 
 
-def _build_into(config: CorpusConfig, source: GenomeSource, tmp_dir: Path, progress, started: float) -> CorpusSummary:
-    symbols, sp_model = _prepare_vocabulary(config, source, tmp_dir)
+def _build_into(
+    config: CorpusConfig, sources: list[GenomeSource], tmp_dir: Path, progress, started: float
+) -> CorpusSummary:
+    symbols, sp_model = _prepare_vocabulary(config, sources[0] if len(sources) == 1 else _Genomes(sources), tmp_dir)
+    fractions = config.sample_fractions()
     splits = SPLITS if config.valid_fraction > 0 else ("train",)
     if config.output_format == "binary":
         writers = {s: IndexedDatasetWriter(tmp_dir / s, dtype=np.uint16) for s in splits}
@@ -291,34 +352,50 @@ def _build_into(config: CorpusConfig, source: GenomeSource, tmp_dir: Path, progr
     seen = FingerprintSet()
     tally = RecordTally()
     duplicates = 0
+    per_genome = [_GenomeTally(splits) for _ in sources]
+
+    def work() -> Iterator[tuple[int, float, list[tuple[str, str]]]]:
+        for index, source in enumerate(sources):  # a batch never mixes genomes
+            for batch in _record_batches(source.records()):
+                yield index, fractions[index], batch
+
     with contextlib.ExitStack() as stack:
         for writer in writers.values():
             stack.enter_context(writer)
         spool_dir = str(tmp_dir) if config.workers > 1 else None  # spooled files are gone before the commit
         results = parallel_map(
-            _process_batch, _record_batches(source.records()), config.workers,
+            _process_batch, work(), config.workers,
             initializer=_init_worker, initargs=(config, sp_model, spool_dir), max_pending=config.workers + 1,
         )
         for result in results:
             if spool_dir is not None:
                 result = _unspool(result)
+            genome = per_genome[result.genome]
             for record in result.records:
                 tally.add(record)
-            duplicates += _write_result(result, seen, writers)
+                genome.records.add(record)
+            dropped = _write_result(result, seen, writers, genome.splits)
+            duplicates += dropped
+            genome.duplicates += dropped
+            genome.sampled_out = [a + b for a, b in zip(genome.sampled_out, result.sampled_out, strict=True)]
             if progress:
                 progress(sum(record.bases for record in result.records))
 
     if tally.used == 0:
         raise PreprocessError(
-            f"{config.genome}: no usable sequence: all {tally.total} records were skipped "
+            f"{', '.join(map(os.fspath, config.genomes))}: no usable sequence: all {tally.total} records were skipped "
             f"({describe_skipped(tally.skipped)})"
         )
     warnings = []
     if config.valid_fraction > 0 and writers["valid"].num_items == 0:
         warnings.append("the valid split is empty (genome too small for --valid-fraction); fairseq cannot load it")
+    for source, genome in zip(sources, per_genome, strict=True):
+        if len(sources) > 1 and genome.records.used == 0:
+            warnings.append(f"{source.path}: no usable sequence ({describe_skipped(genome.records.skipped)})")
+    paths = [os.path.abspath(source.path) for source in sources]
     summary = CorpusSummary(
-        source=os.path.abspath(config.genome),
-        source_format=source.format,
+        source=paths[0] if len(paths) == 1 else paths,
+        source_format=sources[0].format if len(sources) == 1 else [source.format for source in sources],
         tokenizer=config.tokenizer,
         k=config.k,
         seed=config.seed,
@@ -333,17 +410,50 @@ def _build_into(config: CorpusConfig, source: GenomeSource, tmp_dir: Path, progr
         files=sorted(p.name for p in tmp_dir.iterdir()) + ["preprocess.json"],
         seconds=round(time.perf_counter() - started, 3),
         warnings=warnings,
+        genomes=[
+            genome.summary(path, source.format, fraction)
+            for path, source, genome, fraction in zip(paths, sources, per_genome, fractions, strict=True)
+        ],
     )
     (tmp_dir / "preprocess.json").write_text(summary.to_json())
     return summary
 
 
-def _write_result(result: BatchResult, seen: FingerprintSet, writers: dict) -> int:
-    """Append a batch's new items to the split writers; returns how many duplicates were dropped."""
+@dataclass
+class _GenomeTally:
+    """One genome's share of the corpus (its entry in ``preprocess.json``'s ``genomes``)."""
+
+    split_names: tuple
+    records: RecordTally = field(default_factory=RecordTally)
+    duplicates: int = 0
+    sampled_out: list = field(default_factory=lambda: [0, 0])
+    splits: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.splits = {s: {"chunks": 0, "tokens": 0} for s in self.split_names}
+
+    def summary(self, path: str, source_format: str, fraction: float) -> dict:
+        return {
+            "source": path,
+            "source_format": source_format,
+            "sample_fraction": fraction,
+            "records": self.records.records(),
+            "bases": dict(self.records.bases),
+            "sampled_out": {"chunks": self.sampled_out[0], "bases": self.sampled_out[1]},
+            "duplicates_removed": self.duplicates,
+            "splits": self.splits,
+        }
+
+
+def _write_result(result: BatchResult, seen: FingerprintSet, writers: dict, counts: dict | None = None) -> int:
+    """Append a batch's new items to the split writers (adding to ``counts[split]``); returns the duplicates dropped."""
     keep = seen.first_seen(result.keys)
     duplicates = int(len(keep) - np.count_nonzero(keep))
     for split, writer in writers.items():
         chosen = keep & (result.valid if split == "valid" else ~result.valid)
+        if counts is not None:
+            counts[split]["chunks"] += int(np.count_nonzero(chosen))
+            counts[split]["tokens"] += int(result.sizes[chosen].sum())
         if chosen.all():
             writer.add_many(result.tokens, result.sizes)
         elif chosen.any():

@@ -24,6 +24,7 @@ from genemask_preprocess.kmers import acgt_runs
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _OFFSET_TAG = np.uint64(0x0FF5E7)
+_SAMPLE_TAG = np.uint64(0x5A3B1E)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,22 @@ def chunk_records(
     run = np.searchsorted(run_ends, starts, side="right")
     in_codes = starts - (run_ends - run_lengths)[run] + run_starts[run]
     return Chunks(in_codes.astype(np.int64), (stops - starts).astype(np.int64)), record
+
+
+def sample_chunks(keys: np.ndarray, record_of_chunk: np.ndarray, fraction: float) -> np.ndarray:
+    """Which chunks a ``--sample`` fraction keeps: each with probability ``fraction``, independently.
+
+    Counter-based, like the chunk lengths: chunk i of a record (in order along the record) is
+    kept iff ``uniform(splitmix64((key ^ SAMPLE_TAG) + (i + 1) * GOLDEN)) < fraction``, with
+    ``key`` the record's :func:`record_key`. So the choice depends only on the seed, the record
+    name and the chunk's place in it, never on workers or batches. ``record_of_chunk`` is
+    sorted, as :func:`chunk_records` returns it.
+    """
+    keys = np.asarray(keys, dtype=np.uint64)
+    per_record = np.bincount(record_of_chunk, minlength=len(keys))
+    index = ramps(np.ones(len(keys), dtype=np.int64), per_record, 1).astype(np.uint64)
+    u = uniform(splitmix64((keys[record_of_chunk] ^ _SAMPLE_TAG) + index * _GOLDEN))
+    return u < fraction
 
 
 def chunk_record(codes: np.ndarray, key: int, options: ChunkingOptions, min_bases: int = 1) -> Chunks:

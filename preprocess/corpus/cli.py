@@ -1,4 +1,4 @@
-"""``genemask-preprocess``: genome FASTA/TSV -> fairseq binarized k-mer (or SentencePiece) data."""
+"""``genemask-preprocess``: genome FASTA/TSV (one or several) -> fairseq binarized k-mer (or SentencePiece) data."""
 
 from __future__ import annotations
 
@@ -35,11 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Chunk a genome as GeneMask does (random offset < 1000, then 511-base chunks with p=0.5, "
             "otherwise 6..510; split at non-ACGT runs), drop exact duplicates, split train/valid, and write "
-            "fairseq's binarized data: DIR/{train,valid}.{bin,idx}, DIR/dict.txt, DIR/preprocess.json."
+            "fairseq's binarized data: DIR/{train,valid}.{bin,idx}, DIR/dict.txt, DIR/preprocess.json. "
+            "Several genomes make one corpus, deduplicated across all of them."
         ),
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("genome", help="FASTA (plain, gzip or bgzip) or DNABERT-style TSV (first column DNA or k-mers)")
+    parser.add_argument("genome", nargs="+", metavar="GENOME",
+                        help="FASTA (plain, gzip or bgzip) or DNABERT-style TSV (first column DNA or k-mers); "
+                             "several genomes make one corpus")
+    parser.add_argument("--sample", action="append", default=[], metavar="GENOME=FRACTION",
+                        help="keep only this fraction (0 < F <= 1) of GENOME's chunks, drawn per chunk from the seed, "
+                             "so a large genome does not swamp small ones; GENOME as given or its file name; repeatable")
     parser.add_argument("--k", type=int, default=None, help="k-mer size, 1..7 (required with --tokenizer kmer; 6 in the paper)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--seed", type=int, default=1, help="seed for chunking and the train/valid split")
@@ -81,7 +87,8 @@ def run(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise PreprocessError(str(err)) from None
     config = CorpusConfig(
-        genome=args.genome,
+        genome=args.genome[0] if len(args.genome) == 1 else args.genome,
+        sample=_parse_samples(args.sample),
         out_dir=args.out,
         k=args.k,
         tokenizer=args.tokenizer,
@@ -115,6 +122,23 @@ def run(argv: list[str] | None = None) -> int:
         for warning in summary.warnings:
             print(f"{PROG}: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _parse_samples(options: list[str]) -> dict[str, float]:
+    """``["mouse.fa=0.25"]`` -> ``{"mouse.fa": 0.25}``; one-line errors for a malformed or repeated option."""
+    samples: dict[str, float] = {}
+    for option in options:
+        name, sep, value = option.rpartition("=")
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = None
+        if not sep or not name or fraction is None:
+            raise PreprocessError(f"--sample {option}: expected GENOME=FRACTION, e.g. mouse.fa.gz=0.25")
+        if name in samples:
+            raise PreprocessError(f"--sample {name}: given twice")
+        samples[name] = fraction
+    return samples
 
 
 main = command_entry_point(PROG, run)

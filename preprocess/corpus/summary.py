@@ -81,6 +81,8 @@ class CorpusSummary:
     files: list
     seconds: float
     warnings: list
+    genomes: list = field(default_factory=list)
+    """Per genome: source, format, sample fraction, records, bases, sampled_out, duplicates_removed, splits."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"

@@ -20,7 +20,7 @@ import gzip
 import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pysam
@@ -64,6 +64,43 @@ class GenomeSource:
                 raise GenomeInputError(f"{self.path}: duplicate record name {record.name!r}")
             seen.add(record.name)
             yield record
+
+    def index(self) -> list[tuple[str, int]] | None:
+        """``(name, length)`` of every record from the ``.fai``, when this FASTA can be read by region.
+
+        That needs a ``.fai`` (``samtools faidx``) and a plain or bgzip file (plain gzip has
+        no random access; bgzip also needs its ``.gzi``). None otherwise.
+        """
+        if self.format != "fasta" or self.total_bases is None:
+            return None
+        try:
+            with _quiet_htslib(), pysam.FastaFile(self.path) as fasta:
+                return list(zip(fasta.references, fasta.lengths, strict=True))
+        except (OSError, ValueError):
+            return None
+
+    def regions(self, spans: Iterable[tuple[str, int, int]]) -> Iterator[str]:
+        """The bases ``[start, stop)`` of each ``(name, start, stop)``, read by region (see :meth:`index`)."""
+        with _quiet_htslib():
+            try:
+                fasta = pysam.FastaFile(self.path)
+            except (OSError, ValueError) as err:
+                raise GenomeInputError(f"{self.path}: cannot open by its .fai index: {err}") from None
+            with fasta:
+                for name, start, stop in spans:
+                    try:
+                        yield fasta.fetch(name, start, stop)
+                    except (OSError, ValueError, KeyError) as err:
+                        raise GenomeInputError(f"{self.path}: cannot read {name}:{start}-{stop}: {err}") from None
+
+
+@contextlib.contextmanager
+def _quiet_htslib():
+    previous = pysam.set_verbosity(0)  # htslib's own "[E::...]" lines would come before our one-line error
+    try:
+        yield
+    finally:
+        pysam.set_verbosity(previous)
 
 
 def open_genome(path: str | os.PathLike) -> GenomeSource:

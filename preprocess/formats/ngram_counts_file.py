@@ -8,7 +8,11 @@ Binary format (written by :func:`save_counts`, read by :func:`load_counts`): a N
 - for every n in 1..N either ``dense_{n}`` (the 4^n counts indexed by the n-gram's
   base-4 code, A=0 C=1 G=2 T=3, first base most significant) or the sparse pair
   ``codes_{n}`` (sorted unique codes, uint32 or uint64) and ``counts_{n}`` (their counts),
-  whichever is smaller. Count arrays are the smallest unsigned dtype that holds them.
+  whichever is smaller. Count arrays are the smallest unsigned dtype that holds them;
+- optional ``shard`` (only in the files of ``genemask-pmi count --shard I/N``): a JSON
+  string with the shard's inputs, slice, ``max_n`` and strand setting (see
+  :mod:`genemask_preprocess.pmi.shards`). Readers that do not know it ignore it, so the
+  version stays 1, and files without it load as before.
 
 The TSV interchange form (:func:`write_counts_tsv`, :func:`read_counts_tsv`) has the
 header ``ngram<TAB>count`` and one row per n-gram with count > 0, all lengths in one file.
@@ -17,7 +21,10 @@ header ``ngram<TAB>count`` and one row per n-gram with count > 0, all lengths in
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +59,8 @@ class NgramCounts:
     tables: dict[int, tuple[np.ndarray, np.ndarray]]
     both_strands: bool = False
     first_rows: dict[int, int] = field(default_factory=dict)
+    shard: dict | None = None
+    """A shard's metadata (inputs, slice, max_n, strands), or None for counts of a whole."""
 
     @property
     def lengths(self) -> list[int]:
@@ -116,6 +125,8 @@ def save_counts(counts: NgramCounts, path: str | os.PathLike) -> None:
         else:
             arrays[f"codes_{n}"] = codes.astype(np.uint32 if n <= 16 else np.uint64)
             arrays[f"counts_{n}"] = values
+    if counts.shard is not None:
+        arrays["shard"] = np.array(json.dumps(counts.shard, sort_keys=True))
     with atomic_file(path, "wb") as handle:
         np.savez(handle, **arrays)
 
@@ -163,11 +174,54 @@ def _load_npz(path: str) -> NgramCounts:
                 elif key.startswith("codes_"):
                     n = int(key[6:])
                     tables[n] = (data[key].astype(np.int64), data[f"counts_{n}"].astype(np.int64))
+            shard = json.loads(str(data["shard"])) if "shard" in data.files else None
     except CountsError:
         raise
     except (OSError, ValueError, KeyError) as err:
         raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
-    return NgramCounts(tables, both_strands=both)
+    return NgramCounts(tables, both_strands=both, shard=shard)
+
+
+def iter_count_arrays(path: str | os.PathLike) -> Iterator[tuple[int, np.ndarray | None, np.ndarray]]:
+    """``(n, codes, counts)`` per length of a binary COUNTS file as stored, for summing many files fast.
+
+    ``codes`` is None for a dense length (``counts`` then holds all 4^n counts); counts keep
+    their stored unsigned dtype. Use :func:`load_counts` for anything else.
+    """
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "format" not in data.files or str(data["format"]) != COUNTS_FORMAT:
+                raise CountsError(f"{path}: not a genemask-pmi COUNTS file")
+            for key in data.files:
+                if key.startswith("dense_"):
+                    yield int(key[6:]), None, data[key]
+                elif key.startswith("codes_"):
+                    n = int(key[6:])
+                    yield n, data[key], data[f"counts_{n}"]
+    except CountsError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
+
+
+def read_shard_metadata(path: str | os.PathLike) -> dict | None:
+    """The ``shard`` metadata of a binary COUNTS file without loading its counts; None if it has none."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CountsError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != _NPZ_MAGIC:
+                return None  # a TSV: never a shard
+        with np.load(path, allow_pickle=False) as data:
+            if "format" not in data.files or str(data["format"]) != COUNTS_FORMAT:
+                raise CountsError(f"{path}: not a genemask-pmi COUNTS file")
+            return json.loads(str(data["shard"])) if "shard" in data.files else None
+    except CountsError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
 
 
 def write_counts_tsv(counts: NgramCounts, path: str | os.PathLike) -> None:

@@ -1,6 +1,8 @@
 """``genemask-pmi``: genome-wide n-gram counts (``count``) and PMI tables (``score``).
 
-    genemask-pmi count GENOME --max-n 10 --out COUNTS [--tsv] [--both-strands] [--workers W]
+    genemask-pmi count GENOME [GENOME ...] --max-n 10 --out COUNTS [--tsv] [--both-strands] [--workers W]
+                       [--shard I/N]
+    genemask-pmi merge SHARD [SHARD ...] --out COUNTS [--tsv]
     genemask-pmi score COUNTS --out TABLE [--variant levine|naive|paper] [--min-count 101] [--n 3 6 | --k 6]
 """
 
@@ -16,6 +18,17 @@ from genemask_preprocess.formats.ngram_counts_file import load_counts, save_coun
 from genemask_preprocess.formats.pmi_table import write_pmi_table
 from genemask_preprocess.pmi.ngram_counts import plan_count, run_count
 from genemask_preprocess.pmi.scores import DEFAULT_MIN_COUNT, VARIANTS, score_pmi
+from genemask_preprocess.pmi.shards import (
+    ShardError,
+    check_shards,
+    describe_inputs,
+    exact_total_bases,
+    is_done,
+    merge_count_files,
+    parse_shard,
+    shard_metadata,
+    shard_slice,
+)
 
 PROG = "genemask-pmi"
 
@@ -25,15 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Genome-wide n-gram counts and PMI tables for GeneMask masking.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{count,score}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{count,merge,score}")
 
     count = sub.add_parser(
         "count",
         help="count every n-gram, n = 1..N, over a genome's A/C/G/T runs",
-        description="Count every n-gram, n = 1..N, over the A/C/G/T runs of a FASTA (plain, gzip, "
-        "bgzip) or DNABERT-style TSV genome. Windows containing a non-ACGT letter are not counted.",
+        description="Count every n-gram, n = 1..N, over the A/C/G/T runs of FASTA (plain, gzip, "
+        "bgzip) or DNABERT-style TSV genomes (several are counted as one). Windows containing a "
+        "non-ACGT letter are not counted. With --shard I/N, count only shard I of N (see 'merge').",
     )
-    count.add_argument("genome", metavar="GENOME", help="FASTA (.fa, .fa.gz) or TSV genome file")
+    count.add_argument("genome", nargs="+", metavar="GENOME", help="FASTA (.fa, .fa.gz) or TSV genome file(s)")
     count.add_argument("--max-n", type=int, default=10, metavar="N", help="longest n-gram to count (default: 10)")
     count.add_argument("--out", required=True, metavar="COUNTS", help="output COUNTS file")
     count.add_argument(
@@ -45,7 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=min(os.cpu_count() or 1, 8), metavar="W",
         help="parallel counting processes (default: CPU count, at most 8); results do not depend on it",
     )
+    count.add_argument(
+        "--shard", metavar="I/N",
+        help="count only shard I of N (0 <= I < N): the windows starting in the I-th of N equal slices of the "
+        "genomes' bases; writes a shard file for 'merge' and skips a shard already done",
+    )
     count.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    merge = sub.add_parser(
+        "merge",
+        help="sum the shards of 'count --shard I/N' into one COUNTS file",
+        description="Sum all N shards of 'genemask-pmi count --shard I/N' into one COUNTS file, exactly as one "
+        "'count' of the same genomes would give. Refuses shards of different --max-n, strand setting or "
+        "inputs, a duplicate shard, or a missing one.",
+    )
+    merge.add_argument("shards", nargs="+", metavar="SHARD", help="the shard files, in any order")
+    merge.add_argument("--out", required=True, metavar="COUNTS", help="output COUNTS file")
+    merge.add_argument("--tsv", action="store_true", help="write the 'ngram<TAB>count' TSV instead of .npz")
+    merge.add_argument("--quiet", action="store_true", help="no summary line")
 
     score = sub.add_parser(
         "score",
@@ -76,6 +107,8 @@ def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "count":
         _count(args)
+    elif args.command == "merge":
+        _merge(args)
     else:
         _score(args)
     return 0
@@ -104,10 +137,19 @@ def _count(args) -> None:
 
     tqdm.monitor_interval = 0  # no monitor thread in the parent the worker pool forks from
     _check_output(args.out)
-    plan = plan_count(args.genome, args.max_n, both_strands=args.both_strands, workers=args.workers)
-    total = plan.source.total_bases
+    shard = None
+    if args.shard is not None:
+        shard = _plan_shard(args)
+        if shard is None:
+            return
+    base_range = (shard["start"], shard["stop"]) if shard else None
+    plan = plan_count(args.genome, args.max_n, both_strands=args.both_strands, workers=args.workers,
+                      base_range=base_range)
+    known = [source.total_bases for source in plan.sources]
+    total = plan.total_bases if shard else (None if None in known else sum(known))
     with tqdm(total=total, unit="b", unit_scale=True, desc="counting", disable=args.quiet, file=sys.stderr) as bar:
         counts = run_count(plan, progress=bar.update)
+    counts.shard = shard
     if args.tsv:
         write_counts_tsv(counts, args.out)
     else:
@@ -115,6 +157,40 @@ def _count(args) -> None:
     if not args.quiet:
         print(
             f"{counts.total(1):,} bases counted, n = 1..{counts.max_n}"
+            f"{' on both strands' if counts.both_strands else ''}; wrote {args.out}",
+            file=sys.stderr,
+        )
+
+
+def _plan_shard(args) -> dict | None:
+    """The shard's metadata, or None when ``--out`` already holds this very shard (then it is skipped)."""
+    from genemask_preprocess.formats.genome import open_genome
+    from genemask_preprocess.pmi.ngram_counts import check_max_n
+
+    if args.tsv:
+        raise ShardError("--shard writes the binary format only; pass --tsv to 'merge' instead")
+    index, count = parse_shard(args.shard)
+    max_n = check_max_n(args.max_n)
+    sources = [open_genome(path) for path in args.genome]  # input errors before hashing
+    inputs = describe_inputs(args.genome)
+    if is_done(args.out, inputs, index, count, max_n, args.both_strands):
+        print(f"{args.out}: shard {index}/{count} already done for these inputs; skipped", file=sys.stderr)
+        return None
+    piece = shard_slice(index, count, exact_total_bases(sources))
+    return shard_metadata(inputs, piece, max_n, args.both_strands)
+
+
+def _merge(args) -> None:
+    _check_output(args.out)
+    metas = check_shards(args.shards)
+    counts = merge_count_files(args.shards, both_strands=metas[0]["both_strands"])
+    if args.tsv:
+        write_counts_tsv(counts, args.out)
+    else:
+        save_counts(counts, args.out)
+    if not args.quiet:
+        print(
+            f"merged {len(metas)} shards: {counts.total(1):,} bases, n = 1..{counts.max_n}"
             f"{' on both strands' if counts.both_strands else ''}; wrote {args.out}",
             file=sys.stderr,
         )

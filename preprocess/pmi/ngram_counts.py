@@ -12,9 +12,10 @@ never fused, at such letters. The result is a
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,37 +40,51 @@ from genemask_preprocess.pmi.memory_plan import check_memory, default_piece_base
 
 @dataclass(frozen=True)
 class CountPlan:
-    """A checked counting request: the open genome and the sizes it will be counted with."""
+    """A checked counting request: the open genomes and the sizes they will be counted with."""
 
-    source: GenomeSource
+    sources: tuple[GenomeSource, ...]
     max_n: int
     both_strands: bool
     workers: int
     total_bases: int
-    """Known from a .fai index, else guessed from the file size (for the memory plan only)."""
+    """The bases to count: known from .fai indexes or ``base_range``, else guessed from file sizes."""
     piece_bases: int
+    base_range: tuple[int, int] | None = None
+    """Count only the windows starting in these bases of the genomes laid end to end (a shard)."""
+
+    @property
+    def source(self) -> GenomeSource:
+        return self.sources[0]
 
 
 def plan_count(
-    genome: str | os.PathLike,
+    genome: str | os.PathLike | Sequence[str | os.PathLike],
     max_n: int = 10,
     *,
     both_strands: bool = False,
     workers: int = 1,
     piece_bases: int | None = None,
+    base_range: tuple[int, int] | None = None,
 ) -> CountPlan:
-    """Open the genome and check every limit (``max_n``, ``workers``, memory) before any counting.
+    """Open the genome(s) and check every limit (``max_n``, ``workers``, memory) before any counting.
 
-    Raises ``GenomeInputError`` for bad input and :class:`CountsError` for an impossible request.
+    Several genomes are counted as one (their records one after the other). ``base_range``
+    (see :mod:`genemask_preprocess.pmi.shards`) restricts counting to the windows that start
+    in those bases. Raises ``GenomeInputError`` for bad input and :class:`CountsError` for an
+    impossible request.
     """
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise CountsError(f"--workers must be at least 1, got {workers}")
     max_n = check_max_n(max_n)
-    source = open_genome(genome)
-    total_bases = source.total_bases or guess_total_bases(source.path)
+    genomes = [genome] if isinstance(genome, (str, os.PathLike)) else list(genome)
+    sources = tuple(open_genome(path) for path in genomes)
+    if base_range is not None:
+        total_bases = base_range[1] - base_range[0]
+    else:
+        total_bases = sum(source.total_bases or guess_total_bases(source.path) for source in sources)
     check_memory(max_n, total_bases, int(workers), both_strands)
     piece_bases = piece_bases or default_piece_bases(total_bases, int(workers))
-    return CountPlan(source, max_n, both_strands, int(workers), total_bases, piece_bases)
+    return CountPlan(sources, max_n, both_strands, int(workers), total_bases, piece_bases, base_range)
 
 
 def count_ngrams(
@@ -99,7 +114,13 @@ def run_count(plan: CountPlan, progress: Callable[[int], None] | None = None) ->
     sizes: deque[int] = deque()  # bases of the pieces in flight, in order, for progress
 
     def work() -> Iterator[tuple[np.ndarray, int, bool, int]]:
-        for view, own, at_end, bases in _pieces(plan.source.records(), max_n, plan.piece_bases):
+        indexes = [source.index() for source in plan.sources] if plan.base_range is not None else [None]
+        if None in indexes:
+            records = itertools.chain.from_iterable(source.records() for source in plan.sources)
+            owned = _owned(records, plan.base_range)
+        else:  # every input has a .fai: read only the shard's bases
+            owned = _owned_by_region(plan.sources, indexes, plan.base_range, max_n)
+        for view, own, at_end, bases in _pieces(owned, max_n, plan.piece_bases):
             sizes.append(bases)
             yield view, own, at_end, max_n
 
@@ -127,18 +148,75 @@ def check_max_n(max_n: int) -> int:
     return int(max_n)
 
 
-def _pieces(records: Iterable, max_n: int, piece_bases: int) -> Iterator[tuple[np.ndarray, int, bool, int]]:
+def _owned(records: Iterable, base_range: tuple[int, int] | None) -> Iterator[tuple[str, int, int, int, int]]:
+    """``(text, text_start, own_start, own_stop, length)`` per record that holds owned windows.
+
+    The owned windows start at bases ``[own_start, own_stop)`` of a record of ``length``
+    bases; ``text`` holds its bases from ``text_start`` on (here the whole record). Without
+    ``base_range`` every record is owned whole; with it, only the part inside ``[base_range)``
+    of the records laid end to end, and reading stops after it.
+    """
+    if base_range is None:
+        for record in records:
+            yield record.sequence, 0, 0, len(record.sequence), len(record.sequence)
+        return
+    low, high = base_range
+    offset = 0
+    for record in records:
+        length = len(record.sequence)
+        start, stop = max(low - offset, 0), min(high - offset, length)
+        offset += length
+        if start < stop:
+            yield record.sequence, 0, start, stop, length
+        if offset >= high:
+            return
+
+
+def _owned_by_region(sources, indexes, base_range: tuple[int, int], max_n: int):
+    """As :func:`_owned`, reading only the owned bases and the ``max_n - 1`` after them through the ``.fai``."""
+    low, high = base_range
+    offset = 0
+    for source, index in zip(sources, indexes, strict=True):
+        spans = []
+        for name, length in index:
+            start, stop = max(low - offset, 0), min(high - offset, length)
+            offset += length
+            if start < stop:
+                spans.append((name, start, stop, length))
+            if offset >= high:
+                break
+        regions = source.regions((name, start, min(stop + max_n - 1, length)) for name, start, stop, length in spans)
+        for (_, start, stop, length), text in zip(spans, regions, strict=True):
+            yield text, start, start, stop, length
+        if offset >= high:
+            return
+
+
+def _pieces(owned: Iterable, max_n: int, piece_bases: int) -> Iterator[tuple[np.ndarray, int, bool, int]]:
     """Yield ``(view, own_length, ends_at_record_end, bases)`` pieces of the genome.
 
     Small records are joined with an INVALID separator (which splits runs exactly as a
-    record boundary does). Large records are cut into pieces that own the windows
-    starting in ``[0, own_length)`` and see ``max_n - 1`` extra bases so no window is lost.
+    record boundary does). Large records, and parts of records (a shard's edges), are cut
+    into pieces that own the windows starting in ``[0, own_length)`` and see ``max_n - 1``
+    extra bases so no window is lost.
     """
     sep = np.array([INVALID], dtype=np.uint8)
     batch: list[np.ndarray] = []
     batch_len = 0
-    for record in records:
-        codes = encode_bases(record.sequence)
+    for text, text_start, own_start, own_stop, length in owned:
+        if own_start > 0 or own_stop < length:
+            if batch:
+                joined = np.concatenate(batch)
+                yield joined, len(joined), True, batch_len
+                batch, batch_len = [], 0
+            read_stop = min(own_stop + max_n - 1, length)
+            codes = encode_bases(text[own_start - text_start : read_stop - text_start])
+            for start in range(0, own_stop - own_start, piece_bases):
+                own = min(piece_bases, own_stop - own_start - start)
+                stop = min(start + own + max_n - 1, len(codes))
+                yield codes[start:stop], own, own_start + stop == length, own
+            continue
+        codes = encode_bases(text)
         if len(codes) >= piece_bases:
             if batch:
                 joined = np.concatenate(batch)
@@ -225,10 +303,11 @@ class _Accumulator:
         codes = np.concatenate([c for c, _ in self.sparse])
         counts = np.concatenate([c for _, c in self.sparse])
         self.sparse = []
-        return _sum_by_code(codes, counts)
+        return sum_by_code(codes, counts)
 
 
-def _sum_by_code(codes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sum_by_code(codes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique codes with the summed counts of each."""
     order = np.argsort(codes, kind="stable")
     codes, counts = codes[order], counts[order]
     return _reduce_sorted(codes, counts)
@@ -257,7 +336,7 @@ def _shorten(longer: tuple[np.ndarray, np.ndarray], n: int, tail_codes: np.ndarr
     prefix_codes, prefix_counts = _reduce_sorted(codes >> 2, counts)
     if len(tail_codes) == 0:
         return prefix_codes, prefix_counts
-    return _sum_by_code(
+    return sum_by_code(
         np.concatenate([prefix_codes, tail_codes]),
         np.concatenate([prefix_counts, np.ones(len(tail_codes), np.int64)]),
     )
@@ -265,6 +344,6 @@ def _shorten(longer: tuple[np.ndarray, np.ndarray], n: int, tail_codes: np.ndarr
 
 def _add_reverse_complement(n: int, codes: np.ndarray, counts: np.ndarray):
     """Counts over both strands: every window on the minus strand is a reverse-complemented plus window."""
-    return _sum_by_code(
+    return sum_by_code(
         np.concatenate([codes, reverse_complement_codes(codes, n)]), np.concatenate([counts, counts])
     )

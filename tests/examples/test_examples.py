@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,10 +144,79 @@ def test_reproduce_fewshot_follows_the_protocol():
                      ("Cohn-enh",): [10, 50, 100], ("Splice-40",): [10, 50, 100, 500]}
 
 
-@pytest.mark.parametrize("script", ["pretrain_human.sh", "reproduce_fewshot.sh"])
+@pytest.mark.parametrize("script", ["pretrain_human.sh", "reproduce_fewshot.sh", "pmi_sharded.sh"])
 def test_help(script):
     result = subprocess.run(["bash", str(EXAMPLES / script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def _tiny_genome(tmp_path):
+    rng = np.random.default_rng(11)
+    path = tmp_path / "g.fa"
+    path.write_text("".join(f">r{i}\n{''.join(rng.choice(list('ACGT'), size=n))}\n" for i, n in enumerate([900, 2500])))
+    return path
+
+
+def _assert_counts_equal(a, b):
+    with np.load(a) as x, np.load(b) as y:
+        assert sorted(x.files) == sorted(y.files)
+        assert all(x[key].tobytes() == y[key].tobytes() for key in x.files)
+
+
+def _with_our_bin():
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_pmi_sharded_local_dry_run_prints_every_shard_then_the_merge():
+    commands = dry_run("pmi_sharded.sh", "/tmp/out", "a.fa", "b.fa.gz", "--shards", "7", "--jobs", "3",
+                       "--max-n", "9", "--both-strands", "--dry-run")
+    assert [c[0] for c in commands] == ["mkdir", "xargs", "genemask-pmi", "genemask-pmi"]
+    xargs = commands[1]
+    assert xargs[1:4] == ["-P", "3", "-I{}"]
+    shards = [parse_own_cli([a.replace("{}", str(i)) for a in xargs[4:]]) for i in range(7)]
+    assert [s.shard for s in shards] == [f"{i}/7" for i in range(7)]
+    assert {(tuple(s.genome), s.max_n, s.both_strands, s.workers) for s in shards} == {
+        (tuple(shards[0].genome), 9, True, 1)}
+    assert [Path(g).name for g in shards[0].genome] == ["a.fa", "b.fa.gz"]
+    assert all(Path(g).is_absolute() for g in shards[0].genome)
+    merge, score = map(parse_own_cli, commands[2:])
+    assert merge.shards == [s.out for s in shards] and score.counts == merge.out and score.k == 6
+
+
+def test_pmi_sharded_slurm_dry_run_submits_an_array_and_a_dependent_merge(tmp_path):
+    """The printed sbatch lines, run as SLURM would run them, give the counts of one plain count."""
+    genome = _tiny_genome(tmp_path)
+    out = tmp_path / "out"
+    commands = dry_run("pmi_sharded.sh", out, genome, "--shards", "3", "--max-n", "7", "--slurm", "--dry-run")
+    assert [c[0] for c in commands] == ["mkdir", "sbatch", "sbatch"]
+    count, merge = ({a.split("=")[0]: a.split("=", 1)[-1] for a in c[1:] if a.startswith("--")} for c in commands[1:])
+    assert count["--array"] == "0-2" and merge["--dependency"] == "afterok:COUNT_JOB_ID"
+    count_wrap, merge_wrap = (c[c.index("--wrap") + 1] for c in commands[1:])
+    env = _with_our_bin()
+    subprocess.run(commands[0], check=True)
+    for task in range(3):  # what each array task runs
+        subprocess.run(["bash", "-c", count_wrap], check=True, env={**env, "SLURM_ARRAY_TASK_ID": str(task)})
+    subprocess.run(["bash", "-c", merge_wrap], check=True, env=env)
+    single = tmp_path / "single.npz"
+    subprocess.run(["genemask-pmi", "count", str(genome), "--max-n", "7", "--out", str(single), "--quiet"],
+                   check=True, env=env)
+    _assert_counts_equal(out / "counts.npz", single)
+    assert (out / "pmi_k6.tsv").read_text().startswith("ngram")  # the merge job also scores
+
+
+def test_pmi_sharded_local_run_merges_to_one_count(tmp_path):
+    genome = _tiny_genome(tmp_path)
+    out = tmp_path / "out"
+    env = _with_our_bin()
+    result = subprocess.run(["bash", str(EXAMPLES / "pmi_sharded.sh"), str(out), str(genome), "--shards", "4",
+                             "--jobs", "2", "--max-n", "6", "--k", "3"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    single = tmp_path / "single.npz"
+    subprocess.run(["genemask-pmi", "count", str(genome), "--max-n", "6", "--out", str(single), "--quiet"],
+                   check=True, env=env)
+    _assert_counts_equal(out / "counts.npz", single)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{i}.npz" for i in range(4)]
+    assert (out / "pmi_k3.tsv").read_text().startswith("ngram")
 
 
 def test_scripts_are_valid_bash():
