@@ -106,10 +106,8 @@ def read_bert_vocabulary(path: Path, expected_k: int | None = None) -> BertVocab
     return BertVocabulary(path, tokens, k)
 
 
-def load_bert(folder: Path):
-    """The ``BertForMaskedLM`` of ``folder`` (local files only), checked to be a BERT masked LM."""
-    from transformers import BertConfig, BertForMaskedLM  # noqa: PLC0415
-
+def check_bert_folder(folder: Path) -> dict:
+    """``config.json`` of a BERT masked-LM folder, after checking every file is there (no weights read)."""
     if not folder.is_dir():
         raise DnabertImportError(f"{folder}: no such directory (expected a BERT model folder)")
     if not (folder / "config.json").is_file():
@@ -128,6 +126,15 @@ def load_bert(folder: Path):
     if config.get("position_embedding_type", "absolute") != "absolute":
         raise DnabertImportError(f"{folder}: position_embedding_type {config['position_embedding_type']!r} "
                                  "(only absolute positions import)")
+    if not (folder / "vocab.txt").is_file():
+        raise DnabertImportError(f"{folder}: vocab.txt not found")
+    return config
+
+
+def load_bert(folder: Path):
+    """The ``BertForMaskedLM`` of a checked folder (local files only)."""
+    from transformers import BertConfig, BertForMaskedLM  # noqa: PLC0415
+
     try:
         bert = BertForMaskedLM.from_pretrained(folder, config=BertConfig.from_pretrained(folder),
                                                local_files_only=True, dtype=torch.float32)
@@ -212,15 +219,14 @@ def import_dnabert(folder: str | os.PathLike, out: str | os.PathLike, expected_k
     """Write ``out/checkpoint.pt``, ``out/dict.txt`` (our k-mer order) and ``out/import.json``."""
     folder, out = Path(folder), Path(out)
     check_output_directory(out, force)
-    bert = load_bert(folder)
+    config = check_bert_folder(folder)
     vocab_path = folder / "vocab.txt"
-    if not vocab_path.is_file():
-        raise DnabertImportError(f"{folder}: vocab.txt not found")
     vocab = read_bert_vocabulary(vocab_path, expected_k)
-    rows = bert.config.vocab_size
+    rows = config.get("vocab_size")
     if len(vocab.tokens) != rows:
         raise DnabertImportError(f"{vocab_path} holds {len(vocab.tokens)} tokens ({vocab.k}-mers) but the "
                                  f"model's embeddings have {rows} rows: a vocab.txt of another k?")
+    bert = load_bert(folder)  # every check that needs no weights is done: errors stay one line
     arch, overrides = nearest_architecture(bert.config)
     args = fairseq_model_args(bert.config, arch, overrides)
     weights = fairseq_state_dict(bert, vocab)
@@ -240,7 +246,8 @@ def import_dnabert(folder: str | os.PathLike, out: str | os.PathLike, expected_k
         "optimizer_history": [{"criterion_name": "GeneMaskMLMLoss", "optimizer_name": "imported",
                                "lr_scheduler_state": {}, "num_updates": 0}],
         "task_state": {},
-        "extra_state": None,
+        # as a fresh run at its start: epoch 1, nothing consumed (--reset-dataloader ignores it anyway)
+        "extra_state": {"train_iterator": {"epoch": 1, "version": 2, "iterations_in_epoch": 0, "shuffle": True}},
         "last_optimizer_state": None,
     }
     result = ImportResult(out, arch, overrides, vocab.k)
