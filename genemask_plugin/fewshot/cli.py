@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. --checkpoint GeneMask=ckpt.pt --checkpoint 'from scratch=none')")
     p.add_argument("--datasets", nargs="+", default=["Prom-core"],
                    help="Prom-core, Prom-300, Cohn-enh, Splice-40 (or any DATASET/ with SHOTS/train.tsv "
-                        "and test.tsv); default Prom-core")
+                        "and test.tsv, or a GUE folder DATASET/ with train.csv, dev.csv, test.csv); "
+                        "default Prom-core")
     p.add_argument("--shots", nargs="+", type=_positive_int, default=[10],
                    help="shot sets by the paper's names (Splice-40's hold 10x per class); default 10")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="default 1 2 3")
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each fine-tuned checkpoint (default: deleted once scored)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="evaluation batch size")
+    p.add_argument("--truncate", choices=TRUNCATE_CHOICES,
+                   help="for GUE folders: cut sequences too long for 512 tokens (see prepare --truncate)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -199,6 +202,7 @@ def cmd_grid(args) -> int:
         fairseq_args=shlex.split(args.fairseq_args),
         keep_checkpoints=args.keep_checkpoints,
         batch_size=args.batch_size,
+        truncate=args.truncate,
     )
     report = run_grid(config, progress=not args.no_progress)
     print(f"{report.finished} cells run, {report.skipped} already finished, {len(report.failed)} failed")

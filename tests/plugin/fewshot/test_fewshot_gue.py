@@ -115,3 +115,22 @@ def test_gue_round_trip_prepare_finetune_evaluate(tmp_path, dict6, capsys, monke
     assert all(isinstance(value, float) for value in metrics.values())
     written = json.loads((run / "test_metrics.json").read_text())
     assert written["n"] == 60 and written["mcc"] == pytest.approx(metrics["mcc"])
+
+
+@pytest.mark.slow
+def test_grid_runs_a_gue_folder_and_leads_with_mcc(tmp_path, dict6, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    results = tmp_path / "results"
+    args = ["grid", "--checkpoint", "scratch=none", "--datasets", GUE.name, "--shots", "50", "--seeds", "1",
+            "--fewshot-root", str(GUE.parent), "--dict", str(dict6), "--max-updates", "4", "--out",
+            str(results), "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    cell = results / "cells" / "scratch" / GUE.name / "50" / "seed1"
+    record = json.loads((cell / "metrics.json").read_text())
+    assert record["n_train"] == 100 and record["n_test"] == 60 and record["headline"] == "mcc"
+    assert "valid on 'valid' subset" in (cell / "train.log").read_text()  # dev selects the model
+    header = (results / "summary.md").read_text().splitlines()[0]
+    assert header.startswith("| dataset | shots | per class | checkpoint | MCC | accuracy |")
+    assert main(args) == 0  # finished: skipped on a rerun
+    assert "0 cells run, 1 already finished" in capsys.readouterr().out
