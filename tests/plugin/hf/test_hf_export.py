@@ -10,6 +10,7 @@ import torch
 from conftest import (
     GUE,
     PMI_TABLE,
+    REPO,
     fairseq_dictionary,
     fairseq_logits,
     hf_batch,
@@ -66,6 +67,7 @@ def assert_same_mlm_logits(export_dir, fairseq_model, sequences, dict_path):
     real = batch["attention_mask"].bool()
     assert real.sum() > 200 and (~real).sum() > 0  # several lengths, so padding is exercised
     difference = (hf[real] - ours[real]).abs().max().item()
+    print(f"export parity, max abs logit difference: {difference:.2e}")  # shown with pytest -s
     assert difference <= TOLERANCE, difference
     return difference
 
@@ -129,7 +131,17 @@ def test_trained_tiny_model_exports_through_the_cli(tmp_path, capsys):
     for fact in ("k: **6**", "masking strategy: `genemask`", f"PMI table: `{PMI_TABLE}`", "updates: `5`",
                  "space-separated overlapping 6-mers", "dna_to_kmer_string"):
         assert fact in card
-    # a masked-token prediction through the pipeline, as the README shows it
+    # the README's five lines run as written on this export and print a 6-mer
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    snippet = re.search(r"## Use your model in Hugging Face.*?```python\n(.*?)```", readme, re.S).group(1)
+    assert len(snippet.strip().splitlines()) == 5
+    capsys.readouterr()
+    exec(snippet.replace('"hf"', repr(str(out))), {})
+    predicted = capsys.readouterr().out.strip()
+    assert len(predicted) == 6 and set(predicted) <= set("ACGT")
+    # a masked-token prediction through the fill-mask pipeline
     from transformers import pipeline
 
     fill = pipeline("fill-mask", model=str(out), tokenizer=str(out))
