@@ -296,7 +296,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
     facts = ModelFacts(
         checkpoint=str(model.path), arch=str(model.option("arch") or model.option("_name")),
         task=model.task, k=k, num_updates=model.num_updates,
-        mask_strategy=model.task_option("mask_strategy") if model.task == "genemask_mlm" else model.task,
+        mask_strategy=(model.task_option("mask_strategy") if model.task == "genemask_mlm"
+                       else "random (fairseq's masked_lm task)" if model.task == "masked_lm" else None),
         pmi_table=model.task_option("pmi_table"), layers=config.num_hidden_layers,
         hidden=config.hidden_size, heads=config.num_attention_heads, max_positions=max_tokens(model),
         labels=tuple(labels), restored_from=model.restored_from,
