@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import (
+from hf_test_helpers import (
     GUE,
     PMI_TABLE,
     REPO,

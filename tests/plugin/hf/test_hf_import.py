@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import (
+from hf_test_helpers import (
     fairseq_dictionary,
     no_leftovers,
     random_fairseq_roberta,
@@ -130,7 +130,7 @@ def test_imported_model_continues_pretraining_and_fine_tunes(tmp_path, capsys):
     change = (after["model"][name] - before["model"][name]).abs().max().item()
     assert 0 < change < 0.01  # trained on from the imported weights, not from a fresh init
 
-    from conftest import GUE
+    from hf_test_helpers import GUE
 
     from genemask_plugin.fewshot.cli import main as fewshot
 
