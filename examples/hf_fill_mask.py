@@ -28,10 +28,13 @@ def main(model_dir: str) -> None:
     with torch.no_grad():
         logits = model(**batch).logits
     position = int((batch["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0])
-    top = torch.softmax(logits[0, position], -1).topk(5)
-    guesses = ", ".join(f"{tokenizer.convert_ids_to_tokens(int(i))} {p:.2f}"
+    probs = torch.softmax(logits[0, position], -1)
+    top = probs.topk(5)
+    guesses = ", ".join(f"{tokenizer.convert_ids_to_tokens(int(i))} {p:.3f}"
                         for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True))
-    print(f"masked {k}-mer {middle + 1} of {len(kmers)} (true: {truth}); transformers predicts: {guesses}")
+    rank = int((probs > probs[tokenizer.convert_tokens_to_ids(truth)]).sum()) + 1
+    print(f"masked {k}-mer {middle + 1} of {len(kmers)}: true {truth} ranked {rank} of {len(probs)}; "
+          f"top 5 by transformers: {guesses}")
 
 
 if __name__ == "__main__":
