@@ -6,8 +6,10 @@
 #   DATA_DIR    written by `genemask-fewshot prepare` (input0/, label/, fewshot.json)
 #   SHOTS       the paper's name of the shot set (Splice-40's "10" holds 100 per class); it picks the
 #               recipe (see `genemask-fewshot finetune --help` and docs/fewshot.md)
-#   OUT         save dir; no dev-set selection: the model after the last update, OUT/checkpoint_last.pt,
-#               is the one to score: genemask-fewshot evaluate OUT/checkpoint_last.pt DATA_DIR
+#   OUT         save dir; without a valid split (the paper's protocol) no dev-set selection: the model after
+#               the last update, OUT/checkpoint_last.pt, is the one to score:
+#               genemask-fewshot evaluate OUT/checkpoint_last.pt DATA_DIR. With a valid split (a GUE dev.csv)
+#               the best dev-MCC model, OUT/checkpoint_best.pt, is (the command prints which).
 # Environment: ARCH (from scratch: default genemask_tiny; with a checkpoint it must be the checkpoint's),
 #   EPOCHS / MAX_UPDATES (shorter runs), DRY_RUN=1 (print the fairseq-train command only).
 # The recipe's numbers live in one place, genemask_plugin/fewshot/finetune.py: this script only

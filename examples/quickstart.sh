@@ -3,7 +3,8 @@
 #   1. build the 6-mer corpus and the PMI table from the human fragments,
 #   2. pretrain genemask_tiny with fairseq-train --task genemask_mlm,
 #   3. fine-tune Prom-core 10-shot from scratch and from the GeneMask checkpoint, over 5 seeds,
-#   4. print the table: from scratch vs GeneMask-pretrained.
+#   4. print the table: from scratch vs GeneMask-pretrained,
+#   5. export the pretrained model to Hugging Face transformers and predict a masked 6-mer with it.
 # DEMO_SCALE=full selects a bigger run (4x the pretraining, 50-shot too). OUT (default demo_out/) holds everything.
 source "$(dirname "$0")/_common.sh"
 
@@ -25,23 +26,28 @@ fi
 mkdir -p "$OUT"
 START=$(date +%s)
 
-echo "== 1/4 corpus and PMI table from $(basename "$GENOME")"
+echo "== 1/5 corpus and PMI table from $(basename "$GENOME")"
 run genemask-preprocess "$GENOME" --k 6 --out "$OUT/data" --seed 1 --force
 run genemask-pmi count "$GENOME" --max-n 6 --out "$OUT/pmi/counts.npz"
 run genemask-pmi score "$OUT/pmi/counts.npz" --k 6 --out "$OUT/pmi/pmi_k6.tsv"
 
-echo "== 2/4 pretrain genemask_tiny for $PRETRAIN_UPDATES updates (fairseq-train --task genemask_mlm)"
+echo "== 2/5 pretrain genemask_tiny for $PRETRAIN_UPDATES updates (fairseq-train --task genemask_mlm)"
 rm -rf "$OUT/pretrain"
 pretrain_args "$OUT/data" "$OUT/pmi/pmi_k6.tsv" genemask_tiny genemask "$PRETRAIN_UPDATES" 8e-4 \
     $((PRETRAIN_UPDATES / 20)) 16 "$OUT/pretrain" --num-workers 1 --log-format tqdm "${CPU_FLAG[@]}"
 run fairseq-train "${PRETRAIN_ARGS[@]}"
 
-echo "== 3/4 fine-tune and evaluate Prom-core $SHOTS-shot (seeds: $SEEDS)"
+echo "== 3/5 fine-tune and evaluate Prom-core $SHOTS-shot (seeds: $SEEDS)"
 run genemask-fewshot grid \
     --checkpoint "from scratch=none" --checkpoint "GeneMask-pretrained=$OUT/pretrain/checkpoint_last.pt" \
     --datasets Prom-core --shots $SHOTS --seeds $SEEDS \
     --fewshot-root "$REPO_ROOT/data/fewshot" --dict "$OUT/data/dict.txt" --out "$OUT/fewshot"
 
-echo "== 4/4 results (mean ± std over seeds; Prom-core test set, 5 920 sequences)"
+echo "== 4/5 results (mean ± std over seeds; Prom-core test set, 5 920 sequences)"
 [ "$DRY_RUN" = 1 ] || cat "$OUT/fewshot/summary.md"
+
+echo "== 5/5 export to Hugging Face transformers and predict a masked 6-mer (offline)"
+export HF_HUB_OFFLINE=1
+run genemask-hf export "$OUT/pretrain/checkpoint_last.pt" "$OUT/hf" --force
+run python "$REPO_ROOT/examples/hf_fill_mask.py" "$OUT/hf"
 echo "done in $(( $(date +%s) - START )) s; everything is in $OUT"

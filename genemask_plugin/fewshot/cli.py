@@ -19,10 +19,12 @@ from .finetune import (
     fairseq_train_args,
     read_model_shape,
     run_finetune,
+    selection_metric,
 )
 from .grid import GridConfig, parse_checkpoint_spec, run_grid
+from .gue import TRUNCATE_CHOICES
 from .metrics import METRIC_TITLES, METRICS
-from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
+from .prepare import DEFAULT_MAX_POSITIONS, FewshotDataError, PreparedData, prepare_fewshot_data
 from .protocol import default_fewshot_roots
 
 
@@ -48,12 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="TSVs -> sentence_prediction layout (input0/ + label/)")
-    p.add_argument("train", type=Path, help="training TSV (header 'sequence<TAB>label')")
+    p.add_argument("train", type=Path,
+                   help="training TSV (header 'sequence<TAB>label'), or a GUE folder (train.csv, "
+                        "dev.csv, test.csv with header 'sequence,label'; dev becomes the valid split)")
     p.add_argument("--valid", type=Path, help="validation TSV")
     p.add_argument("--test", type=Path, help="test TSV")
     p.add_argument("--dict", required=True, type=Path, dest="dictionary",
                    help="the pretraining dict.txt (k is read from it)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--truncate", choices=TRUNCATE_CHOICES,
+                   help="cut sequences longer than --max-positions tokens to their first bases (start) "
+                        "or their central ones (centre); without it a too-long sequence is an error")
+    p.add_argument("--max-positions", type=_positive_int, default=DEFAULT_MAX_POSITIONS,
+                   help="longest item in tokens, <s> and </s> included (default 512, as our models)")
     p.add_argument("--exclude-overlap", action="store_true",
                    help="drop every test sequence that also occurs in the training file")
     p.add_argument("--force", action="store_true",
@@ -92,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. --checkpoint GeneMask=ckpt.pt --checkpoint 'from scratch=none')")
     p.add_argument("--datasets", nargs="+", default=["Prom-core"],
                    help="Prom-core, Prom-300, Cohn-enh, Splice-40 (or any DATASET/ with SHOTS/train.tsv "
-                        "and test.tsv); default Prom-core")
+                        "and test.tsv, or a GUE folder DATASET/ with train.csv, dev.csv, test.csv); "
+                        "default Prom-core")
     p.add_argument("--shots", nargs="+", type=_positive_int, default=[10],
                    help="shot sets by the paper's names (Splice-40's hold 10x per class); default 10")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="default 1 2 3")
@@ -112,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each fine-tuned checkpoint (default: deleted once scored)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="evaluation batch size")
+    p.add_argument("--truncate", choices=TRUNCATE_CHOICES,
+                   help="for GUE folders: cut sequences too long for 512 tokens (see prepare --truncate)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -119,13 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_prepare(args) -> int:
     prepared = prepare_fewshot_data(
         args.train, args.dictionary, args.out, valid=args.valid, test=args.test,
-        exclude_overlap=args.exclude_overlap, force=args.force,
+        exclude_overlap=args.exclude_overlap, force=args.force, truncate=args.truncate,
+        max_positions=args.max_positions,
     )
     print(f"{prepared.out}: k={prepared.k}, classes {', '.join(prepared.labels)}")
     for name, split in prepared.splits.items():
         per_class = ", ".join(f"{label}: {n}" for label, n in split.per_class.items())
         excluded = f", {split.excluded_overlap} overlapping with train removed" if split.excluded_overlap else ""
-        print(f"  {name}: {split.rows} sequences ({per_class}), up to {split.max_tokens} tokens{excluded}")
+        cut = f", {split.truncated} truncated ({prepared.truncate})" if split.truncated else ""
+        print(f"  {name}: {split.rows} sequences ({per_class}), up to {split.max_tokens} tokens{excluded}{cut}")
     return 0
 
 
@@ -144,6 +158,7 @@ def cmd_finetune(args) -> int:
         args.data, args.out, checkpoint=checkpoint, shots=args.shots, seed=args.seed,
         n_train=prepared.splits["train"].rows, num_classes=prepared.num_classes, shape=shape,
         cpu=not cuda_available(), epochs=args.epochs, max_updates=args.max_updates, extra=extra,
+        valid_metric=selection_metric(prepared.labels, "valid" in prepared.splits),
     )
     print("+ fairseq-train " + shlex.join(train_args))
     if args.dry_run:
@@ -157,8 +172,13 @@ def cmd_finetune(args) -> int:
 def cmd_evaluate(args) -> int:
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.predictions,
                                  args.batch_size)
+    try:
+        headline = PreparedData.load(args.data).headline_metric
+    except FewshotDataError:
+        headline = "accuracy"
+    order = [headline, *(m for m in METRICS if m != headline)]  # GUE data leads with MCC
     scores = "  ".join(
-        f"{METRIC_TITLES[m]} {'n/a' if result[m] is None else format(result[m], '.4f')}" for m in METRICS
+        f"{METRIC_TITLES[m]} {'n/a' if result[m] is None else format(result[m], '.4f')}" for m in order
     )
     print(f"{args.split} ({result['n']} sequences): {scores}")
     print(json.dumps({m: result[m] for m in METRICS}))
@@ -182,6 +202,7 @@ def cmd_grid(args) -> int:
         fairseq_args=shlex.split(args.fairseq_args),
         keep_checkpoints=args.keep_checkpoints,
         batch_size=args.batch_size,
+        truncate=args.truncate,
     )
     report = run_grid(config, progress=not args.no_progress)
     print(f"{report.finished} cells run, {report.skipped} already finished, {len(report.failed)} failed")

@@ -5,7 +5,13 @@ recipe (``examples/finetune_fewshot.sh`` runs ``genemask-fewshot finetune``, whi
 The paper (GeneMask §5) fine-tunes 10/50/100-shot sets with batch 5, lr 1e-4 for 20
 epochs and 500/1000-shot sets with batch 15, lr 5e-5 for 5 epochs; both with 10% warm-up
 then linear decay, dropout 0.1 and weight decay 0.01, and no dev-set selection: the
-model after the last update (``checkpoint_last.pt``) is the one scored. One device:
+model after the last update (``checkpoint_last.pt``) is the one scored. When the prepared
+data has a ``valid`` split (a GUE ``dev.csv``, or ``prepare --valid``), it is used for model
+selection through fairseq's own machinery instead: validation after every epoch, ``--report-mcc``
+(the criterion's MCC over the whole split), ``--best-checkpoint-metric mcc
+--maximize-best-checkpoint-metric``, and ``checkpoint_best.pt`` (best dev MCC, the later epoch on
+a tie) is the one scored. Labels that are not all integers select on dev accuracy (fairseq's
+MCC parses labels as integers). One device:
 fairseq would otherwise spread the run over every visible GPU and multiply the batch.
 """
 
@@ -29,6 +35,8 @@ PLUGIN_DIR = os.path.dirname(os.path.abspath(genemask_plugin.__file__))
 DEFAULT_ARCH = "genemask_tiny"
 DEFAULT_MAX_POSITIONS = 512
 FINAL_CHECKPOINT = "checkpoint_last.pt"
+BEST_CHECKPOINT = "checkpoint_best.pt"
+"""The checkpoint scored when a ``valid`` split selects the model."""
 LARGE_REGIME_SHOTS = 500
 """Shot counts from here on use the 500/1000-shot settings."""
 
@@ -150,11 +158,14 @@ def fairseq_train_args(
     epochs: int | None = None,
     max_updates: int | None = None,
     extra: tuple[str, ...] | list[str] = (),
+    valid_metric: str | None = None,
 ) -> list[str]:
     """Arguments of ``fairseq-train`` for one few-shot fine-tuning run (without the program name).
 
     ``checkpoint=None`` trains from scratch (the baseline). ``epochs``/``max_updates``
     override the paper's length for quick runs; warm-up and decay follow the shortened run.
+    ``valid_metric`` (``mcc`` or ``accuracy``) validates on the ``valid`` split every epoch and
+    keeps the best model as ``checkpoint_best.pt``; without it there is no validation.
     """
     recipe = paper_recipe(shots)
     epochs, total, warmup = schedule(n_train, recipe, epochs, max_updates)
@@ -191,7 +202,7 @@ def fairseq_train_args(
         "--required-batch-size-multiple", "1",
         "--distributed-world-size", "1",
         "--seed", str(seed),
-        "--disable-validation",
+        *validation_args(valid_metric),
         "--no-epoch-checkpoints",
         "--no-save-optimizer-state",
         "--num-workers", "0",
@@ -202,6 +213,29 @@ def fairseq_train_args(
     if cpu:
         args.append("--cpu")
     return args + list(extra)
+
+
+def validation_args(valid_metric: str | None) -> list[str]:
+    """fairseq-train options for model selection on the ``valid`` split (none: no validation)."""
+    if valid_metric is None:
+        return ["--disable-validation"]
+    if valid_metric not in ("mcc", "accuracy"):
+        raise FinetuneError(f"model selection metric must be mcc or accuracy, got {valid_metric!r}")
+    args = ["--valid-subset", "valid", "--best-checkpoint-metric", valid_metric,
+            "--maximize-best-checkpoint-metric"]
+    return args + (["--report-mcc"] if valid_metric == "mcc" else [])
+
+
+def selection_metric(labels: list[str], has_valid: bool) -> str | None:
+    """The dev metric that selects the model: MCC when labels are integers, accuracy otherwise."""
+    if not has_valid:
+        return None
+    return "mcc" if all(label.lstrip("+-").isdigit() for label in labels) else "accuracy"
+
+
+def final_checkpoint_name(args: list[str]) -> str:
+    """``checkpoint_best.pt`` when the run selects on a dev split, else ``checkpoint_last.pt``."""
+    return BEST_CHECKPOINT if "--best-checkpoint-metric" in args else FINAL_CHECKPOINT
 
 
 def cuda_available() -> bool:
@@ -221,7 +255,7 @@ def run_finetune(args: list[str], log_path: str | os.PathLike) -> Path:
         log.write("+ fairseq-train " + " ".join(args) + "\n")
         log.flush()
         returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-    final = save_dir / FINAL_CHECKPOINT
+    final = save_dir / final_checkpoint_name(args)
     if returncode != 0 or not final.exists():
         lines = [line for line in Path(log_path).read_text().splitlines() if line.strip()]
         last = lines[-1].strip() if lines else "no output"

@@ -41,8 +41,10 @@ from .finetune import (
     read_model_shape,
     run_finetune,
     schedule,
+    selection_metric,
 )
 from .grid_summary import metric_value, write_summary
+from .gue import gue_split_files
 from .metrics import METRIC_TITLES, METRICS
 from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
 from .protocol import CellFiles, resolve_cell_files
@@ -91,6 +93,8 @@ class GridConfig:
     fairseq_args: list[str] = field(default_factory=list)
     keep_checkpoints: bool = False
     batch_size: int = 64
+    truncate: str | None = None
+    """``prepare --truncate`` for sequences too long for the model (GUE)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def cell_settings(config: GridConfig, cell: Cell, dictionary: Path) -> dict:
         "max_updates": config.max_updates,
         "fairseq_args": list(config.fairseq_args),
         "arch": config.arch if cell.checkpoint.path is None else None,
-    }
+    } | ({"truncate": config.truncate} if cell.files.gue else {})
 
 
 def is_finished(config: GridConfig, cell: Cell, dictionary: Path) -> bool:
@@ -200,16 +204,22 @@ def resolve_dictionary(config: GridConfig, spec: CheckpointSpec) -> Path:
 def prepared_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedData:
     """The cell group's prepared data, reused when it was built from the same files."""
     data_dir = group_dir(config, cell) / "data"
+    if cell.files.gue:
+        expected = {name: str(path.resolve()) for name, path in gue_split_files(cell.files.train).items()}
+    else:
+        expected = {"train": str(cell.files.train.resolve()), "test": str(cell.files.test.resolve())}
     try:
         prepared = PreparedData.load(data_dir)
         sources = {name: split.source for name, split in prepared.splits.items()}
         if (prepared.dictionary == str(dictionary.resolve())
                 and prepared.exclude_overlap == cell.files.exclude_overlap
-                and sources == {"train": str(cell.files.train.resolve()),
-                                "test": str(cell.files.test.resolve())}):
+                and prepared.truncate == (config.truncate if cell.files.gue else None)
+                and sources == expected):
             return prepared
     except FewshotDataError:
         pass
+    if cell.files.gue:
+        return prepare_fewshot_data(cell.files.train, dictionary, data_dir, truncate=config.truncate)
     return prepare_fewshot_data(
         cell.files.train, dictionary, data_dir, test=cell.files.test,
         exclude_overlap=cell.files.exclude_overlap,
@@ -244,6 +254,7 @@ def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> di
         shots=cell.shots, seed=cell.seed, n_train=train.rows, num_classes=prepared.num_classes,
         shape=resolved.shape, cpu=not cuda_available(),
         epochs=config.epochs, max_updates=config.max_updates, extra=config.fairseq_args,
+        valid_metric=selection_metric(prepared.labels, "valid" in prepared.splits),
     )
     final = run_finetune(args, directory / "train.log")
     result = evaluate_checkpoint(
@@ -267,6 +278,7 @@ def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> di
         "excluded_overlap": prepared.splits["test"].excluded_overlap,
         "predicted_per_class": result["predicted_per_class"],
         "updates": updates,
+        "headline": prepared.headline_metric,
         "seconds": round(time.time() - start, 1),
         "settings": cell_settings(config, cell, resolved.dictionary),
     }

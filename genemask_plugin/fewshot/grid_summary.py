@@ -77,13 +77,19 @@ def _fmt(mean: float, std: float) -> str:
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
-def markdown_table(rows: list[dict]) -> str:
-    header = ["dataset", "shots", "per class", "checkpoint", *(METRIC_TITLES[m] for m in METRICS),
+def metric_order(records: list[dict]) -> list[str]:
+    """Metrics in table order: MCC first when every cell is GUE data (how the field reports GUE)."""
+    lead = "mcc" if records and all(r.get("headline") == "mcc" for r in records) else "accuracy"
+    return [lead, *(m for m in METRICS if m != lead)]
+
+
+def markdown_table(rows: list[dict], metrics: list[str] = METRICS) -> str:
+    header = ["dataset", "shots", "per class", "checkpoint", *(METRIC_TITLES[m] for m in metrics),
               "seeds", "test n"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["dataset"], str(row["shots"]), row["per_class"], row["checkpoint"],
-                 *(_fmt(row[f"{m}_mean"], row[f"{m}_std"]) for m in METRICS),
+                 *(_fmt(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics),
                  str(row["seeds"]), str(row["n_test"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -127,7 +133,8 @@ def plot_summary(rows: list[dict]) -> bytes:
 
 def write_summary(results: Path, checkpoint_order: list[str] = ()) -> list[dict]:
     """``summary.csv``, ``summary.md`` and ``summary.png`` over every finished cell under ``results``."""
-    rows = summarize(collect_cells(results), checkpoint_order)
+    records = collect_cells(results)
+    rows = summarize(records, checkpoint_order)
     if not rows:
         return rows
     with atomic_file(results / "summary.csv", newline="") as handle:
@@ -135,7 +142,7 @@ def write_summary(results: Path, checkpoint_order: list[str] = ()) -> list[dict]
         writer.writeheader()
         writer.writerows(rows)
     with atomic_file(results / "summary.md") as handle:
-        handle.write(markdown_table(rows))
+        handle.write(markdown_table(rows, metric_order(records)))
     with atomic_file(results / "summary.png", "wb") as handle:
         handle.write(plot_summary(rows))
     return rows

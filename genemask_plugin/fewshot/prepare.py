@@ -1,7 +1,8 @@
 """Few-shot TSVs -> fairseq's ``sentence_prediction`` layout (``input0/`` + ``label/``).
 
-Input files are DNABERT-style TSVs with a ``sequence<TAB>label`` header; a sequence is
-either space-separated overlapping k-mers or raw DNA. Sequences are tokenized with the
+Input files are DNABERT-style TSVs with a ``sequence<TAB>label`` header, or a GUE folder
+(``train.csv``/``dev.csv``/``test.csv``, header ``sequence,label``: :mod:`.gue`); a sequence is
+either space-separated overlapping k-mers or raw DNA. A ``.csv`` file is read comma-separated. Sequences are tokenized with the
 *pretraining* dictionary (k is read from it), so the fine-tuned model sees the same ids
 as during pretraining. Labels get a fixed dictionary in sorted order (numeric when every
 label is an integer), so label ``"0"`` is class 0 and there is no ``madeupword`` padding:
@@ -41,6 +42,8 @@ from genemask_preprocess.kmers import (
     kmers_to_dna,
 )
 
+from .gue import fit_sequence, gue_split_files, is_gue_folder
+
 SPLITS = ("train", "valid", "test")
 METADATA_FILE = "fewshot.json"
 """Written by :func:`prepare_fewshot_data` into the output directory: k, labels, per-split counts."""
@@ -48,6 +51,8 @@ OUTPUT_NAMES = ("input0", "label", METADATA_FILE)
 """Everything :func:`prepare_fewshot_data` writes into its output directory."""
 _ACGT_RE = re.compile(r"^[ACGT]+$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
+DEFAULT_MAX_POSITIONS = 512
+"""Longest prepared item in tokens, ``<s>`` and ``</s>`` included (our architectures' positions)."""
 
 
 class FewshotDataError(InputError):
@@ -185,10 +190,17 @@ def token_ids(dna: str, vocab: KmerVocabulary) -> np.ndarray:
     return np.append(ids, EOS_ID).astype(vocab.dtype)
 
 
+def table_delimiter(path: str | os.PathLike) -> str:
+    """``,`` for a ``.csv`` (or ``.csv.gz``) file, such as GUE's; else a tab."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    return "," if name.endswith(".csv") else "\t"
+
+
 def read_fewshot_tsv(path: str | os.PathLike, k: int) -> list[FewshotRow]:
-    """Rows of a DNABERT-style ``sequence<TAB>label`` TSV (fields may be double-quoted)."""
+    """Rows of a DNABERT-style ``sequence<TAB>label`` TSV or a GUE ``sequence,label`` CSV
+    (fields may be double-quoted)."""
     try:
-        rows = read_labelled_rows(path, delimiter="\t")
+        rows = read_labelled_rows(path, delimiter=table_delimiter(path))
     except InputError as err:
         raise FewshotDataError(str(err)) from None
     out = []
@@ -233,6 +245,8 @@ class PreparedSplit:
     per_class: dict[str, int]
     max_tokens: int
     excluded_overlap: int = 0
+    truncated: int = 0
+    """Sequences cut to fit ``max_positions`` (``--truncate``)."""
 
 
 @dataclass
@@ -245,10 +259,18 @@ class PreparedData:
     labels: list[str]
     exclude_overlap: bool = False
     splits: dict[str, PreparedSplit] = field(default_factory=dict)
+    source_format: str = "tsv"
+    """``tsv`` (DNABERT-style files) or ``gue`` (a GUE folder)."""
+    truncate: str | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def headline_metric(self) -> str:
+        """The metric a summary leads with: MCC for GUE data (as the field reports GUE), else accuracy."""
+        return "mcc" if self.source_format == "gue" else "accuracy"
 
     def to_json(self) -> dict:
         return {
@@ -256,6 +278,8 @@ class PreparedData:
             "k": self.k,
             "labels": self.labels,
             "exclude_overlap": self.exclude_overlap,
+            "source_format": self.source_format,
+            "truncate": self.truncate,
             "splits": {name: vars(split) for name, split in self.splits.items()},
         }
 
@@ -267,7 +291,7 @@ class PreparedData:
             meta = json.loads(path.read_text())
             splits = {name: PreparedSplit(**s) for name, s in meta["splits"].items()}
             return cls(str(directory), meta["dictionary"], meta["k"], meta["labels"],
-                       meta["exclude_overlap"], splits)
+                       meta["exclude_overlap"], splits, meta.get("source_format", "tsv"), meta.get("truncate"))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise FewshotDataError(
                 f"{directory} is not a prepared few-shot directory (run `genemask-fewshot prepare`): {err}"
@@ -282,13 +306,19 @@ def prepare_fewshot_data(
     test: str | os.PathLike | None = None,
     exclude_overlap: bool = False,
     force: bool = False,
+    truncate: str | None = None,
+    max_positions: int = DEFAULT_MAX_POSITIONS,
 ) -> PreparedData:
-    """Tokenize and binarize few-shot TSVs into ``out`` (the ``sentence_prediction`` layout).
+    """Tokenize and binarize few-shot TSVs (or a GUE folder) into ``out`` (the ``sentence_prediction`` layout).
 
     ``out/input0/{split}.{bin,idx}`` hold the k-mer ids + ``</s>`` under the pretraining
     dictionary (copied to ``out/input0/dict.txt``); ``out/label/{split}.{bin,idx}`` hold
     ``4 + class`` + ``</s>`` under the fixed ``out/label/dict.txt``. With ``exclude_overlap``
     every test sequence that is also a training sequence is dropped (Prom-300 / Cohn-enh).
+
+    ``train`` may be a GUE folder instead: its ``train.csv``, ``dev.csv`` (as ``valid``) and
+    ``test.csv`` are read. A sequence longer than ``max_positions`` tokens (``<s>`` and ``</s>``
+    included) is an error unless ``truncate`` (``start`` or ``centre``) says what to keep.
 
     ``out`` must be missing, empty or an earlier ``prepare`` output (which is replaced);
     ``force`` replaces this command's outputs in any other folder, keeping its other files.
@@ -297,8 +327,29 @@ def prepare_fewshot_data(
     force = force or (out / METADATA_FILE).is_file()  # an earlier prepare output: rebuilt in place
     check_output_directory(out, force)
     vocab = load_kmer_vocabulary(dictionary)
-    sources = {"train": train, "valid": valid, "test": test}
+    source_format = "tsv"
+    if Path(train).is_dir():
+        if not is_gue_folder(train):
+            raise FewshotDataError(f"{train} is a folder without train.csv (a GUE folder holds "
+                                   "train.csv, dev.csv and test.csv)")
+        if valid or test:
+            raise FewshotDataError(f"{train} is a GUE folder: its dev.csv and test.csv are the valid and "
+                                   "test splits; do not pass --valid or --test")
+        sources = gue_split_files(train)
+        source_format = "gue"
+    else:
+        sources = {"train": train, "valid": valid, "test": test}
     rows = {name: read_fewshot_tsv(path, vocab.k) for name, path in sources.items() if path}
+    truncated = {name: 0 for name in rows}
+    for name, split_rows in rows.items():
+        for i, row in enumerate(split_rows):
+            try:
+                dna, cut = fit_sequence(row.dna, vocab.k, max_positions, truncate)
+            except ValueError as err:
+                raise FewshotDataError(f"{sources[name]} line {row.line}: {err}") from None
+            if cut:
+                split_rows[i] = FewshotRow(row.line, dna, row.label)
+                truncated[name] += 1
 
     train_counts = Counter(row.label for row in rows["train"])
     labels = sorted_labels(list(train_counts))
@@ -331,7 +382,8 @@ def prepare_fewshot_data(
             except ValueError as err:
                 raise FewshotDataError(f"{sources[name]} line {row.line}: {err}") from None
 
-    result = PreparedData(str(out), str(Path(dictionary).resolve()), vocab.k, labels, exclude_overlap)
+    result = PreparedData(str(out), str(Path(dictionary).resolve()), vocab.k, labels, exclude_overlap,
+                          source_format=source_format, truncate=truncate)
     with atomic_directory(out, force=force, owned=OUTPUT_NAMES) as staging:
         (staging / "input0").mkdir()
         (staging / "label").mkdir()
@@ -353,6 +405,7 @@ def prepare_fewshot_data(
                 per_class={label: counts[label] for label in labels},
                 max_tokens=max(len(t) for t in tokens[name]),
                 excluded_overlap=excluded if name == "test" else 0,
+                truncated=truncated[name],
             )
         (staging / METADATA_FILE).write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return result

@@ -11,7 +11,10 @@ scored differs per dataset:
   Training sequences are removed from it: Splice-40's shot files are not disjoint (186 of the
   301 sequences of "10" are also in "500"), so a shot file used as a test set would leak.
 
-A dataset not listed here is scored on its ``test.tsv`` (no overlap removal).
+A dataset not listed here is scored on its ``test.tsv`` (no overlap removal). A dataset folder
+in GUE format (``DATASET/train.csv``, ``dev.csv``, ``test.csv``) is trained on its whole
+``train.csv`` whatever the shots (which then only pick the recipe), selected on ``dev.csv`` and
+scored on ``test.csv``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import genemask_plugin
 
+from .gue import is_gue_folder
 from .prepare import FewshotDataError
 
 
@@ -64,12 +68,19 @@ class CellFiles:
     train: Path
     test: Path
     exclude_overlap: bool
+    gue: bool = False
+    """``train`` is a GUE folder (its train/dev/test.csv are the splits)."""
 
 
 def resolve_cell_files(
     dataset: str, shots: int, roots: list[Path], test_files: dict[str, Path] | None = None
 ) -> CellFiles:
     """The training and scored files of one (dataset, shots) cell under the first root that has them."""
+    gue = next((r / dataset for r in roots if is_gue_folder(r / dataset)), None)
+    if gue is not None:
+        if not (gue / "test.csv").is_file():
+            raise FewshotDataError(f"GUE folder {gue} has no test.csv to score")
+        return CellFiles(gue, gue / "test.csv", False, gue=True)
     protocol = protocol_of(dataset)
     if protocol.shots is not None and shots not in protocol.shots:
         allowed = ", ".join(map(str, protocol.shots))

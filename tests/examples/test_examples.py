@@ -35,11 +35,12 @@ def parse_fairseq_train(argv):
 
 def parse_own_cli(argv):
     from genemask_plugin.fewshot.cli import build_parser as fewshot_parser
+    from genemask_plugin.hf.cli import build_parser as hf_parser
     from genemask_preprocess.corpus.cli import build_parser as preprocess_parser
     from genemask_preprocess.pmi.cli import build_parser as pmi_parser
 
     parsers = {"genemask-preprocess": preprocess_parser, "genemask-pmi": pmi_parser,
-               "genemask-fewshot": fewshot_parser}
+               "genemask-fewshot": fewshot_parser, "genemask-hf": hf_parser}
     return parsers[argv[0]]().parse_args(argv[1:])
 
 
@@ -91,9 +92,12 @@ def test_baselines_cover_dnabert_and_bert_settings():
 
 def test_quickstart_dry_run():
     commands = dry_run("quickstart.sh", env={"DRY_RUN": "1", "OUT": "/tmp/demo"})
-    (args,) = check_commands(commands)
+    (args,) = check_commands(commands[:-1])
     assert args.arch == "genemask_tiny" and args.mask_strategy == "genemask"
-    assert commands[-1][:2] == ["genemask-fewshot", "grid"]
+    assert commands[-3][:2] == ["genemask-fewshot", "grid"]
+    # it ends by exporting the pretrained model and predicting a masked k-mer through transformers
+    assert commands[-2] == ["genemask-hf", "export", "/tmp/demo/pretrain/checkpoint_last.pt", "/tmp/demo/hf", "--force"]
+    assert commands[-1][0] == "python" and commands[-1][1].endswith("examples/hf_fill_mask.py")
 
 
 def test_cpu_experiment_pretrains_every_strategy_at_equal_compute():

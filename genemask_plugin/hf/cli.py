@@ -1,0 +1,70 @@
+"""``genemask-hf``: export our checkpoints to transformers, import DNABERT-layout BERT models."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from genemask_preprocess.command_line import command_entry_point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genemask-hf",
+        description="Hugging Face interop: fairseq RoBERTa checkpoint <-> transformers folder (offline).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("export", help="fairseq checkpoint -> transformers RoBERTa folder + tokenizer")
+    p.add_argument("checkpoint", type=Path,
+                   help="a genemask_mlm (masked LM) or sentence_prediction (classifier) checkpoint")
+    p.add_argument("out", type=Path, help="output folder (config.json, model.safetensors, tokenizer, README.md)")
+    p.add_argument("--data", type=Path,
+                   help="the data folder the checkpoint was trained on, if it moved: the pretraining "
+                        "corpus (dict.txt) or the prepared few-shot folder (input0/, label/)")
+    p.add_argument("--force", action="store_true", help="replace the export files in a non-empty OUT")
+    p = sub.add_parser("import", help="DNABERT-layout BertForMaskedLM folder -> fairseq checkpoint + dict.txt")
+    p.add_argument("model", type=Path, help="folder with config.json, model.safetensors or "
+                                            "pytorch_model.bin, and vocab.txt")
+    p.add_argument("out", type=Path, help="output folder (checkpoint.pt, dict.txt, import.json)")
+    p.add_argument("--k", type=int, help="fail unless vocab.txt holds k-mers of this k")
+    p.add_argument("--force", action="store_true", help="replace the import files in a non-empty OUT")
+    return parser
+
+
+def cmd_export(args) -> int:
+    from .export import export_checkpoint  # noqa: PLC0415  (imports transformers)
+
+    result = export_checkpoint(args.checkpoint, args.out, data=args.data, force=args.force)
+    classes = f", classes {', '.join(result.labels)}" if result.labels else ""
+    print(f"{result.out}: {result.kind}, {result.k}-mer tokenizer{classes}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .dnabert_import import import_dnabert  # noqa: PLC0415  (imports transformers)
+
+    result = import_dnabert(args.model, args.out, expected_k=args.k, force=args.force)
+    checkpoint = result.out / "checkpoint.pt"
+    print(f"{checkpoint}: {result.k}-mers, {' '.join(result.fairseq_flags())}; dictionary {result.out / 'dict.txt'}")
+    print("continue pretraining: fairseq-train CORPUS --user-dir genemask_plugin --task genemask_mlm "
+          f"--criterion genemask_mlm {shlex.join(result.fairseq_flags())} --restore-file {shlex.quote(str(checkpoint))} "
+          "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")
+    return 0
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach the hub
+    logging.getLogger().setLevel(logging.WARNING)  # fairseq's model zoo sets the root logger to DEBUG
+    return {"export": cmd_export, "import": cmd_import}[args.command](args)
+
+
+main = command_entry_point("genemask-hf", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

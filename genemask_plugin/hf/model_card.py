@@ -1,0 +1,85 @@
+"""The model card (``README.md``) written beside an exported model: what it is and how to feed it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the card states, all read from the fairseq checkpoint and its dictionaries."""
+
+    checkpoint: str
+    arch: str
+    task: str
+    k: int
+    num_updates: int | None
+    mask_strategy: str | None
+    pmi_table: str | None
+    layers: int
+    hidden: int
+    heads: int
+    max_positions: int
+    labels: tuple[str, ...] = ()
+    """Class names in class order (classifiers only)."""
+    restored_from: str | None = None
+    """The checkpoint a fine-tuning run started from (classifiers only)."""
+
+
+def _shown(value) -> str:
+    return "not recorded in the checkpoint" if value in (None, "") else f"`{value}`"
+
+
+def model_card(facts: ModelFacts) -> str:
+    """Markdown text of the card."""
+    classifier = bool(facts.labels)
+    auto_class = "AutoModelForSequenceClassification" if classifier else "AutoModelForMaskedLM"
+    kind = (f"a `{facts.task}` classifier over {len(facts.labels)} classes "
+            f"({', '.join(facts.labels)})" if classifier else "a masked DNA language model")
+    lines = [
+        "---",
+        "library_name: transformers",
+        f"pipeline_tag: {'text-classification' if classifier else 'fill-mask'}",
+        "tags: [genomics, dna, genemask, fairseq]",
+        "---",
+        f"# GeneMask {facts.arch} ({facts.k}-mers)",
+        "",
+        f"This is {kind}, exported by `genemask-hf export` from the fairseq checkpoint "
+        f"`{facts.checkpoint}`. It is a plain RoBERTa ({facts.layers} layers, {facts.hidden} hidden, "
+        f"{facts.heads} heads, up to {facts.max_positions} tokens including `<s>` and `</s>`): "
+        "no custom code is needed.",
+        "",
+        "## Pretraining",
+        "",
+        f"- k: **{facts.k}** (overlapping {facts.k}-mers, stride 1)",
+    ]
+    if classifier:
+        lines.append(f"- fine-tuned from: {_shown(facts.restored_from)} "
+                     "(its own card states how that model was pretrained)")
+    else:
+        lines += [
+            f"- masking strategy: {_shown(facts.mask_strategy)}",
+            f"- PMI table: {_shown(facts.pmi_table)}",
+        ]
+    lines += [
+        f"- updates: {_shown(facts.num_updates)}",
+        "",
+        "## How to tokenize",
+        "",
+        f"The tokenizer reads DNABERT's convention: space-separated overlapping {facts.k}-mers, "
+        "upper-case A/C/G/T. It adds `<s>` … `</s>`, and its ids are the fairseq dictionary's ids "
+        "(`<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, then the k-mers, then `<mask>`). A word that is "
+        f"not a {facts.k}-mer of the vocabulary becomes `<unk>`. Turn raw DNA into that string with "
+        "`genemask_preprocess.kmers.dna_to_kmer_string` (from the genemask-plugin package) or "
+        f"`' '.join(dna[i:i + {facts.k}] for i in range(len(dna) - {facts.k - 1}))`.",
+        "",
+        "```python",
+        f"from transformers import AutoTokenizer, {auto_class}",
+        "tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)",
+        f"model = {auto_class}.from_pretrained(MODEL_DIR).eval()",
+        "batch = tokenizer([kmer_string], return_tensors='pt')",
+        "logits = model(**batch).logits",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
