@@ -28,7 +28,7 @@ import numpy as np
 
 from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
 from genemask_preprocess.errors import InputError
-from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter
+from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter, check_indexed_dataset
 from genemask_preprocess.formats.text_table import read_labelled_rows
 from genemask_preprocess.kmers import (
     EOS_ID,
@@ -213,6 +213,33 @@ def sorted_labels(labels: Sequence[str]) -> list[str]:
     return sorted(distinct)
 
 
+RESERVED_LABELS = (*FAIRSEQ_SPECIALS, "<mask>")
+
+
+def check_labels(path, rows: Sequence[FewshotRow]) -> None:
+    """Refuse labels fairseq would misread: its special symbols, and one number written two ways.
+
+    ``1`` and ``1.0`` (or ``01``) would silently become two classes; a label ``<s>`` or
+    ``<unk>`` would map onto fairseq's special token of that name in the label dictionary.
+    """
+    spellings: dict[float, tuple[str, int]] = {}
+    for row in rows:
+        if row.label in RESERVED_LABELS:
+            raise FewshotDataError(
+                f"{path} line {row.line}: label {row.label!r} is a fairseq special symbol; rename the class"
+            )
+        try:
+            value = float(row.label)
+        except ValueError:
+            continue
+        first = spellings.setdefault(value, (row.label, row.line))
+        if first[0] != row.label:
+            raise FewshotDataError(
+                f"{path} line {row.line}: label {row.label!r} is the number of label {first[0]!r} (line {first[1]}) "
+                "written another way; write each class one way"
+            )
+
+
 def write_label_dictionary(path: Path, labels: Sequence[str], counts: Counter) -> None:
     """A fixed fairseq label dict: one line per class in class order, so class i is token id 4 + i.
 
@@ -266,12 +293,45 @@ class PreparedData:
         try:
             meta = json.loads(path.read_text())
             splits = {name: PreparedSplit(**s) for name, s in meta["splits"].items()}
-            return cls(str(directory), meta["dictionary"], meta["k"], meta["labels"],
-                       meta["exclude_overlap"], splits)
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            prepared = cls(str(directory), meta["dictionary"], meta["k"], meta["labels"],
+                           meta["exclude_overlap"], splits)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise FewshotDataError(
                 f"{directory} is not a prepared few-shot directory (run `genemask-fewshot prepare`): {err}"
             ) from None
+        prepared.check_files()
+        return prepared
+
+    def check_files(self) -> None:
+        """Refuse a hand-edited or damaged folder: metadata types, label dictionary, every split's files."""
+        directory = Path(self.out)
+
+        def bad(what: str) -> FewshotDataError:
+            return FewshotDataError(f"{directory}: {what}; prepare it again (`genemask-fewshot prepare`)")
+
+        if not (isinstance(self.labels, list) and len(self.labels) >= 2
+                and all(isinstance(label, str) for label in self.labels)):
+            raise bad(f"{METADATA_FILE} has no list of at least 2 labels")
+        if not isinstance(self.k, int) or "train" not in self.splits:
+            raise bad(f"{METADATA_FILE} is damaged (k or the train split)")
+        try:
+            label_symbols = read_dictionary_symbols(directory / "label" / "dict.txt")[len(FAIRSEQ_SPECIALS):]
+        except FewshotDataError as err:
+            raise bad(str(err)) from None
+        if label_symbols != self.labels:
+            raise bad(f"label/dict.txt holds {label_symbols}, but {METADATA_FILE} says {self.labels}")
+        if not (directory / "input0" / "dict.txt").is_file():
+            raise bad("input0/dict.txt is missing")
+        for name, split in self.splits.items():
+            if not isinstance(split.rows, int) or not isinstance(split.max_tokens, int):
+                raise bad(f"{METADATA_FILE} is damaged (split {name!r})")
+            for sub in ("input0", "label"):
+                try:
+                    items = check_indexed_dataset(directory / sub / name)
+                except ValueError as err:
+                    raise bad(str(err)) from None
+                if items != split.rows:
+                    raise bad(f"{sub}/{name} holds {items} items, but {METADATA_FILE} says {split.rows}")
 
 
 def prepare_fewshot_data(
@@ -300,6 +360,8 @@ def prepare_fewshot_data(
     sources = {"train": train, "valid": valid, "test": test}
     rows = {name: read_fewshot_tsv(path, vocab.k) for name, path in sources.items() if path}
 
+    for name, split_rows in rows.items():
+        check_labels(sources[name], split_rows)
     train_counts = Counter(row.label for row in rows["train"])
     labels = sorted_labels(list(train_counts))
     if len(labels) < 2:

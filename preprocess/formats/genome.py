@@ -1,4 +1,4 @@
-"""Genome input: FASTA (plain, gzip or bgzip, via pysam) or DNABERT-style TSV, streamed record by record.
+"""Genome input: FASTA (plain, gzip or bgzip) or DNABERT-style TSV, streamed record by record.
 
 - FASTA: ``>name description`` headers; a record's name is its first word. Letters
   are kept as written (soft-masked lower case, ``N`` and IUPAC codes included).
@@ -20,10 +20,9 @@ import gzip
 import itertools
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import pysam
 
 from genemask_preprocess.errors import InputError
 from genemask_preprocess.formats.text_table import check_input_file, is_gzip, iter_rows
@@ -129,20 +128,69 @@ def _total_from_fai(path: str) -> int | None:
         return None
 
 
+_NUCLEOTIDE_BYTES = _IUPAC.encode("ascii")
+_LINE_END = b"\r\n \t"
+
+
 def _fasta_records(path: str) -> Iterator[GenomeRecord]:
-    # htslib would print its own "[E::bgzf_read_block] ..." lines next to our one-line error.
-    previous_verbosity = pysam.set_verbosity(0)
+    """FASTA records; every sequence letter must be an IUPAC nucleotide code (see docs/reliability.md).
+
+    Whitespace at a line's end (CR, trailing spaces) is dropped. Anything else that is not a
+    nucleotide code (a NUL byte, a space or tab inside a line, ``*``, ``-``, ``.``, a digit) is
+    refused with the record and line: silently reading it as N, or cutting the line there, would
+    give wrong output with exit 0.
+    """
     try:
-        with pysam.FastxFile(path) as handle:
-            for entry in handle:
-                if entry.sequence is None:  # a FASTQ-less oddity; treat as empty
-                    yield GenomeRecord(entry.name, "")
+        with (gzip.open if is_gzip(path) else open)(path, "rb") as handle:
+            name, first_line, parts = None, 0, []
+            for line_no, line in enumerate(handle, 1):
+                if line.startswith(b">"):
+                    if name is not None:
+                        yield _fasta_record(path, name, first_line, parts)
+                    name, first_line, parts = _fasta_name(path, line_no, line), line_no + 1, []
                 else:
-                    yield GenomeRecord(entry.name, entry.sequence)
-    except (OSError, ValueError) as err:  # pysam raises ValueError on a truncated or corrupt file
+                    parts.append(line.rstrip(_LINE_END))
+            if name is not None:
+                yield _fasta_record(path, name, first_line, parts)
+    except (OSError, EOFError, zlib.error) as err:
         raise GenomeInputError(f"{path}: cannot read FASTA (truncated or corrupt?): {err}") from None
-    finally:
-        pysam.set_verbosity(previous_verbosity)
+
+
+def _fasta_name(path: str, line_no: int, line: bytes) -> str:
+    words = line[1:].split()
+    try:
+        name = words[0].decode("ascii") if words else ""
+    except UnicodeDecodeError:
+        raise GenomeInputError(f"{path} line {line_no}: record name is not ASCII text") from None
+    if not name:
+        raise GenomeInputError(f"{path} line {line_no}: FASTA header without a record name")
+    return name
+
+
+def _fasta_record(path: str, name: str, first_line: int, parts: list[bytes]) -> GenomeRecord:
+    sequence = b"".join(parts)
+    odd = sequence.translate(None, _NUCLEOTIDE_BYTES)
+    if odd:
+        line_no, line = next((first_line + i, part) for i, part in enumerate(parts) if part.translate(None, _NUCLEOTIDE_BYTES))
+        char = chr(odd[0])
+        column = line.index(odd[:1]) + 1
+        raise GenomeInputError(
+            f"{path} line {line_no} column {column} (record {name!r}): {_describe_odd(char)} in a sequence line; "
+            "only IUPAC nucleotide codes are sequence (see docs/reliability.md)"
+        )
+    return GenomeRecord(name, sequence.decode("ascii"))
+
+
+def _describe_odd(char: str) -> str:
+    if char == "\0":
+        return "a NUL byte (a corrupt or binary file?)"
+    if char in " \t":
+        return f"{char!r} inside a line (a formatted or damaged sequence?)"
+    if char in "-.":
+        return f"{char!r} (an alignment gap: this reads genomes, not alignments)"
+    if char == "*":
+        return "'*' (a protein stop?)"
+    return f"{char!r}, not a nucleotide code"
 
 
 def _tsv_records(path: str) -> Iterator[GenomeRecord]:

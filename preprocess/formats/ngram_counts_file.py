@@ -18,6 +18,9 @@ header ``ngram<TAB>count`` and one row per n-gram with count > 0, all lengths in
 from __future__ import annotations
 
 import os
+import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +36,8 @@ MAX_N = 31
 DENSE_MAX_N = 12
 """Longest n held as a dense 4^n array (128 MiB of int64); longer n are sparse."""
 _NPZ_MAGIC = b"PK\x03\x04"
+_INT64_MAX = np.iinfo(np.int64).max
+_INTEGER_RE = re.compile(r"-?[0-9]+")
 _ACGT = frozenset("ACGT")
 
 
@@ -153,21 +158,91 @@ def _load_npz(path: str) -> NgramCounts:
             if int(data["version"]) > COUNTS_VERSION:
                 raise CountsError(f"{path}: COUNTS format version {int(data['version'])} is newer than this tool")
             both = bool(data["both_strands"])
+            max_n = int(data["max_n"])
             tables = {}
             for key in data.files:
                 if key.startswith("dense_"):
-                    n = int(key[6:])
-                    dense = data[key].astype(np.int64)
+                    n = _length_of_key(path, key)
+                    dense = _count_array(path, key, data[key])
+                    if dense.shape != (4**n,):
+                        raise CountsError(f"{path}: {key} holds {dense.size} counts, expected 4^{n} = {4**n}")
                     codes = np.flatnonzero(dense).astype(np.int64)
                     tables[n] = (codes, dense[codes])
                 elif key.startswith("codes_"):
-                    n = int(key[6:])
-                    tables[n] = (data[key].astype(np.int64), data[f"counts_{n}"].astype(np.int64))
+                    n = _length_of_key(path, key)
+                    tables[n] = _sparse_table(path, n, data[key], data[f"counts_{n}"])
     except CountsError:
         raise
-    except (OSError, ValueError, KeyError) as err:
-        raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
-    return NgramCounts(tables, both_strands=both)
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as err:
+        raise CountsError(f"{path}: corrupt COUNTS file (truncated or damaged?): {err}") from None
+    missing = sorted(set(range(1, max_n + 1)) - set(tables))
+    if not 1 <= max_n <= MAX_N or missing or max(tables) != max_n:
+        raise CountsError(f"{path}: corrupt COUNTS file: max_n is {max_n} but it holds n = {sorted(tables)}")
+    counts = NgramCounts(tables, both_strands=both)
+    check_consistent(counts, path)
+    return counts
+
+
+def _length_of_key(path: str, key: str) -> int:
+    digits = key.split("_", 1)[1]
+    if not digits.isdigit() or not 1 <= int(digits) <= MAX_N:
+        raise CountsError(f"{path}: corrupt COUNTS file: unexpected array {key!r}")
+    return int(digits)
+
+
+def _count_array(path: str, key: str, values: np.ndarray) -> np.ndarray:
+    """Counts as int64, refusing what no counting gives: non-integers (NaN), negatives, beyond int64."""
+    if values.ndim != 1 or values.dtype.kind not in "ui":
+        raise CountsError(f"{path}: {key} holds {values.dtype} values of shape {values.shape}; counts are 1-D integers")
+    if values.size and values.dtype.kind == "i" and values.min() < 0:
+        raise CountsError(f"{path}: {key} holds a negative count ({int(values.min())})")
+    if values.size and values.dtype == np.uint64 and values.max() > np.uint64(_INT64_MAX):
+        raise CountsError(f"{path}: {key} holds a count beyond the int64 range ({int(values.max())})")
+    return values.astype(np.int64)
+
+
+def _sparse_table(path: str, n: int, codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if codes.ndim != 1 or codes.dtype.kind not in "ui":
+        raise CountsError(f"{path}: codes_{n} holds {codes.dtype} values of shape {codes.shape}; codes are 1-D integers")
+    values = _count_array(path, f"counts_{n}", values)
+    if len(values) != len(codes):
+        raise CountsError(f"{path}: codes_{n} has {len(codes)} entries but counts_{n} has {len(values)}")
+    codes = codes.astype(np.uint64).astype(np.int64) if codes.dtype == np.uint64 else codes.astype(np.int64)
+    if len(codes) and (codes.min() < 0 or codes.max() >= 4**n or np.any(codes[1:] <= codes[:-1])):
+        raise CountsError(f"{path}: codes_{n} are not sorted unique {n}-gram codes")
+    keep = values > 0
+    return codes[keep], values[keep]
+
+
+def check_consistent(counts: NgramCounts, path: str | os.PathLike) -> None:
+    """Refuse counts no genome gives: an n-gram's extensions by one base counted more than it.
+
+    Every (n+1)-gram occurrence starts with an occurrence of its n-prefix, so the counts of
+    ``sA, sC, sG, sT`` add up to at most the count of ``s`` (on both strands too). A hand
+    edit or a damaged file breaks this, and would shift every score computed from it.
+    """
+    for n in counts.lengths:
+        total = counts.counts(n).sum(dtype=np.float64)
+        if total >= 2.0**62:
+            raise CountsError(f"{os.fspath(path)}: the {n}-gram counts add up to {total:.3g}, beyond any genome")
+        if n + 1 not in counts.tables:
+            continue
+        codes, values = counts.tables[n + 1]
+        if not len(codes):
+            continue
+        prefixes = codes >> 2
+        starts = np.flatnonzero(np.concatenate(([True], prefixes[1:] != prefixes[:-1])))
+        extension_sums = np.add.reduceat(values, starts)
+        prefix_counts = counts.lookup(n, prefixes[starts])
+        bad = np.flatnonzero(extension_sums > prefix_counts)
+        if len(bad):
+            i = bad[0]
+            prefix = kmers_of_codes(prefixes[starts[i] : starts[i] + 1], n)[0]
+            raise CountsError(
+                f"{os.fspath(path)}: inconsistent counts: the {n + 1}-grams that start with {prefix} are counted "
+                f"{int(extension_sums[i])} times, more than {prefix} itself ({int(prefix_counts[i])}); "
+                "the file was edited or damaged"
+            )
 
 
 def write_counts_tsv(counts: NgramCounts, path: str | os.PathLike) -> None:
@@ -206,12 +281,13 @@ def read_counts_tsv(path: str | os.PathLike) -> NgramCounts:
                     raise CountsError(f"{path}: row {row_no}: {fields[0][:40]!r} is not an A/C/G/T n-gram")
                 if len(ngram) > MAX_N:
                     raise CountsError(f"{path}: row {row_no}: n-gram longer than {MAX_N}")
-                try:
-                    value = int(raw)
-                except ValueError:
-                    raise CountsError(f"{path}: row {row_no}: count {raw[:30]!r} is not an integer") from None
+                if not _INTEGER_RE.fullmatch(raw):
+                    raise CountsError(f"{path}: row {row_no}: count {raw[:30]!r} is not an integer")
+                value = int(raw)
                 if value < 0:
                     raise CountsError(f"{path}: row {row_no}: count {value} is negative")
+                if value > _INT64_MAX:
+                    raise CountsError(f"{path}: row {row_no}: count {raw[:30]} is beyond the int64 range")
                 entry = by_length.setdefault(len(ngram), ([], [], []))
                 entry[0].append(ngram)
                 entry[1].append(value)
@@ -231,4 +307,6 @@ def read_counts_tsv(path: str | os.PathLike) -> NgramCounts:
         keep = counts > 0
         tables[n] = (codes[keep], counts[keep])
         first_rows[n] = int(min(rows))
-    return NgramCounts(tables, first_rows=first_rows)
+    counts = NgramCounts(tables, first_rows=first_rows)
+    check_consistent(counts, path)
+    return counts
