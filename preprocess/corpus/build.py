@@ -256,7 +256,9 @@ def build_corpus(
         return _build_into(config, source, tmp_dir, update, started)
 
 
-def _prepare_vocabulary(config: CorpusConfig, source: GenomeSource, tmp_dir: Path) -> tuple[list[str], str | None]:
+def _prepare_vocabulary(
+    config: CorpusConfig, source: GenomeSource, tmp_dir: Path, warnings: list[str]
+) -> tuple[list[str], str | None]:
     """Write ``dict.txt`` (and, for SentencePiece, train ``spm.model``); return the symbols and the model path."""
     if config.tokenizer == "kmer":
         write_kmer_dictionary(tmp_dir / "dict.txt", config.k)
@@ -277,11 +279,18 @@ def _prepare_vocabulary(config: CorpusConfig, source: GenomeSource, tmp_dir: Pat
         raise PreprocessError(f"SentencePiece training failed: {str(err).splitlines()[0]}") from None
     encoder = SentencePieceEncoder(sp_model)
     encoder.write_dictionary(tmp_dir / "dict.txt")
+    learned = encoder.processor.get_piece_size()
+    if learned < config.sp_vocab_size:  # sentencepiece stops early when the data has no more merges
+        warnings.append(
+            f"--sp-vocab-size {config.sp_vocab_size} is more than these {len(sentences)} training chunks "
+            f"allow: the vocabulary has {learned} pieces"
+        )
     return [*FAIRSEQ_SPECIALS, *encoder.pieces], sp_model
 
 
 def _build_into(config: CorpusConfig, source: GenomeSource, tmp_dir: Path, progress, started: float) -> CorpusSummary:
-    symbols, sp_model = _prepare_vocabulary(config, source, tmp_dir)
+    warnings: list[str] = []
+    symbols, sp_model = _prepare_vocabulary(config, source, tmp_dir, warnings)
     splits = SPLITS if config.valid_fraction > 0 else ("train",)
     if config.output_format == "binary":
         writers = {s: IndexedDatasetWriter(tmp_dir / s, dtype=np.uint16) for s in splits}
@@ -313,7 +322,6 @@ def _build_into(config: CorpusConfig, source: GenomeSource, tmp_dir: Path, progr
             f"{config.genome}: no usable sequence: all {tally.total} records were skipped "
             f"({describe_skipped(tally.skipped)})"
         )
-    warnings = []
     if config.valid_fraction > 0 and writers["valid"].num_items == 0:
         warnings.append("the valid split is empty (genome too small for --valid-fraction); fairseq cannot load it")
     summary = CorpusSummary(

@@ -175,8 +175,7 @@ def _load_npz(path: str) -> NgramCounts:
         raise
     except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as err:
         raise CountsError(f"{path}: corrupt COUNTS file (truncated or damaged?): {err}") from None
-    missing = sorted(set(range(1, max_n + 1)) - set(tables))
-    if not 1 <= max_n <= MAX_N or missing or max(tables) != max_n:
+    if not 1 <= max_n <= MAX_N or not tables or max(tables) != max_n:
         raise CountsError(f"{path}: corrupt COUNTS file: max_n is {max_n} but it holds n = {sorted(tables)}")
     counts = NgramCounts(tables, both_strands=both)
     check_consistent(counts, path)

@@ -85,7 +85,10 @@ def read_pmi_table(path: str | os.PathLike, n: int | None = None) -> dict[int, d
                 if len(fields) < width:
                     raise PMITableError(f"{path}: row {row_no}: expected {len(header)} columns, got {len(fields)}")
                 length = _natural(path, row_no, "n", fields[index["n"]])
-                if n is not None and length != n:
+                if n is not None and length != n:  # other lengths: checked for damage, not parsed
+                    ngram = fields[index["ngram"]]
+                    if len(ngram) != length or not set(ngram) <= _ACGT:
+                        raise PMITableError(f"{path}: row {row_no}: {ngram[:40]!r} is not an A/C/G/T {length}-gram")
                     continue
                 _parse_row(path, row_no, fields, index, columns, length)
     except UnicodeDecodeError:

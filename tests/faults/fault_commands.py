@@ -49,6 +49,8 @@ class Command:
     slow: bool = False
     extra_cases: dict[str, tuple[str, Callable[[Path], None]]] = field(default_factory=dict)
     """Command-specific hostile inputs: name -> (path, edit)."""
+    force: str | None = None
+    """The option that lets the command write into a folder holding other files (``--force``)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +220,7 @@ def npz_beyond_int64(path: Path) -> None:
 
 def npz_missing_length(path: Path) -> None:
     def edit(arrays):
-        for key in [k for k in arrays if k.endswith("_2")]:
+        for key in [k for k in arrays if k.endswith(f"_{int(arrays['max_n'])}")]:
             del arrays[key]
     _npz_edit(path, edit)
 
@@ -390,7 +392,7 @@ CORRUPTIONS: dict[str, dict[str, Callable[[Path], None]]] = {
     "counts_npz": {
         "truncated": truncate, "zip-garbage": _struct_garbage, "nan": npz_nan, "negative": npz_negative,
         "short-array": npz_short_array, "inconsistent-across-n": npz_inconsistent_across_n,
-        "beyond-int64": npz_beyond_int64, "missing-length": npz_missing_length,
+        "beyond-int64": npz_beyond_int64, "missing-longest-length": npz_missing_length,
     },
     "counts_tsv": {
         "truncated": counts_tsv_truncated, "nan": counts_tsv_nan, "negative": counts_tsv_negative,
@@ -427,7 +429,7 @@ COMMANDS = [
         "preprocess", "genemask-preprocess", PREPROCESS,
         ("genome.fa", "--k", "3", "--out", "corpus_out", "--workers", "2", "--quiet"),
         out="corpus_out", reads={"genome.fa": "fasta"},
-        pause="worker", pause_module="genemask_preprocess.corpus.build",
+        pause="worker", pause_module="genemask_preprocess.corpus.build", force="--force",
     ),
     Command(
         "preprocess-gz", "genemask-preprocess", PREPROCESS,
@@ -437,13 +439,13 @@ COMMANDS = [
     Command(
         "pmi-count", "genemask-pmi", PMI,
         ("count", "genome.fa", "--max-n", "4", "--out", "counts_out.npz", "--workers", "2", "--quiet"),
-        out="counts_out.npz", reads={"genome.fa": "fasta"},
+        out="counts_out.npz", reads={"genome.fa": "fasta"}, fsize=1024,
         pause="worker", pause_module="genemask_preprocess.pmi.ngram_counts",
     ),
     Command(
         "pmi-count-tsv", "genemask-pmi", PMI,
         ("count", "genome.fa", "--max-n", "4", "--out", "counts_out.tsv", "--tsv", "--workers", "1", "--quiet"),
-        out="counts_out.tsv", reads={"genome.fa": "fasta"},
+        out="counts_out.tsv", reads={"genome.fa": "fasta"}, fsize=1024,
     ),
     Command(
         "pmi-score", "genemask-pmi", PMI,
@@ -458,13 +460,13 @@ COMMANDS = [
     Command(
         "motifs", "genemask-motifs", MOTIFS,
         ("pmi.tsv", "--k", "4", "--top", "10", "--null-draws", "5", "--out", "motifs_out"),
-        out="motifs_out", reads={"pmi.tsv": "pmi_table"},
+        out="motifs_out", reads={"pmi.tsv": "pmi_table"}, force="",
     ),
     Command(
         "fewshot-prepare", "genemask-fewshot", FEWSHOT,
         ("prepare", "train.tsv", "--test", "test.tsv", "--dict", "corpus/dict.txt", "--out", "prep_out"),
         out="prep_out", reads={"train.tsv": "fewshot_tsv", "corpus/dict.txt": "dictionary"},
-        fsize=2048,
+        fsize=300, force="--force",
     ),
     Command(
         "fewshot-finetune", "genemask-fewshot", FEWSHOT,
@@ -484,6 +486,6 @@ COMMANDS = [
         ("grid", "--checkpoint", "scratch=none", "--datasets", "Toy", "--shots", "10", "--seeds", "1",
          "--fewshot-root", "fewshot_root", "--dict", "corpus/dict.txt", "--max-updates", "1",
          "--out", "grid_out", "--no-progress"),
-        out="grid_out", reads={"fewshot_root/Toy/10/train.tsv": "fewshot_tsv"}, slow=True,
+        out="grid_out", reads={"fewshot_root/Toy/10/train.tsv": "fewshot_tsv"}, fsize=300, slow=True,
     ),
 ]

@@ -13,7 +13,9 @@ cases are not timing-dependent:
 - ``"commit"``: an atomic output has been written in full and is about to be renamed into
   place (the worst moment to be stopped);
 - ``"worker"``: a pool worker is in the middle of a task (``parallel_map`` of the module
-  named by the row), the main process waiting for it.
+  named by the row), the main process waiting for it;
+- ``"subprocess"``: the command has just started another program (fairseq-train) through
+  the named module's ``subprocess.run``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 import traceback
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,13 +88,24 @@ def _install_pause(kind: str, module: str | None) -> None:
             return real_map(_PausingTask(func), items, workers, **kwargs)
 
         target.parallel_map = paused_map
+    elif kind == "subprocess":
+        target = importlib.import_module(module)
+        real_run = target.subprocess.run
+
+        def paused_run(*args, **kwargs):  # the signal reaches the program too (same group)
+            (_PAUSE_DIR / READY_NAME).touch()
+            return real_run(*args, **kwargs)
+
+        target.subprocess = types.SimpleNamespace(**{**vars(target.subprocess), "run": paused_run})
     else:
         raise ValueError(kind)
 
 
-def _child(entry, argv, cwd, env, fsize, pause, pause_module, out_dir: Path) -> None:
+def _child(entry, argv, cwd, env, fsize, pause, pause_module, out_dir: Path, umask: int | None) -> None:
     global _PAUSE_DIR
     os.setpgid(0, 0)
+    if umask is not None:
+        os.umask(umask)
     os.chdir(cwd)
     for fd, name in ((1, "stdout"), (2, "stderr")):
         handle = os.open(out_dir / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -140,6 +154,7 @@ def run_case(
     pause: str | None = None,
     pause_module: str | None = None,
     send: signal.Signals | None = None,
+    umask: int | None = None,
     timeout: float = 120,
 ) -> Outcome:
     """Run ``entry(argv)`` in a forked child under the given fault; return its exit code and output."""
@@ -152,7 +167,7 @@ def run_case(
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        _child(entry, argv, cwd, env, fsize, pause, pause_module, out_dir)
+        _child(entry, argv, cwd, env, fsize, pause, pause_module, out_dir, umask)
     try:
         if send is not None:
             _wait_for(out_dir / READY_NAME, pid, timeout)

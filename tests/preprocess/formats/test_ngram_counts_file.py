@@ -14,14 +14,20 @@ from genemask_preprocess.kmers import kmers_of_codes
 
 
 def _random_counts(lengths, seed=0, both_strands=False):
-    """Random tables: dense-looking short lengths, sparse long ones, counts spanning dtypes."""
+    """Random tables as a genome gives them: dense-looking short lengths, sparse long ones, counts
+    spanning dtypes, and each n-gram counted at least as often as its extensions by one base."""
     rng = np.random.default_rng(seed)
     tables = {}
-    for n in lengths:
-        codes = np.arange(4**n) if 4**n <= 300 else np.unique(rng.integers(0, 4**n, size=300, dtype=np.int64))
-        counts = rng.integers(1, 300, size=len(codes)).astype(np.int64)
-        tables[n] = (codes, counts)
-    return NgramCounts(tables, both_strands=both_strands)
+    for n in sorted(lengths, reverse=True):
+        if n + 1 in tables:  # the prefixes of the (n+1)-grams, plus a few run ends
+            longer_codes, longer_counts = tables[n + 1]
+            codes, starts = np.unique(longer_codes >> 2, return_index=True)
+            counts = np.add.reduceat(longer_counts, starts) + rng.integers(0, 3, size=len(codes))
+        else:
+            codes = np.arange(4**n) if 4**n <= 300 else np.unique(rng.integers(0, 4**n, size=300, dtype=np.int64))
+            counts = rng.integers(1, 300, size=len(codes)).astype(np.int64)
+        tables[n] = (codes.astype(np.int64), counts.astype(np.int64))
+    return NgramCounts(dict(sorted(tables.items())), both_strands=both_strands)
 
 
 def _as_dict(counts: NgramCounts):
