@@ -233,5 +233,7 @@ def run_finetune(args: list[str], log_path: str | os.PathLike) -> Path:
     if returncode != 0 or not final.exists():
         lines = [line for line in Path(log_path).read_text().splitlines() if line.strip()]
         last = lines[-1].strip() if lines else "no output"
+        if len(last) > 300:  # a truncated log (full disk) may end inside fairseq's config dump
+            last = last[:300] + "..."
         raise FinetuneError(f"fairseq-train failed (exit {returncode}): {last} (log: {log_path})")
     return final

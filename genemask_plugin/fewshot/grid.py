@@ -45,7 +45,13 @@ from .finetune import (
 )
 from .grid_summary import metric_value, write_summary
 from .metrics import METRIC_TITLES, METRICS
-from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
+from .prepare import (
+    FewshotDataError,
+    PreparedData,
+    load_kmer_vocabulary,
+    prepare_fewshot_data,
+    read_checked_splits,
+)
 from .protocol import CellFiles, resolve_cell_files
 
 SCRATCH = "none"
@@ -280,6 +286,7 @@ def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
     """Run every unfinished cell, then write the summary (table, CSV, plot)."""
     cells = plan_cells(config)
     resolved = {spec.label: resolve_checkpoint(config, spec) for spec in config.checkpoints}
+    check_cell_inputs(cells, resolved)
     created_out = not config.out.exists()
     config.out.mkdir(parents=True, exist_ok=True)
     report = GridReport()
@@ -289,6 +296,17 @@ def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
         if created_out and not report.finished:
             shutil.rmtree(config.out, ignore_errors=True)
         raise
+
+
+def check_cell_inputs(cells: list[Cell], resolved: dict) -> None:
+    """Refuse bad few-shot files before any cell runs (a bad file would fail each of its cells)."""
+    seen = set()
+    for cell in cells:
+        k = load_kmer_vocabulary(resolved[cell.checkpoint.label].dictionary).k
+        key = (cell.files.train, cell.files.test, k)
+        if key not in seen:
+            seen.add(key)
+            read_checked_splits({"train": cell.files.train, "test": cell.files.test}, k)
 
 
 def _discard_cell(config: GridConfig, cell: Cell) -> None:

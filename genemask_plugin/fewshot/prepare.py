@@ -334,6 +334,28 @@ class PreparedData:
                     raise bad(f"{sub}/{name} holds {items} items, but {METADATA_FILE} says {split.rows}")
 
 
+def read_checked_splits(sources: dict, k: int) -> tuple[dict[str, list[FewshotRow]], list[str]]:
+    """Read and check the split TSVs (``{"train": path, "valid": path or None, ...}``).
+
+    Returns the rows per given split and the classes in order. Every check on content is
+    here, so ``grid`` can run them on all its cells before the first one starts.
+    """
+    rows = {name: read_fewshot_tsv(path, k) for name, path in sources.items() if path}
+    for name, split_rows in rows.items():
+        check_labels(sources[name], split_rows)
+    labels = sorted_labels([row.label for row in rows["train"]])
+    if len(labels) < 2:
+        raise FewshotDataError(f"{sources['train']}: needs at least 2 classes, found only {labels}")
+    for name in ("valid", "test"):
+        for row in rows.get(name, ()):
+            if row.label not in labels:
+                raise FewshotDataError(
+                    f"{sources[name]} line {row.line}: label {row.label!r} never occurs in the "
+                    f"training file (its labels: {', '.join(labels)})"
+                )
+    return rows, labels
+
+
 def prepare_fewshot_data(
     train: str | os.PathLike,
     dictionary: str | os.PathLike,
@@ -358,22 +380,9 @@ def prepare_fewshot_data(
     check_output_directory(out, force)
     vocab = load_kmer_vocabulary(dictionary)
     sources = {"train": train, "valid": valid, "test": test}
-    rows = {name: read_fewshot_tsv(path, vocab.k) for name, path in sources.items() if path}
-
-    for name, split_rows in rows.items():
-        check_labels(sources[name], split_rows)
+    rows, labels = read_checked_splits(sources, vocab.k)
     train_counts = Counter(row.label for row in rows["train"])
-    labels = sorted_labels(list(train_counts))
-    if len(labels) < 2:
-        raise FewshotDataError(f"{train}: needs at least 2 classes, found only {labels}")
     class_of = {label: i for i, label in enumerate(labels)}
-    for name in ("valid", "test"):
-        for row in rows.get(name, ()):
-            if row.label not in class_of:
-                raise FewshotDataError(
-                    f"{sources[name]} line {row.line}: label {row.label!r} never occurs in the "
-                    f"training file (its labels: {', '.join(labels)})"
-                )
 
     excluded = 0
     if exclude_overlap and "test" in rows:

@@ -81,9 +81,8 @@ def build_inputs(root: Path, run: Callable[[str, list[str]], None]) -> None:
         shutil.copyfileobj(src, dst)
     for name, n in (("train.tsv", 10), ("test.tsv", 10)):
         write_fewshot(root / name, [(random_dna(rng, 40), str(i % 2)) for i in range(n)])
-    for name in ("train.tsv", "test.tsv"):
-        write_fewshot(root / "fewshot_root" / "Toy" / "10" / name,
-                      [(random_dna(rng, 40), str(i % 2)) for i in range(10)])
+    for name in ("10/train.tsv", "test.tsv"):  # the protocol's layout: DATASET/SHOTS/train.tsv, DATASET/test.tsv
+        write_fewshot(root / "fewshot_root" / "Toy" / name, [(random_dna(rng, 40), str(i % 2)) for i in range(10)])
     run(PREPROCESS, ["genome.fa", "--k", "3", "--out", "corpus", "--workers", "1", "--quiet"])
     run(PMI, ["count", "genome.fa", "--max-n", "4", "--out", "counts.npz", "--workers", "1", "--quiet"])
     run(PMI, ["count", "genome.fa", "--max-n", "4", "--out", "counts.tsv", "--tsv", "--workers", "1", "--quiet"])

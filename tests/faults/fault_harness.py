@@ -209,10 +209,16 @@ def _wait(pid: int, timeout: float) -> int:
         time.sleep(0.05)
 
 
+THIRD_PARTY_CACHES = ("torchinductor_",)
+"""Caches torch makes in TMPDIR on its own (fairseq-train imports it); not our outputs."""
+
+
 def snapshot(root: Path) -> dict[str, tuple]:
     """Every path under ``root`` with its kind, size and modification time."""
     out = {}
     for path in sorted(root.rglob("*")):
+        if any(part.startswith(THIRD_PARTY_CACHES) for part in path.relative_to(root).parts):
+            continue
         info = path.lstat()
         kind = "dir" if path.is_dir() else "file"
         out[str(path.relative_to(root))] = (kind, None if kind == "dir" else info.st_size,

@@ -75,7 +75,7 @@ def _with_out(command: Command, new_out: str) -> list[str]:
     return [new_out + arg[len(out):] if arg == out or arg.startswith(out + "/") else arg for arg in command.argv]
 
 
-@pytest.mark.parametrize("command", [_param(c) for c in COMMANDS if not c.slow])
+@pytest.mark.parametrize("command", [_param(c) for c in COMMANDS])
 def test_good_run_follows_the_umask(command, workspace):
     """The row's invocation works (so every failure below is caused by its fault), and what it
     writes has the umask's permissions, temporary-then-renamed files and folders included."""
