@@ -189,10 +189,10 @@ def check_can_write(path: str | os.PathLike, what: str = "--out") -> None:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise OutputError(f"{what} {path}: cannot create it: {existing} is not a directory")
+        raise OutputError(f"{path}: cannot create directory {path.parent} ({what}): {existing} is not a directory")
     try:
         fd, probe = tempfile.mkstemp(prefix=".genemask-write-check-", dir=existing)
     except OSError as err:
-        raise OutputError(f"{what} {path}: cannot write in {existing}: {err.strerror or err}") from None
+        raise OutputError(f"{path}: cannot write in {existing} ({what}): {err.strerror or err}") from None
     os.close(fd)
     os.unlink(probe)

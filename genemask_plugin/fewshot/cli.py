@@ -131,7 +131,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    prepared = PreparedData.load(args.data)
+    prepared = PreparedData.load(args.data, check=not args.dry_run)
     checkpoint = None if args.checkpoint.lower() == "none" else Path(args.checkpoint)
     if checkpoint is not None:
         shape = read_model_shape(checkpoint)

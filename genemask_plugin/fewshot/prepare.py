@@ -287,8 +287,11 @@ class PreparedData:
         }
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> PreparedData:
-        """Read ``DIR/fewshot.json`` (raises :class:`FewshotDataError` if it is not a prepared dir)."""
+    def load(cls, directory: str | os.PathLike, check: bool = True) -> PreparedData:
+        """Read ``DIR/fewshot.json`` (raises :class:`FewshotDataError` if it is not a prepared dir).
+
+        With ``check`` (the default), the folder's files are checked too (:meth:`check_files`).
+        """
         path = Path(directory) / METADATA_FILE
         try:
             meta = json.loads(path.read_text())
@@ -299,7 +302,8 @@ class PreparedData:
             raise FewshotDataError(
                 f"{directory} is not a prepared few-shot directory (run `genemask-fewshot prepare`): {err}"
             ) from None
-        prepared.check_files()
+        if check:
+            prepared.check_files()
         return prepared
 
     def check_files(self) -> None:

@@ -115,7 +115,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.null_draws < 0:
         raise MotifAnalysisError(f"--null-draws must be >= 0, got {args.null_draws}")
     check_output_directory(args.out, force=True)
-    check_can_write(Path(args.out) / OUTPUT_NAMES[0])
+    check_can_write(args.out)
     table = read_kmer_table(args.table, args.k)
     if args.sequences is not None:
         positives = read_fewshot_sequences(args.sequences, args.sequences_label)

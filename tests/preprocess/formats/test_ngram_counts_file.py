@@ -10,24 +10,25 @@ from genemask_preprocess.formats.ngram_counts_file import (
     save_counts,
     write_counts_tsv,
 )
-from genemask_preprocess.kmers import kmers_of_codes
+from genemask_preprocess.kmers import codes_of_kmers, kmers_of_codes
 
 
 def _random_counts(lengths, seed=0, both_strands=False):
-    """Random tables as a genome gives them: dense-looking short lengths, sparse long ones, counts
-    spanning dtypes, and each n-gram counted at least as often as its extensions by one base."""
+    """Counts as a genome gives them (each n-gram at least as frequent as its prefix and suffix):
+    the n-grams of three random sequences, weighted 1, 7 and 300 so the counts span dtypes."""
     rng = np.random.default_rng(seed)
+    found: dict[int, dict[int, int]] = {n: {} for n in lengths}
+    for weight in (1, 7, 300):
+        sequence = "".join(rng.choice(list("ACGT"), size=400))
+        for n in lengths:
+            for i in range(len(sequence) - n + 1):
+                code = int(codes_of_kmers([sequence[i : i + n]], n)[0])
+                found[n][code] = found[n].get(code, 0) + weight
     tables = {}
-    for n in sorted(lengths, reverse=True):
-        if n + 1 in tables:  # the prefixes of the (n+1)-grams, plus a few run ends
-            longer_codes, longer_counts = tables[n + 1]
-            codes, starts = np.unique(longer_codes >> 2, return_index=True)
-            counts = np.add.reduceat(longer_counts, starts) + rng.integers(0, 3, size=len(codes))
-        else:
-            codes = np.arange(4**n) if 4**n <= 300 else np.unique(rng.integers(0, 4**n, size=300, dtype=np.int64))
-            counts = rng.integers(1, 300, size=len(codes)).astype(np.int64)
-        tables[n] = (codes.astype(np.int64), counts.astype(np.int64))
-    return NgramCounts(dict(sorted(tables.items())), both_strands=both_strands)
+    for n, table in found.items():
+        codes = np.array(sorted(table), dtype=np.int64)
+        tables[n] = (codes, np.array([table[c] for c in codes.tolist()], dtype=np.int64))
+    return NgramCounts(tables, both_strands=both_strands)
 
 
 def _as_dict(counts: NgramCounts):
