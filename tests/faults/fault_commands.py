@@ -470,7 +470,7 @@ COMMANDS = [
     Command(
         "fewshot-finetune", "genemask-fewshot", FEWSHOT,
         ("finetune", "none", "prep", "--shots", "10", "--max-updates", "1", "--out", "ft_out"),
-        out="ft_out", reads={"prep": "prepared_dir"}, pause="subprocess",
+        out="ft_out", reads={"prep": "prepared_dir"}, pause="subprocess", fsize=500,
         pause_module="genemask_plugin.fewshot.finetune", slow=True,
     ),
     Command(
