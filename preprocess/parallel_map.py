@@ -36,6 +36,7 @@ class WorkerDied(GeneMaskError):
 
 def _worker_loop(conn, func, initializer, initargs) -> None:
     ignore_signals_in_worker()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # blocked by the parent around the fork
     if initializer is not None:
         initializer(*initargs)
     while True:
@@ -68,6 +69,9 @@ class _Workers:
     def __init__(self, count: int, func, initializer, initargs):
         context = multiprocessing.get_context("fork")
         self.processes, self.conns = [], []
+        # A stop signal between the fork and the worker's own handlers would raise in the
+        # worker (a traceback); blocked, it waits until the worker ignores or dies of it.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         try:
             for _ in range(count):
                 parent, child = context.Pipe()
@@ -79,6 +83,8 @@ class _Workers:
         except BaseException:
             self.kill()
             raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def kill(self) -> None:
         for process in self.processes:
