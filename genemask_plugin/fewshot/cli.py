@@ -131,7 +131,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    prepared = PreparedData.load(args.data, check=not args.dry_run)
+    prepared = PreparedData.load(args.data, check=False)  # its files are checked below, unless a dry run
     checkpoint = None if args.checkpoint.lower() == "none" else Path(args.checkpoint)
     if checkpoint is not None:
         shape = read_model_shape(checkpoint)
@@ -149,6 +149,7 @@ def cmd_finetune(args) -> int:
     print("+ fairseq-train " + shlex.join(train_args))
     if args.dry_run:
         return 0
+    prepared.check_files()
     with removing_on_failure(args.out):  # a stopped or failed run leaves no partial checkpoint
         final = run_finetune(train_args, args.out / "train.log")
     print(f"fine-tuned model: {final}")

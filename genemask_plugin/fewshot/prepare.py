@@ -302,22 +302,28 @@ class PreparedData:
             raise FewshotDataError(
                 f"{directory} is not a prepared few-shot directory (run `genemask-fewshot prepare`): {err}"
             ) from None
+        prepared._check_metadata()
         if check:
             prepared.check_files()
         return prepared
 
-    def check_files(self) -> None:
-        """Refuse a hand-edited or damaged folder: metadata types, label dictionary, every split's files."""
-        directory = Path(self.out)
+    def _damaged(self, what: str) -> FewshotDataError:
+        return FewshotDataError(f"{self.out}: {what}; prepare it again (`genemask-fewshot prepare`)")
 
-        def bad(what: str) -> FewshotDataError:
-            return FewshotDataError(f"{directory}: {what}; prepare it again (`genemask-fewshot prepare`)")
-
+    def _check_metadata(self) -> None:
         if not (isinstance(self.labels, list) and len(self.labels) >= 2
                 and all(isinstance(label, str) for label in self.labels)):
-            raise bad(f"{METADATA_FILE} has no list of at least 2 labels")
+            raise self._damaged(f"{METADATA_FILE} has no list of at least 2 labels")
         if not isinstance(self.k, int) or "train" not in self.splits:
-            raise bad(f"{METADATA_FILE} is damaged (k or the train split)")
+            raise self._damaged(f"{METADATA_FILE} is damaged (k or the train split)")
+        for name, split in self.splits.items():
+            if not isinstance(split.rows, int) or not isinstance(split.max_tokens, int):
+                raise self._damaged(f"{METADATA_FILE} is damaged (split {name!r})")
+
+    def check_files(self) -> None:
+        """Refuse a hand-edited or damaged folder: label dictionary and every split's files."""
+        directory = Path(self.out)
+        bad = self._damaged
         try:
             label_symbols = read_dictionary_symbols(directory / "label" / "dict.txt")[len(FAIRSEQ_SPECIALS):]
         except FewshotDataError as err:
@@ -327,8 +333,6 @@ class PreparedData:
         if not (directory / "input0" / "dict.txt").is_file():
             raise bad("input0/dict.txt is missing")
         for name, split in self.splits.items():
-            if not isinstance(split.rows, int) or not isinstance(split.max_tokens, int):
-                raise bad(f"{METADATA_FILE} is damaged (split {name!r})")
             for sub in ("input0", "label"):
                 try:
                     items = check_indexed_dataset(directory / sub / name)
