@@ -132,24 +132,55 @@ _NUCLEOTIDE_BYTES = _IUPAC.encode("ascii")
 _LINE_END = b"\r\n \t"
 
 
+_BLOCK_BYTES = 1 << 24
+
+
 def _fasta_records(path: str) -> Iterator[GenomeRecord]:
     """FASTA records; every sequence letter must be an IUPAC nucleotide code (see docs/reliability.md).
 
     Whitespace at a line's end (CR, trailing spaces) is dropped. Anything else that is not a
     nucleotide code (a NUL byte, a space or tab inside a line, ``*``, ``-``, ``.``, a digit) is
     refused with the record and line: silently reading it as N, or cutting the line there, would
-    give wrong output with exit 0.
+    give wrong output with exit 0. Read in large blocks (no per-line Python loop); one record is
+    held in memory at a time.
     """
     try:
         with (gzip.open if is_gzip(path) else open)(path, "rb") as handle:
             name, first_line, parts = None, 0, []
-            for line_no, line in enumerate(handle, 1):
-                if line.startswith(b">"):
+            line_no, leftover = 1, b""  # line_no: the line that `work` starts with
+            while True:
+                block = handle.read(_BLOCK_BYTES)
+                data = leftover + block
+                if block:
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:  # a line longer than a block: keep reading
+                        leftover = data
+                        continue
+                    work, leftover = data[:cut], data[cut:]
+                else:
+                    work, leftover = data, b""
+                pos, counted_to, lines_before = 0, 0, line_no  # pos is always at a line start
+                while pos < len(work):
+                    if work.startswith(b">", pos):
+                        start = pos
+                    else:
+                        found = work.find(b"\n>", pos)
+                        start = found + 1 if found >= 0 else -1
+                    if start < 0:
+                        parts.append(work[pos:])
+                        break
+                    parts.append(work[pos:start])
                     if name is not None:
                         yield _fasta_record(path, name, first_line, parts)
-                    name, first_line, parts = _fasta_name(path, line_no, line), line_no + 1, []
-                else:
-                    parts.append(line.rstrip(_LINE_END))
+                    lines_before += work.count(b"\n", counted_to, start)
+                    counted_to = start
+                    end = work.find(b"\n", start)
+                    end = len(work) if end < 0 else end + 1
+                    name, first_line, parts = _fasta_name(path, lines_before, work[start:end]), lines_before + 1, []
+                    pos = end
+                line_no += work.count(b"\n")
+                if not block:
+                    break
             if name is not None:
                 yield _fasta_record(path, name, first_line, parts)
     except (OSError, EOFError, zlib.error) as err:
@@ -168,16 +199,21 @@ def _fasta_name(path: str, line_no: int, line: bytes) -> str:
 
 
 def _fasta_record(path: str, name: str, first_line: int, parts: list[bytes]) -> GenomeRecord:
-    sequence = b"".join(parts)
-    odd = sequence.translate(None, _NUCLEOTIDE_BYTES)
-    if odd:
-        line_no, line = next((first_line + i, part) for i, part in enumerate(parts) if part.translate(None, _NUCLEOTIDE_BYTES))
-        char = chr(odd[0])
-        column = line.index(odd[:1]) + 1
-        raise GenomeInputError(
-            f"{path} line {line_no} column {column} (record {name!r}): {_describe_odd(char)} in a sequence line; "
-            "only IUPAC nucleotide codes are sequence (see docs/reliability.md)"
-        )
+    raw = b"".join(parts)
+    parts.clear()
+    sequence = (raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw).replace(b"\n", b"")
+    if sequence.translate(None, _NUCLEOTIDE_BYTES):  # trailing whitespace, or an odd character
+        lines = [line.rstrip(_LINE_END) for line in raw.split(b"\n")]
+        sequence = b"".join(lines)
+        odd = sequence.translate(None, _NUCLEOTIDE_BYTES)
+        if odd:
+            index, line = next((i, line) for i, line in enumerate(lines) if line.translate(None, _NUCLEOTIDE_BYTES))
+            column = line.index(odd[:1]) + 1
+            raise GenomeInputError(
+                f"{path} line {first_line + index} column {column} (record {name!r}): {_describe_odd(chr(odd[0]))} "
+                "in a sequence line; only IUPAC nucleotide codes are sequence (see docs/reliability.md)"
+            )
+    del raw
     return GenomeRecord(name, sequence.decode("ascii"))
 
 
