@@ -15,4 +15,18 @@ import torch.serialization
 
 torch.serialization.add_safe_globals([argparse.Namespace])
 
-from . import criterions, models, tasks  # noqa: E402,F401  (registers with fairseq)
+import logging  # noqa: E402
+
+# fairseq calls logging.basicConfig(level=DEBUG) when its model zoo is imported, so a plain
+# script that imports the plugin would print fairseq's INFO lines ("Please install
+# tensorboardX") before its own output. A NullHandler makes those calls no-ops; the user's
+# logging set-up (or none) is left as it was.
+_root_logger = logging.getLogger()
+_import_guard = logging.NullHandler() if not _root_logger.handlers else None
+if _import_guard is not None:
+    _root_logger.addHandler(_import_guard)
+try:
+    from . import criterions, models, tasks  # noqa: E402,F401  (registers with fairseq)
+finally:
+    if _import_guard is not None:
+        _root_logger.removeHandler(_import_guard)

@@ -3,27 +3,117 @@
 ``parallel_map(func, items, workers)`` yields ``func(item)`` in input order. Items are
 drawn lazily from ``items`` in the calling process (so a reader's errors surface there),
 and at most ``max_pending`` tasks are in flight, so memory stays bounded on a genome. With
-``workers == 1`` everything runs in-process. Workers ignore SIGINT; the main process
-terminates the pool on any exception, including a signal.
+``workers == 1`` everything runs in-process.
+
+Each worker is a forked process with its own pipe: no lock is shared between processes, so
+a worker killed at any moment (SIGTERM to the process group, the OOM killer) cannot leave
+the others or the main process waiting on a lock it held, as it can with
+``multiprocessing.Pool``. Workers ignore SIGINT; on any exception, a signal included, the
+main process kills them (SIGKILL) before it unwinds. A worker that dies on its own ends the
+map with one error, or with :class:`~genemask_preprocess.errors.Interrupted` when a stop
+signal killed it.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from collections import deque
+import signal
+import traceback
 from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.connection import wait
 from typing import Any, TypeVar
 
-from genemask_preprocess.command_line import ignore_signals_in_worker
+from genemask_preprocess.command_line import HANDLED_SIGNALS, ignore_signals_in_worker
+from genemask_preprocess.errors import GeneMaskError, Interrupted
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _init_worker(initializer, initargs) -> None:
+class WorkerDied(GeneMaskError):
+    """A worker process ended without returning its task's result."""
+
+
+def _worker_loop(conn, func, initializer, initargs) -> None:
     ignore_signals_in_worker()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # blocked by the parent around the fork
     if initializer is not None:
         initializer(*initargs)
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:  # the main process is gone
+            return
+        if task is None:
+            return
+        index, item = task
+        try:
+            result = (index, True, func(item))
+        except Exception as err:  # sent back and raised in the main process
+            result = (index, False, _portable(err))
+        conn.send(result)
+
+
+def _portable(err: Exception) -> Exception:
+    """``err`` if it survives pickling, else a RuntimeError with its text and traceback."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        return RuntimeError(f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
+
+
+class _Workers:
+    def __init__(self, count: int, func, initializer, initargs):
+        context = multiprocessing.get_context("fork")
+        self.processes, self.conns = [], []
+        # A stop signal between the fork and the worker's own handlers would raise in the
+        # worker (a traceback); blocked, it waits until the worker ignores or dies of it.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        try:
+            for _ in range(count):
+                parent, child = context.Pipe()
+                process = context.Process(target=_worker_loop, args=(child, func, initializer, initargs), daemon=True)
+                process.start()
+                child.close()
+                self.processes.append(process)
+                self.conns.append(parent)
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def kill(self) -> None:
+        for process in self.processes:
+            if process.exitcode is None:
+                process.kill()
+        for process in self.processes:
+            process.join()
+        for conn in self.conns:
+            conn.close()
+
+    def close(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        for process in self.processes:
+            process.join()
+        for conn in self.conns:
+            conn.close()
+
+    def died(self, slot: int) -> BaseException:
+        process = self.processes[slot]
+        process.join()
+        signum = -process.exitcode if process.exitcode and process.exitcode < 0 else None
+        if signum in [int(s) for s in HANDLED_SIGNALS]:
+            return Interrupted(signum)
+        how = f"signal {signal.Signals(signum).name}" if signum else f"exit code {process.exitcode}"
+        return WorkerDied(f"a worker process died ({how}; out of memory?)")
 
 
 def parallel_map(
@@ -44,17 +134,43 @@ def parallel_map(
         for item in items:
             yield func(item)
         return
-    limit = max_pending or 2 * workers
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(initializer, initargs))
+    limit = max(max_pending or 2 * workers, 1)
+    pool = _Workers(workers, func, initializer, initargs)
     try:
-        pending: deque = deque()
-        for item in items:
-            if len(pending) >= limit:
-                yield pending.popleft().get()
-            pending.append(pool.apply_async(func, (item,)))
-        while pending:
-            yield pending.popleft().get()
-        pool.close()
-        pool.join()
-    finally:
-        pool.terminate()
+        source = enumerate(items)
+        idle = list(range(workers))
+        busy: dict[int, int] = {}  # slot -> index of its task
+        done: dict[int, Any] = {}
+        next_out, exhausted = 0, False
+        while True:
+            while idle and not exhausted and len(busy) + len(done) < limit:
+                task = next(source, None)
+                if task is None:
+                    exhausted = True
+                    break
+                slot = idle.pop()
+                pool.conns[slot].send(task)
+                busy[slot] = task[0]
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+            if not busy:
+                if exhausted:
+                    break
+                continue
+            by_conn = {pool.conns[slot]: slot for slot in busy}
+            for conn in wait(list(by_conn)):
+                slot = by_conn[conn]
+                try:
+                    index, ok, value = conn.recv()
+                except (EOFError, OSError):
+                    raise pool.died(slot) from None
+                if not ok:
+                    raise value
+                del busy[slot]
+                idle.append(slot)
+                done[index] = value
+    except BaseException:
+        pool.kill()
+        raise
+    pool.close()

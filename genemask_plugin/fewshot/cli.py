@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from genemask_preprocess.atomic_output import removing_on_failure
 from genemask_preprocess.command_line import command_entry_point
 
 from .evaluate import evaluate_checkpoint
@@ -144,7 +145,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    prepared = PreparedData.load(args.data)
+    prepared = PreparedData.load(args.data, check=False)  # its files are checked below, unless a dry run
     checkpoint = None if args.checkpoint.lower() == "none" else Path(args.checkpoint)
     if checkpoint is not None:
         shape = read_model_shape(checkpoint)
@@ -163,8 +164,9 @@ def cmd_finetune(args) -> int:
     print("+ fairseq-train " + shlex.join(train_args))
     if args.dry_run:
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    final = run_finetune(train_args, args.out / "train.log")
+    prepared.check_files()
+    with removing_on_failure(args.out):  # a stopped or failed run leaves no partial checkpoint
+        final = run_finetune(train_args, args.out / "train.log")
     print(f"fine-tuned model: {final}")
     return 0
 

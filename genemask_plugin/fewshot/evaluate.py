@@ -21,12 +21,13 @@ import torch
 from fairseq import checkpoint_utils
 
 import genemask_plugin  # noqa: F401  (registers architectures and the safe globals)
-from genemask_preprocess.atomic_output import atomic_file
+from genemask_preprocess.atomic_output import atomic_file, check_can_write
 from genemask_preprocess.errors import GeneMaskError
+from genemask_preprocess.kmers import FAIRSEQ_SPECIALS
 
 from .finetune import config_field, load_checkpoint_state
-from .metrics import Predictions, write_predictions
-from .prepare import FewshotDataError
+from .metrics import Predictions, write_predictions_to
+from .prepare import METADATA_FILE, FewshotDataError, PreparedData, read_dictionary_symbols
 
 
 class EvaluationError(GeneMaskError):
@@ -50,12 +51,14 @@ def predict_split(
     state = load_checkpoint_state(checkpoint)
     task_name = (config_field(config_field(state.get("cfg"), "task"), "_name")
                  or config_field(state.get("args"), "task"))
+    task_cfg = config_field(state.get("cfg"), "task") or state.get("args")
     del state
     if task_name != "sentence_prediction":
         raise EvaluationError(
             f"{checkpoint} is a {task_name} checkpoint, not one fine-tuned with sentence_prediction "
             "(fine-tune it first: genemask-fewshot finetune / examples/finetune_fewshot.sh)"
         )
+    check_same_classes(checkpoint, task_cfg, data_dir)
     try:
         models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
             [str(checkpoint)], arg_overrides={"data": str(data_dir)}
@@ -97,6 +100,33 @@ def predict_split(
     )
 
 
+def check_same_classes(checkpoint, task_cfg, data_dir: Path) -> None:
+    """Refuse data whose classes are not the model's: scores would compare unrelated class ids.
+
+    The data's classes come from its ``label/dict.txt`` (checked in full when it is a
+    ``prepare`` output); the model's from its config (``num_classes``) and, when its
+    fine-tuning data is still there, from that data's label dictionary.
+    """
+    if (data_dir / METADATA_FILE).is_file():
+        PreparedData.load(data_dir)
+    data_labels = read_dictionary_symbols(data_dir / "label" / "dict.txt")[len(FAIRSEQ_SPECIALS):]
+    num_classes = config_field(task_cfg, "num_classes")
+    if num_classes is not None and num_classes != len(data_labels):
+        raise EvaluationError(
+            f"{data_dir} has {len(data_labels)} classes ({', '.join(data_labels)}), but {checkpoint} "
+            f"was fine-tuned for {num_classes}"
+        )
+    trained_on = config_field(task_cfg, "data")
+    model_dict = Path(str(trained_on)) / "label" / "dict.txt" if trained_on else None
+    if model_dict is not None and model_dict.is_file():
+        model_labels = read_dictionary_symbols(model_dict)[len(FAIRSEQ_SPECIALS):]
+        if model_labels[: len(data_labels)] != data_labels:
+            raise EvaluationError(
+                f"{data_dir}'s classes ({', '.join(data_labels)}) are not the model's "
+                f"({', '.join(model_labels)}, from {model_dict}); class ids would not match"
+            )
+
+
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike,
     data_dir: str | os.PathLike,
@@ -114,6 +144,8 @@ def evaluate_checkpoint(
     predictions_path = (
         Path(predictions_path) if predictions_path else checkpoint.parent / f"{split}_predictions.tsv"
     )
+    check_can_write(out_json, "--out")
+    check_can_write(predictions_path, "--predictions")
     predictions = predict_split(checkpoint, data_dir, split, batch_size)
     metrics = predictions.metrics()
     result = {
@@ -128,7 +160,8 @@ def evaluate_checkpoint(
         "data": str(data_dir),
         "predictions": str(predictions_path),
     }
-    write_predictions(predictions_path, predictions)
-    with atomic_file(out_json) as handle:
+    # Both files or neither: each is renamed into place only once both are written in full.
+    with atomic_file(predictions_path, newline="") as table, atomic_file(out_json) as handle:
+        write_predictions_to(table, predictions)
         handle.write(json.dumps(result, indent=2) + "\n")
     return result

@@ -100,12 +100,20 @@ def config_field(config, name, default=None):
 def load_checkpoint_state(checkpoint: str | os.PathLike) -> dict:
     """A fairseq checkpoint's saved dict, memory-mapped (raises :class:`FinetuneError` if unreadable)."""
     try:
-        return torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+        state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
     except FileNotFoundError:
         raise FinetuneError(f"checkpoint not found: {checkpoint}") from None
+    except IsADirectoryError:
+        raise FinetuneError(f"{checkpoint} is a directory, expected a checkpoint file") from None
     except Exception as err:  # torch raises many types for a bad file
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise FinetuneError(f"cannot read checkpoint {checkpoint}: {first_line}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not (
+        state.get("cfg") or state.get("args")
+    ):
+        what = type(state).__name__ if not isinstance(state, dict) else "a dict without a model and its config"
+        raise FinetuneError(f"{checkpoint} is not a fairseq checkpoint: it holds {what}")
+    return state
 
 
 def read_model_shape(checkpoint: str | os.PathLike) -> ModelShape:
@@ -259,5 +267,7 @@ def run_finetune(args: list[str], log_path: str | os.PathLike) -> Path:
     if returncode != 0 or not final.exists():
         lines = [line for line in Path(log_path).read_text().splitlines() if line.strip()]
         last = lines[-1].strip() if lines else "no output"
+        if len(last) > 300:  # a truncated log (full disk) may end inside fairseq's config dump
+            last = last[:300] + "..."
         raise FinetuneError(f"fairseq-train failed (exit {returncode}): {last} (log: {log_path})")
     return final

@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from genemask_preprocess.atomic_output import atomic_file
+from genemask_preprocess.errors import OutputError
 from genemask_preprocess.kmers import NUM_SPECIALS, write_kmer_dictionary
 
 from .evaluate import evaluate_checkpoint
@@ -46,7 +47,13 @@ from .finetune import (
 from .grid_summary import metric_value, write_summary
 from .gue import gue_split_files
 from .metrics import METRIC_TITLES, METRICS
-from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
+from .prepare import (
+    FewshotDataError,
+    PreparedData,
+    load_kmer_vocabulary,
+    prepare_fewshot_data,
+    read_checked_splits,
+)
 from .protocol import CellFiles, resolve_cell_files
 
 SCRATCH = "none"
@@ -290,9 +297,44 @@ def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> di
 def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
     """Run every unfinished cell, then write the summary (table, CSV, plot)."""
     cells = plan_cells(config)
-    config.out.mkdir(parents=True, exist_ok=True)
     resolved = {spec.label: resolve_checkpoint(config, spec) for spec in config.checkpoints}
+    check_cell_inputs(cells, resolved)
+    created_out = not config.out.exists()
+    config.out.mkdir(parents=True, exist_ok=True)
     report = GridReport()
+    try:
+        return _run_cells(config, cells, resolved, report, progress)
+    except BaseException:
+        if created_out and not report.finished:
+            shutil.rmtree(config.out, ignore_errors=True)
+        raise
+
+
+def check_cell_inputs(cells: list[Cell], resolved: dict) -> None:
+    """Refuse bad few-shot files before any cell runs (a bad file would fail each of its cells)."""
+    seen = set()
+    for cell in cells:
+        k = load_kmer_vocabulary(resolved[cell.checkpoint.label].dictionary).k
+        key = (cell.files.train, cell.files.test, k)
+        if key not in seen:
+            seen.add(key)
+            read_checked_splits({"train": cell.files.train, "test": cell.files.test}, k)
+
+
+def _discard_cell(config: GridConfig, cell: Cell) -> None:
+    """Remove an unfinished cell's folder, and the group folders it leaves empty."""
+    directory = cell_dir(config, cell)
+    shutil.rmtree(directory, ignore_errors=True)
+    for parent in directory.parents:
+        if parent == config.out or config.out not in parent.parents:
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
+def _run_cells(config: GridConfig, cells, resolved, report: GridReport, progress: bool) -> GridReport:
     bar = tqdm(cells, unit="cell", disable=not progress, dynamic_ncols=True)
     for cell in bar:
         bar.set_postfix_str(cell.name())
@@ -302,6 +344,9 @@ def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
             continue
         try:
             record = run_cell(config, cell, checkpoint)
+        except (OSError, OutputError):  # a full disk or an unwritable folder stops the grid
+            _discard_cell(config, cell)
+            raise
         except Exception as err:  # one bad cell must not stop the grid
             directory = cell_dir(config, cell)
             with atomic_file(directory / "error.txt") as handle:
@@ -310,6 +355,9 @@ def run_grid(config: GridConfig, progress: bool = True) -> GridReport:
             report.failed.append((cell.name(), message))
             tqdm.write(f"cell failed: {cell.name()}: {message} (details: {directory / 'error.txt'})")
             continue
+        except BaseException:  # a signal: the unfinished cell goes, finished ones stay
+            _discard_cell(config, cell)
+            raise
         report.finished += 1
         scores = ", ".join(f"{METRIC_TITLES[m]} {metric_value(record['metrics'][m]):.3f}" for m in METRICS)
         tqdm.write(f"{cell.name()}: {scores}")

@@ -77,15 +77,20 @@ class Predictions:
 
 def write_predictions(path: str | os.PathLike, predictions: Predictions) -> None:
     """Write the predictions TSV (atomically: a failed run leaves no partial file)."""
-    labels = predictions.labels
     with atomic_file(path, newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(["index", "target", "prediction", *(f"prob_{label}" for label in labels)])
-        for i, target, predicted, row in zip(
-            predictions.index, predictions.targets, predictions.predicted, predictions.probs,
-            strict=True,
-        ):
-            writer.writerow([int(i), labels[target], labels[predicted], *(f"{p:.6g}" for p in row)])
+        write_predictions_to(handle, predictions)
+
+
+def write_predictions_to(handle, predictions: Predictions) -> None:
+    """The predictions TSV into an open text handle (opened with ``newline=""``)."""
+    labels = predictions.labels
+    writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+    writer.writerow(["index", "target", "prediction", *(f"prob_{label}" for label in labels)])
+    for i, target, predicted, row in zip(
+        predictions.index, predictions.targets, predictions.predicted, predictions.probs,
+        strict=True,
+    ):
+        writer.writerow([int(i), labels[target], labels[predicted], *(f"{p:.6g}" for p in row)])
 
 
 def read_predictions(path: str | os.PathLike) -> Predictions:

@@ -29,7 +29,7 @@ import numpy as np
 
 from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
 from genemask_preprocess.errors import InputError
-from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter
+from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter, check_indexed_dataset
 from genemask_preprocess.formats.text_table import read_labelled_rows
 from genemask_preprocess.kmers import (
     EOS_ID,
@@ -225,6 +225,33 @@ def sorted_labels(labels: Sequence[str]) -> list[str]:
     return sorted(distinct)
 
 
+RESERVED_LABELS = (*FAIRSEQ_SPECIALS, "<mask>")
+
+
+def check_labels(path, rows: Sequence[FewshotRow]) -> None:
+    """Refuse labels fairseq would misread: its special symbols, and one number written two ways.
+
+    ``1`` and ``1.0`` (or ``01``) would silently become two classes; a label ``<s>`` or
+    ``<unk>`` would map onto fairseq's special token of that name in the label dictionary.
+    """
+    spellings: dict[float, tuple[str, int]] = {}
+    for row in rows:
+        if row.label in RESERVED_LABELS:
+            raise FewshotDataError(
+                f"{path} line {row.line}: label {row.label!r} is a fairseq special symbol; rename the class"
+            )
+        try:
+            value = float(row.label)
+        except ValueError:
+            continue
+        first = spellings.setdefault(value, (row.label, row.line))
+        if first[0] != row.label:
+            raise FewshotDataError(
+                f"{path} line {row.line}: label {row.label!r} is the number of label {first[0]!r} (line {first[1]}) "
+                "written another way; write each class one way"
+            )
+
+
 def write_label_dictionary(path: Path, labels: Sequence[str], counts: Counter) -> None:
     """A fixed fairseq label dict: one line per class in class order, so class i is token id 4 + i.
 
@@ -284,18 +311,81 @@ class PreparedData:
         }
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> PreparedData:
-        """Read ``DIR/fewshot.json`` (raises :class:`FewshotDataError` if it is not a prepared dir)."""
+    def load(cls, directory: str | os.PathLike, check: bool = True) -> PreparedData:
+        """Read ``DIR/fewshot.json`` (raises :class:`FewshotDataError` if it is not a prepared dir).
+
+        With ``check`` (the default), the folder's files are checked too (:meth:`check_files`).
+        """
         path = Path(directory) / METADATA_FILE
         try:
             meta = json.loads(path.read_text())
             splits = {name: PreparedSplit(**s) for name, s in meta["splits"].items()}
-            return cls(str(directory), meta["dictionary"], meta["k"], meta["labels"],
-                       meta["exclude_overlap"], splits, meta.get("source_format", "tsv"), meta.get("truncate"))
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            prepared = cls(str(directory), meta["dictionary"], meta["k"], meta["labels"],
+                           meta["exclude_overlap"], splits, meta.get("source_format", "tsv"), meta.get("truncate"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise FewshotDataError(
                 f"{directory} is not a prepared few-shot directory (run `genemask-fewshot prepare`): {err}"
             ) from None
+        prepared._check_metadata()
+        if check:
+            prepared.check_files()
+        return prepared
+
+    def _damaged(self, what: str) -> FewshotDataError:
+        return FewshotDataError(f"{self.out}: {what}; prepare it again (`genemask-fewshot prepare`)")
+
+    def _check_metadata(self) -> None:
+        if not (isinstance(self.labels, list) and len(self.labels) >= 2
+                and all(isinstance(label, str) for label in self.labels)):
+            raise self._damaged(f"{METADATA_FILE} has no list of at least 2 labels")
+        if not isinstance(self.k, int) or "train" not in self.splits:
+            raise self._damaged(f"{METADATA_FILE} is damaged (k or the train split)")
+        for name, split in self.splits.items():
+            if not isinstance(split.rows, int) or not isinstance(split.max_tokens, int):
+                raise self._damaged(f"{METADATA_FILE} is damaged (split {name!r})")
+
+    def check_files(self) -> None:
+        """Refuse a hand-edited or damaged folder: label dictionary and every split's files."""
+        directory = Path(self.out)
+        bad = self._damaged
+        try:
+            label_symbols = read_dictionary_symbols(directory / "label" / "dict.txt")[len(FAIRSEQ_SPECIALS):]
+        except FewshotDataError as err:
+            raise bad(str(err)) from None
+        if label_symbols != self.labels:
+            raise bad(f"label/dict.txt holds {label_symbols}, but {METADATA_FILE} says {self.labels}")
+        if not (directory / "input0" / "dict.txt").is_file():
+            raise bad("input0/dict.txt is missing")
+        for name, split in self.splits.items():
+            for sub in ("input0", "label"):
+                try:
+                    items = check_indexed_dataset(directory / sub / name)
+                except ValueError as err:
+                    raise bad(str(err)) from None
+                if items != split.rows:
+                    raise bad(f"{sub}/{name} holds {items} items, but {METADATA_FILE} says {split.rows}")
+
+
+def read_checked_splits(sources: dict, k: int) -> tuple[dict[str, list[FewshotRow]], list[str]]:
+    """Read and check the split TSVs (``{"train": path, "valid": path or None, ...}``).
+
+    Returns the rows per given split and the classes in order. Every check on content is
+    here, so ``grid`` can run them on all its cells before the first one starts.
+    """
+    rows = {name: read_fewshot_tsv(path, k) for name, path in sources.items() if path}
+    for name, split_rows in rows.items():
+        check_labels(sources[name], split_rows)
+    labels = sorted_labels([row.label for row in rows["train"]])
+    if len(labels) < 2:
+        raise FewshotDataError(f"{sources['train']}: needs at least 2 classes, found only {labels}")
+    for name in ("valid", "test"):
+        for row in rows.get(name, ()):
+            if row.label not in labels:
+                raise FewshotDataError(
+                    f"{sources[name]} line {row.line}: label {row.label!r} never occurs in the "
+                    f"training file (its labels: {', '.join(labels)})"
+                )
+    return rows, labels
 
 
 def prepare_fewshot_data(
@@ -339,7 +429,7 @@ def prepare_fewshot_data(
         source_format = "gue"
     else:
         sources = {"train": train, "valid": valid, "test": test}
-    rows = {name: read_fewshot_tsv(path, vocab.k) for name, path in sources.items() if path}
+    rows, labels = read_checked_splits(sources, vocab.k)
     truncated = {name: 0 for name in rows}
     for name, split_rows in rows.items():
         for i, row in enumerate(split_rows):
@@ -352,17 +442,7 @@ def prepare_fewshot_data(
                 truncated[name] += 1
 
     train_counts = Counter(row.label for row in rows["train"])
-    labels = sorted_labels(list(train_counts))
-    if len(labels) < 2:
-        raise FewshotDataError(f"{train}: needs at least 2 classes, found only {labels}")
     class_of = {label: i for i, label in enumerate(labels)}
-    for name in ("valid", "test"):
-        for row in rows.get(name, ()):
-            if row.label not in class_of:
-                raise FewshotDataError(
-                    f"{sources[name]} line {row.line}: label {row.label!r} never occurs in the "
-                    f"training file (its labels: {', '.join(labels)})"
-                )
 
     excluded = 0
     if exclude_overlap and "test" in rows:

@@ -35,9 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def cmd_export(args) -> int:
     from .export import export_checkpoint  # noqa: PLC0415  (imports transformers)
 
+    _quiet_transformers()
     result = export_checkpoint(args.checkpoint, args.out, data=args.data, force=args.force)
     classes = f", classes {', '.join(result.labels)}" if result.labels else ""
     print(f"{result.out}: {result.kind}, {result.k}-mer tokenizer{classes}")
@@ -47,6 +55,7 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     from .dnabert_import import import_dnabert  # noqa: PLC0415  (imports transformers)
 
+    _quiet_transformers()
     result = import_dnabert(args.model, args.out, expected_k=args.k, force=args.force)
     checkpoint = result.out / "checkpoint.pt"
     print(f"{checkpoint}: {result.k}-mers, {' '.join(result.fairseq_flags())}; dictionary {result.out / 'dict.txt'}")
@@ -59,6 +68,9 @@ def cmd_import(args) -> int:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach the hub
+    # transformers' per-file progress bars would add lines to a one-line error or signal message.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     logging.getLogger().setLevel(logging.WARNING)  # fairseq's model zoo sets the root logger to DEBUG
     return {"export": cmd_export, "import": cmd_import}[args.command](args)
 

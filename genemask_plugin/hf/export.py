@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 from fairseq.models import ARCH_MODEL_REGISTRY
+from safetensors import SafetensorError
 
 from genemask_plugin.fewshot.finetune import config_field, load_checkpoint_state
 from genemask_plugin.fewshot.prepare import (
@@ -40,7 +41,7 @@ from genemask_plugin.fewshot.prepare import (
     read_dictionary_symbols,
 )
 from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
-from genemask_preprocess.errors import InputError
+from genemask_preprocess.errors import InputError, OutputError
 from genemask_preprocess.kmers import FAIRSEQ_SPECIALS, MASK_SYMBOL, MAX_K, NUM_SPECIALS, all_kmers
 
 from .layer_names import (
@@ -303,7 +304,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
         labels=tuple(labels), restored_from=model.restored_from,
     )
     with atomic_directory(out, force=force, owned=EXPORT_FILES) as staging:
-        hf_model.save_pretrained(staging)
+        try:
+            hf_model.save_pretrained(staging)
+        except SafetensorError as err:  # not an OSError, even for a full disk or a file-size limit
+            raise OutputError(f"{out}: cannot write the weights: {err}") from None
         save_kmer_tokenizer(symbols, max_tokens(model), staging)
         (staging / "README.md").write_text(model_card(facts))
     return ExportResult(out, "RobertaForSequenceClassification" if labels else "RobertaForMaskedLM", k, labels)

@@ -4,8 +4,10 @@ The config fields are real types (no ``from __future__ import annotations``, and
 ``Optional`` rather than ``X | None``): fairseq builds the argparse flags from them.
 """
 
+import contextlib
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -19,7 +21,8 @@ from omegaconf import II, MISSING
 from genemask_plugin.data.genemask_mask_dataset import GeneMaskMaskDataset
 from genemask_plugin.data.item_block_dataset import ItemBlockDataset
 from genemask_plugin.masking import STRATEGIES, MaskingConfig
-from genemask_preprocess.errors import InputError
+from genemask_preprocess.command_line import DEBUG_ENV, one_line
+from genemask_preprocess.errors import GeneMaskError, InputError
 from genemask_preprocess.formats.pmi_table import load_token_scores
 from genemask_preprocess.kmers import kmer_size_of_symbols
 
@@ -30,6 +33,32 @@ MASK_STRATEGY_CHOICES = ChoiceEnum(list(STRATEGIES))
 
 class GeneMaskTaskError(InputError):
     """A bad ``genemask_mlm`` setting (one-line message)."""
+
+
+def _under_fairseq_cli() -> bool:
+    """True inside ``fairseq-train``/``fairseq-validate`` (console script or ``python -m fairseq_cli.X``)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return (getattr(spec, "name", "") or "").startswith("fairseq_cli.") or os.path.basename(
+        sys.argv[0] if sys.argv else ""
+    ).startswith("fairseq-")
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Under fairseq's commands, a bad table or option is ``genemask_mlm: error: ...`` and exit 1.
+
+    fairseq would print a 40-50 line traceback whose last line is the cause; the cause alone
+    is what a user needs, as from our own commands (``GENEMASK_DEBUG=1`` shows the traceback).
+    Used as a library (tests, ``genemask-fewshot``), the error is raised as usual.
+    """
+    try:
+        yield
+    except GeneMaskError as err:
+        if os.environ.get(DEBUG_ENV) or not _under_fairseq_cli():
+            raise
+        message = one_line(err).removeprefix("genemask_mlm: ")
+        print(f"genemask_mlm: error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 def _masking_field(name: str):
@@ -91,6 +120,10 @@ class GeneMaskMLMTask(FairseqTask):
     cfg: GeneMaskMLMConfig
 
     def __init__(self, cfg: GeneMaskMLMConfig, dictionary: Dictionary, load_pmi_table: bool = True):
+        with user_errors():
+            self._setup(cfg, dictionary, load_pmi_table)
+
+    def _setup(self, cfg: GeneMaskMLMConfig, dictionary: Dictionary, load_pmi_table: bool) -> None:
         super().__init__(cfg)
         self.dictionary = dictionary
         self.mask_idx = dictionary.add_symbol("<mask>")
@@ -125,9 +158,13 @@ class GeneMaskMLMTask(FairseqTask):
     @classmethod
     def setup_task(cls, cfg: GeneMaskMLMConfig, **kwargs):
         paths = utils.split_paths(cfg.data)
-        if not paths:
-            raise ValueError("--data: no data directory given")
-        dictionary = Dictionary.load(os.path.join(paths[0], "dict.txt"))
+        with user_errors():
+            if not paths:
+                raise GeneMaskTaskError("no data directory given")
+            dict_path = os.path.join(paths[0], "dict.txt")
+            if not os.path.isfile(dict_path):
+                raise GeneMaskTaskError(f"{dict_path}: no such file (is {paths[0]} a genemask-preprocess output?)")
+        dictionary = Dictionary.load(dict_path)
         logger.info(f"dictionary: {len(dictionary)} types")
         # A checkpoint loaded for inference or fine-tuning needs no PMI table (its path may not
         # exist there): the table is then read only when a dataset is loaded.
@@ -150,7 +187,8 @@ class GeneMaskMLMTask(FairseqTask):
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         """Load ``split``: chunks -> blocks -> prepend <s> -> mask -> sort."""
         if self.masking.uses_pmi and self.token_scores is None:
-            self.token_scores = self._load_token_scores()
+            with user_errors():
+                self.token_scores = self._load_token_scores()
         paths = utils.split_paths(self.cfg.data)
         split_path = os.path.join(paths[(epoch - 1) % len(paths)], split)
         dataset = data_utils.load_indexed_dataset(split_path, self.dictionary, combine=combine)

@@ -314,7 +314,9 @@ class _Genomes:
             yield from source.records()
 
 
-def _prepare_vocabulary(config: CorpusConfig, source, tmp_dir: Path) -> tuple[list[str], str | None]:
+def _prepare_vocabulary(
+    config: CorpusConfig, source, tmp_dir: Path, warnings: list[str]
+) -> tuple[list[str], str | None]:
     """Write ``dict.txt`` (and, for SentencePiece, train ``spm.model``); return the symbols and the model path."""
     if config.tokenizer == "kmer":
         write_kmer_dictionary(tmp_dir / "dict.txt", config.k)
@@ -335,13 +337,21 @@ def _prepare_vocabulary(config: CorpusConfig, source, tmp_dir: Path) -> tuple[li
         raise PreprocessError(f"SentencePiece training failed: {str(err).splitlines()[0]}") from None
     encoder = SentencePieceEncoder(sp_model)
     encoder.write_dictionary(tmp_dir / "dict.txt")
+    learned = encoder.processor.get_piece_size()
+    if learned < config.sp_vocab_size:  # sentencepiece stops early when the data has no more merges
+        warnings.append(
+            f"--sp-vocab-size {config.sp_vocab_size} is more than these {len(sentences)} training chunks "
+            f"allow: the vocabulary has {learned} pieces"
+        )
     return [*FAIRSEQ_SPECIALS, *encoder.pieces], sp_model
 
 
 def _build_into(
     config: CorpusConfig, sources: list[GenomeSource], tmp_dir: Path, progress, started: float
 ) -> CorpusSummary:
-    symbols, sp_model = _prepare_vocabulary(config, sources[0] if len(sources) == 1 else _Genomes(sources), tmp_dir)
+    warnings: list[str] = []
+    source = sources[0] if len(sources) == 1 else _Genomes(sources)
+    symbols, sp_model = _prepare_vocabulary(config, source, tmp_dir, warnings)
     fractions = config.sample_fractions()
     splits = SPLITS if config.valid_fraction > 0 else ("train",)
     if config.output_format == "binary":
@@ -386,7 +396,6 @@ def _build_into(
             f"{', '.join(map(os.fspath, config.genomes))}: no usable sequence: all {tally.total} records were skipped "
             f"({describe_skipped(tally.skipped)})"
         )
-    warnings = []
     if config.valid_fraction > 0 and writers["valid"].num_items == 0:
         warnings.append("the valid split is empty (genome too small for --valid-fraction); fairseq cannot load it")
     for source, genome in zip(sources, per_genome, strict=True):

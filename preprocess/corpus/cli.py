@@ -119,8 +119,8 @@ def run(argv: list[str] | None = None) -> int:
             bar.close()
     if not args.quiet:
         print(f"{PROG}: {config.out_dir}: {summary.one_line()}", file=sys.stderr)
-        for warning in summary.warnings:
-            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    for warning in summary.warnings:  # even with --quiet: each says the output is not what was asked
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     return 0
 
 

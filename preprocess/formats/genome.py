@@ -1,4 +1,4 @@
-"""Genome input: FASTA (plain, gzip or bgzip, via pysam) or DNABERT-style TSV, streamed record by record.
+"""Genome input: FASTA (plain, gzip or bgzip) or DNABERT-style TSV, streamed record by record.
 
 - FASTA: ``>name description`` headers; a record's name is its first word. Letters
   are kept as written (soft-masked lower case, ``N`` and IUPAC codes included).
@@ -20,6 +20,7 @@ import gzip
 import itertools
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -166,20 +167,105 @@ def _total_from_fai(path: str) -> int | None:
         return None
 
 
+_NUCLEOTIDE_BYTES = _IUPAC.encode("ascii")
+_LINE_END = b"\r\n \t"
+
+
+_BLOCK_BYTES = 1 << 24
+
+
 def _fasta_records(path: str) -> Iterator[GenomeRecord]:
-    # htslib would print its own "[E::bgzf_read_block] ..." lines next to our one-line error.
-    previous_verbosity = pysam.set_verbosity(0)
+    """FASTA records; every sequence letter must be an IUPAC nucleotide code (see docs/reliability.md).
+
+    Whitespace at a line's end (CR, trailing spaces) is dropped. Anything else that is not a
+    nucleotide code (a NUL byte, a space or tab inside a line, ``*``, ``-``, ``.``, a digit) is
+    refused with the record and line: silently reading it as N, or cutting the line there, would
+    give wrong output with exit 0. Read in large blocks (no per-line Python loop); one record is
+    held in memory at a time.
+    """
     try:
-        with pysam.FastxFile(path) as handle:
-            for entry in handle:
-                if entry.sequence is None:  # a FASTQ-less oddity; treat as empty
-                    yield GenomeRecord(entry.name, "")
+        with (gzip.open if is_gzip(path) else open)(path, "rb") as handle:
+            name, first_line, parts = None, 0, []
+            line_no, leftover = 1, b""  # line_no: the line that `work` starts with
+            while True:
+                block = handle.read(_BLOCK_BYTES)
+                data = leftover + block
+                if block:
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:  # a line longer than a block: keep reading
+                        leftover = data
+                        continue
+                    work, leftover = data[:cut], data[cut:]
                 else:
-                    yield GenomeRecord(entry.name, entry.sequence)
-    except (OSError, ValueError) as err:  # pysam raises ValueError on a truncated or corrupt file
+                    work, leftover = data, b""
+                pos, counted_to, lines_before = 0, 0, line_no  # pos is always at a line start
+                while pos < len(work):
+                    if work.startswith(b">", pos):
+                        start = pos
+                    else:
+                        found = work.find(b"\n>", pos)
+                        start = found + 1 if found >= 0 else -1
+                    if start < 0:
+                        parts.append(work[pos:])
+                        break
+                    parts.append(work[pos:start])
+                    if name is not None:
+                        yield _fasta_record(path, name, first_line, parts)
+                    lines_before += work.count(b"\n", counted_to, start)
+                    counted_to = start
+                    end = work.find(b"\n", start)
+                    end = len(work) if end < 0 else end + 1
+                    name, first_line, parts = _fasta_name(path, lines_before, work[start:end]), lines_before + 1, []
+                    pos = end
+                line_no += work.count(b"\n")
+                if not block:
+                    break
+            if name is not None:
+                yield _fasta_record(path, name, first_line, parts)
+    except (OSError, EOFError, zlib.error) as err:
         raise GenomeInputError(f"{path}: cannot read FASTA (truncated or corrupt?): {err}") from None
-    finally:
-        pysam.set_verbosity(previous_verbosity)
+
+
+def _fasta_name(path: str, line_no: int, line: bytes) -> str:
+    words = line[1:].split()
+    try:
+        name = words[0].decode("ascii") if words else ""
+    except UnicodeDecodeError:
+        raise GenomeInputError(f"{path} line {line_no}: record name is not ASCII text") from None
+    if not name:
+        raise GenomeInputError(f"{path} line {line_no}: FASTA header without a record name")
+    return name
+
+
+def _fasta_record(path: str, name: str, first_line: int, parts: list[bytes]) -> GenomeRecord:
+    raw = b"".join(parts)
+    parts.clear()
+    sequence = (raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw).replace(b"\n", b"")
+    if sequence.translate(None, _NUCLEOTIDE_BYTES):  # trailing whitespace, or an odd character
+        lines = [line.rstrip(_LINE_END) for line in raw.split(b"\n")]
+        sequence = b"".join(lines)
+        odd = sequence.translate(None, _NUCLEOTIDE_BYTES)
+        if odd:
+            index, line = next((i, line) for i, line in enumerate(lines) if line.translate(None, _NUCLEOTIDE_BYTES))
+            column = line.index(odd[:1]) + 1
+            raise GenomeInputError(
+                f"{path} line {first_line + index} column {column} (record {name!r}): {_describe_odd(chr(odd[0]))} "
+                "in a sequence line; only IUPAC nucleotide codes are sequence (see docs/reliability.md)"
+            )
+    del raw
+    return GenomeRecord(name, sequence.decode("ascii"))
+
+
+def _describe_odd(char: str) -> str:
+    if char == "\0":
+        return "a NUL byte (a corrupt or binary file?)"
+    if char in " \t":
+        return f"{char!r} inside a line (a formatted or damaged sequence?)"
+    if char in "-.":
+        return f"{char!r} (an alignment gap: this reads genomes, not alignments)"
+    if char == "*":
+        return "'*' (a protein stop?)"
+    return f"{char!r}, not a nucleotide code"
 
 
 def _tsv_records(path: str) -> Iterator[GenomeRecord]:

@@ -158,3 +158,36 @@ def read_indexed_dataset(path_prefix: str | os.PathLike) -> tuple[np.ndarray, np
     if tokens.size != int(sizes.sum(dtype=np.int64)):
         raise ValueError(f"{path_prefix}: .bin holds {tokens.size} tokens, .idx says {int(sizes.sum())}")
     return tokens, sizes
+
+
+def check_indexed_dataset(path_prefix: str | os.PathLike) -> int:
+    """Check that ``PREFIX.idx`` and ``PREFIX.bin`` are whole and agree; return the item count.
+
+    Reads only the index (not the tokens), so it is cheap on any size. Raises ``ValueError``
+    naming the file for a missing, truncated or foreign file.
+    """
+    path_prefix = os.fspath(path_prefix)
+    header = len(_MAGIC) + 8 + 1 + 8
+    try:
+        with open(path_prefix + ".idx", "rb") as handle:
+            head = handle.read(header)
+            if len(head) < header or head[: len(_MAGIC)] != _MAGIC:
+                raise ValueError(f"{path_prefix}.idx: not a fairseq mmap index (truncated or foreign?)")
+            version, code, count = struct.unpack("<QBQ", head[len(_MAGIC) :])
+            if version != _VERSION or code not in _DTYPE_CODES.values():
+                raise ValueError(f"{path_prefix}.idx: unsupported version {version} or dtype code {code}")
+            expected = header + count * (4 + 8)
+            if os.fstat(handle.fileno()).st_size != expected:
+                raise ValueError(f"{path_prefix}.idx: {os.fstat(handle.fileno()).st_size} bytes, expected "
+                                 f"{expected} for {count} items (truncated?)")
+            sizes = np.fromfile(handle, dtype=np.int32, count=count)
+        itemsize = {v: k for k, v in _DTYPE_CODES.items()}[code].itemsize
+        if count and sizes.min() < 0:
+            raise ValueError(f"{path_prefix}.idx: negative item sizes")
+        bin_bytes = os.path.getsize(path_prefix + ".bin")
+    except OSError as err:
+        raise ValueError(f"{path_prefix}: cannot read: {err.strerror or err}") from None
+    if bin_bytes != int(sizes.sum(dtype=np.int64)) * itemsize:
+        raise ValueError(f"{path_prefix}.bin: {bin_bytes} bytes, but its index describes "
+                         f"{int(sizes.sum(dtype=np.int64)) * itemsize} (truncated?)")
+    return int(count)

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -40,6 +42,8 @@ MAX_N = 31
 DENSE_MAX_N = 12
 """Longest n held as a dense 4^n array (128 MiB of int64); longer n are sparse."""
 _NPZ_MAGIC = b"PK\x03\x04"
+_INT64_MAX = np.iinfo(np.int64).max
+_INTEGER_RE = re.compile(r"-?[0-9]+")
 _ACGT = frozenset("ACGT")
 
 
@@ -164,22 +168,29 @@ def _load_npz(path: str) -> NgramCounts:
             if int(data["version"]) > COUNTS_VERSION:
                 raise CountsError(f"{path}: COUNTS format version {int(data['version'])} is newer than this tool")
             both = bool(data["both_strands"])
+            max_n = int(data["max_n"])
             tables = {}
             for key in data.files:
                 if key.startswith("dense_"):
-                    n = int(key[6:])
-                    dense = data[key].astype(np.int64)
+                    n = _length_of_key(path, key)
+                    dense = _count_array(path, key, data[key])
+                    if dense.shape != (4**n,):
+                        raise CountsError(f"{path}: {key} holds {dense.size} counts, expected 4^{n} = {4**n}")
                     codes = np.flatnonzero(dense).astype(np.int64)
                     tables[n] = (codes, dense[codes])
                 elif key.startswith("codes_"):
-                    n = int(key[6:])
-                    tables[n] = (data[key].astype(np.int64), data[f"counts_{n}"].astype(np.int64))
+                    n = _length_of_key(path, key)
+                    tables[n] = _sparse_table(path, n, data[key], data[f"counts_{n}"])
             shard = json.loads(str(data["shard"])) if "shard" in data.files else None
     except CountsError:
         raise
-    except (OSError, ValueError, KeyError) as err:
-        raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
-    return NgramCounts(tables, both_strands=both, shard=shard)
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as err:
+        raise CountsError(f"{path}: corrupt COUNTS file (truncated or damaged?): {err}") from None
+    if not 1 <= max_n <= MAX_N or not tables or max(tables) != max_n:
+        raise CountsError(f"{path}: corrupt COUNTS file: max_n is {max_n} but it holds n = {sorted(tables)}")
+    counts = NgramCounts(tables, both_strands=both, shard=shard)
+    check_consistent(counts, path)
+    return counts
 
 
 def iter_count_arrays(path: str | os.PathLike) -> Iterator[tuple[int, np.ndarray | None, np.ndarray]]:
@@ -201,7 +212,7 @@ def iter_count_arrays(path: str | os.PathLike) -> Iterator[tuple[int, np.ndarray
                     yield n, data[key], data[f"counts_{n}"]
     except CountsError:
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as err:
         raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
 
 
@@ -220,8 +231,67 @@ def read_shard_metadata(path: str | os.PathLike) -> dict | None:
             return json.loads(str(data["shard"])) if "shard" in data.files else None
     except CountsError:
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as err:
         raise CountsError(f"{path}: corrupt COUNTS file: {err}") from None
+
+
+def _length_of_key(path: str, key: str) -> int:
+    digits = key.split("_", 1)[1]
+    if not digits.isdigit() or not 1 <= int(digits) <= MAX_N:
+        raise CountsError(f"{path}: corrupt COUNTS file: unexpected array {key!r}")
+    return int(digits)
+
+
+def _count_array(path: str, key: str, values: np.ndarray) -> np.ndarray:
+    """Counts as int64, refusing what no counting gives: non-integers (NaN), negatives, beyond int64."""
+    if values.ndim != 1 or values.dtype.kind not in "ui":
+        raise CountsError(f"{path}: {key} holds {values.dtype} values of shape {values.shape}; counts are 1-D integers")
+    if values.size and values.dtype.kind == "i" and values.min() < 0:
+        raise CountsError(f"{path}: {key} holds a negative count ({int(values.min())})")
+    if values.size and values.dtype == np.uint64 and values.max() > np.uint64(_INT64_MAX):
+        raise CountsError(f"{path}: {key} holds a count beyond the int64 range ({int(values.max())})")
+    return values.astype(np.int64)
+
+
+def _sparse_table(path: str, n: int, codes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if codes.ndim != 1 or codes.dtype.kind not in "ui":
+        raise CountsError(f"{path}: codes_{n} holds {codes.dtype} values of shape {codes.shape}; codes are 1-D integers")
+    values = _count_array(path, f"counts_{n}", values)
+    if len(values) != len(codes):
+        raise CountsError(f"{path}: codes_{n} has {len(codes)} entries but counts_{n} has {len(values)}")
+    codes = codes.astype(np.uint64).astype(np.int64) if codes.dtype == np.uint64 else codes.astype(np.int64)
+    if len(codes) and (codes.min() < 0 or codes.max() >= 4**n or np.any(codes[1:] <= codes[:-1])):
+        raise CountsError(f"{path}: codes_{n} are not sorted unique {n}-gram codes")
+    keep = values > 0
+    return codes[keep], values[keep]
+
+
+def check_consistent(counts: NgramCounts, path: str | os.PathLike) -> None:
+    """Refuse counts no genome gives: an n-gram counted more often than its own prefix or suffix.
+
+    Every occurrence of an (n+1)-gram contains an occurrence of its first n and of its last n
+    bases, so it cannot be counted more often than either. A hand edit or a damaged file breaks
+    this, and a 6-gram counted above its 5-gram prefix would rank first in every table.
+    (Sums over the four extensions are not checked: tools that count across record joins, as
+    the published GeneMask counts were, exceed them slightly.)
+    """
+    for n in counts.lengths:
+        total = counts.counts(n).sum(dtype=np.float64)
+        if total >= 2.0**62:
+            raise CountsError(f"{os.fspath(path)}: the {n}-gram counts add up to {total:.3g}, beyond any genome")
+        if n + 1 not in counts.tables:
+            continue
+        codes, values = counts.tables[n + 1]
+        for part, shorter in (("prefix", codes >> 2), ("suffix", codes & (4**n - 1))):
+            bad = np.flatnonzero(values > counts.lookup(n, shorter))
+            if len(bad):
+                i = bad[0]
+                gram = kmers_of_codes(codes[i : i + 1], n + 1)[0]
+                sub = kmers_of_codes(shorter[i : i + 1], n)[0]
+                raise CountsError(
+                    f"{os.fspath(path)}: inconsistent counts: {gram} is counted {int(values[i])} times, more than "
+                    f"its {part} {sub} ({int(counts.lookup(n, shorter[i : i + 1])[0])}); the file was edited or damaged"
+                )
 
 
 def write_counts_tsv(counts: NgramCounts, path: str | os.PathLike) -> None:
@@ -260,12 +330,13 @@ def read_counts_tsv(path: str | os.PathLike) -> NgramCounts:
                     raise CountsError(f"{path}: row {row_no}: {fields[0][:40]!r} is not an A/C/G/T n-gram")
                 if len(ngram) > MAX_N:
                     raise CountsError(f"{path}: row {row_no}: n-gram longer than {MAX_N}")
-                try:
-                    value = int(raw)
-                except ValueError:
-                    raise CountsError(f"{path}: row {row_no}: count {raw[:30]!r} is not an integer") from None
+                if not _INTEGER_RE.fullmatch(raw):
+                    raise CountsError(f"{path}: row {row_no}: count {raw[:30]!r} is not an integer")
+                value = int(raw)
                 if value < 0:
                     raise CountsError(f"{path}: row {row_no}: count {value} is negative")
+                if value > _INT64_MAX:
+                    raise CountsError(f"{path}: row {row_no}: count {raw[:30]} is beyond the int64 range")
                 entry = by_length.setdefault(len(ngram), ([], [], []))
                 entry[0].append(ngram)
                 entry[1].append(value)
@@ -285,4 +356,6 @@ def read_counts_tsv(path: str | os.PathLike) -> NgramCounts:
         keep = counts > 0
         tables[n] = (codes[keep], counts[keep])
         first_rows[n] = int(min(rows))
-    return NgramCounts(tables, first_rows=first_rows)
+    counts = NgramCounts(tables, first_rows=first_rows)
+    check_consistent(counts, path)
+    return counts

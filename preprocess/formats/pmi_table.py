@@ -10,7 +10,9 @@ and everything it imports is numpy-only: no genome reader, no pysam, no plotting
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,16 +78,19 @@ def read_pmi_table(path: str | os.PathLike, n: int | None = None) -> dict[int, d
                 )
             index = {c: header.index(c) for c in TABLE_COLUMNS}
             width = max(index.values()) + 1
-            wanted = None if n is None else str(n)
             for row_no, line in enumerate(handle, start=2):
                 fields = line.rstrip("\r\n").split("\t")
                 if len(fields) == 1 and not fields[0]:
                     continue
                 if len(fields) < width:
                     raise PMITableError(f"{path}: row {row_no}: expected {len(header)} columns, got {len(fields)}")
-                if wanted is not None and fields[index["n"]].strip() != wanted:
+                length = _natural(path, row_no, "n", fields[index["n"]])
+                if n is not None and length != n:  # other lengths: checked for damage, not parsed
+                    ngram = fields[index["ngram"]]
+                    if len(ngram) != length or not set(ngram) <= _ACGT:
+                        raise PMITableError(f"{path}: row {row_no}: {ngram[:40]!r} is not an A/C/G/T {length}-gram")
                     continue
-                _parse_row(path, row_no, fields, index, columns)
+                _parse_row(path, row_no, fields, index, columns, length)
     except UnicodeDecodeError:
         raise PMITableError(f"{path}: not a text PMI table (binary or non-ASCII content)") from None
     except OSError as err:
@@ -103,12 +108,18 @@ def read_pmi_table(path: str | os.PathLike, n: int | None = None) -> dict[int, d
     return out
 
 
-def _parse_row(path, row_no, fields, index, columns) -> None:
+_NATURAL_RE = re.compile(r"[0-9]+")
+
+
+def _natural(path, row_no, name: str, raw: str) -> int:
+    """A count, rank or n exactly as the writer writes it: plain digits, no sign, no leading zero."""
+    if not _NATURAL_RE.fullmatch(raw) or (len(raw) > 1 and raw[0] == "0"):
+        raise PMITableError(f"{path}: row {row_no}: {name} {raw[:30]!r} is not written as a plain whole number")
+    return int(raw)
+
+
+def _parse_row(path, row_no, fields, index, columns, length: int) -> None:
     ngram = fields[index["ngram"]].strip()
-    try:
-        length = int(fields[index["n"]])
-    except ValueError:
-        raise PMITableError(f"{path}: row {row_no}: n {fields[index['n']]!r} is not an integer") from None
     if not ngram or not set(ngram) <= _ACGT:
         raise PMITableError(f"{path}: row {row_no}: {ngram[:40]!r} is not an A/C/G/T n-gram")
     if len(ngram) != length:
@@ -117,12 +128,17 @@ def _parse_row(path, row_no, fields, index, columns) -> None:
     cols["ngram"].append(ngram)
     for name in SCORE_COLUMNS:
         raw = fields[index[name]]
-        try:
-            value = int(raw) if name in ("count", "rank") else float(raw)
-        except ValueError:
-            raise PMITableError(f"{path}: row {row_no}: {name} {raw[:30]!r} is not a number") from None
-        if name != "count" and name != "rank" and np.isnan(value):
-            raise PMITableError(f"{path}: row {row_no}: {name} is NaN")
+        if name in ("count", "rank"):
+            value = _natural(path, row_no, name, raw)
+            if name == "rank" and value < 1:
+                raise PMITableError(f"{path}: row {row_no}: rank must be 1 or more, got {raw!r}")
+        else:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise PMITableError(f"{path}: row {row_no}: {name} {raw[:30]!r} is not a number") from None
+            if not math.isfinite(value):
+                raise PMITableError(f"{path}: row {row_no}: {name} is {raw.strip()}; scores must be finite")
         cols[name].append(value)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from genemask_preprocess.atomic_output import check_can_write, check_output_directory
 from genemask_preprocess.command_line import command_entry_point
 from genemask_preprocess.motifs import MotifAnalysisError
 from genemask_preprocess.motifs.enrichment import analyse_enrichment, read_kmer_table
@@ -113,6 +114,8 @@ def run(argv: list[str] | None = None) -> int:
         raise MotifAnalysisError(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.null_draws < 0:
         raise MotifAnalysisError(f"--null-draws must be >= 0, got {args.null_draws}")
+    check_output_directory(args.out, force=True)
+    check_can_write(args.out)
     table = read_kmer_table(args.table, args.k)
     if args.sequences is not None:
         positives = read_fewshot_sequences(args.sequences, args.sequences_label)
@@ -121,8 +124,8 @@ def run(argv: list[str] | None = None) -> int:
     matrices = [scoring_matrix(motif) for motif in motifs]
 
     def progress(items):
-        return tqdm(
-            items, total=len(matrices), desc=f"scoring {4**args.k} {args.k}-mers", unit="motif"
+        return tqdm(  # disable=None: no bar when stderr is not a terminal (logs, batch jobs)
+            items, total=len(matrices), disable=None, desc=f"scoring {4**args.k} {args.k}-mers", unit="motif"
         )
 
     scores = score_kmers_against_motifs(

@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 
+from genemask_preprocess.atomic_output import check_can_write
 from genemask_preprocess.command_line import command_entry_point
 from genemask_preprocess.errors import OutputError
 from genemask_preprocess.formats.ngram_counts_file import load_counts, save_counts, write_counts_tsv
@@ -115,21 +116,10 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _check_output(path: str) -> None:
-    """Fail before a long count, not after it, if ``--out`` cannot be written.
-
-    Nothing is created here: the atomic writer creates missing folders when it writes.
-    """
+    """Fail before a long count, not after it, if ``--out`` cannot be written."""
     if os.path.isdir(path):
         raise OutputError(f"--out {path}: is a directory")
-    directory = os.path.dirname(os.path.abspath(path))
-    existing = directory
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise OutputError(f"--out {path}: cannot create directory {directory}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        what = "is not writable" if existing == directory else f"cannot be created in {existing}"
-        raise OutputError(f"--out {path}: directory {directory} {what}")
+    check_can_write(path)
 
 
 def _count(args) -> None:

@@ -137,6 +137,11 @@ def run_count(plan: CountPlan, progress: Callable[[int], None] | None = None) ->
     for n in range(max_n - 1, 0, -1):
         tail_codes = np.concatenate(tails[n]) if tails[n] else np.zeros(0, np.int64)
         tables[n] = _shorten(tables[n + 1], n, tail_codes)
+    if len(tables[max_n][0]) == 0:  # the same input genemask-preprocess refuses
+        raise CountsError(
+            f"{plan.source.path}: no A/C/G/T run of {max_n} or more bases, so no {max_n}-gram to count "
+            "(header-only, all-N or too short?)"
+        )
     if plan.both_strands:
         tables = {n: _add_reverse_complement(n, *table) for n, table in tables.items()}
     return NgramCounts(tables, both_strands=plan.both_strands)

@@ -56,3 +56,32 @@ def test_items_are_drawn_lazily_within_the_bound():
 def test_a_worker_error_reaches_the_caller(workers):
     with pytest.raises(InputError, match="item 3"):
         list(parallel_map(_fail_on_3, range(10), workers))
+
+
+def _die_on_3(x, how=None):
+    import signal
+
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL if how is None else how)
+    return x
+
+
+def _stop_on_3(x):
+    import signal
+
+    return _die_on_3(x, signal.SIGTERM)
+
+
+def test_a_worker_that_dies_ends_the_map_instead_of_hanging():
+    from genemask_preprocess.parallel_map import WorkerDied
+
+    with pytest.raises(WorkerDied, match="SIGKILL"):
+        list(parallel_map(_die_on_3, range(10), 2))
+
+
+def test_a_worker_stopped_by_a_signal_reads_as_that_signal():
+    from genemask_preprocess.errors import Interrupted
+
+    with pytest.raises(Interrupted) as info:
+        list(parallel_map(_stop_on_3, range(10), 2))
+    assert info.value.exit_code == 128 + 15

@@ -10,17 +10,24 @@ from genemask_preprocess.formats.ngram_counts_file import (
     save_counts,
     write_counts_tsv,
 )
-from genemask_preprocess.kmers import kmers_of_codes
+from genemask_preprocess.kmers import codes_of_kmers, kmers_of_codes
 
 
 def _random_counts(lengths, seed=0, both_strands=False):
-    """Random tables: dense-looking short lengths, sparse long ones, counts spanning dtypes."""
+    """Counts as a genome gives them (each n-gram at least as frequent as its prefix and suffix):
+    the n-grams of three random sequences, weighted 1, 7 and 300 so the counts span dtypes."""
     rng = np.random.default_rng(seed)
+    found: dict[int, dict[int, int]] = {n: {} for n in lengths}
+    for weight in (1, 7, 300):
+        sequence = "".join(rng.choice(list("ACGT"), size=400))
+        for n in lengths:
+            for i in range(len(sequence) - n + 1):
+                code = int(codes_of_kmers([sequence[i : i + n]], n)[0])
+                found[n][code] = found[n].get(code, 0) + weight
     tables = {}
-    for n in lengths:
-        codes = np.arange(4**n) if 4**n <= 300 else np.unique(rng.integers(0, 4**n, size=300, dtype=np.int64))
-        counts = rng.integers(1, 300, size=len(codes)).astype(np.int64)
-        tables[n] = (codes, counts)
+    for n, table in found.items():
+        codes = np.array(sorted(table), dtype=np.int64)
+        tables[n] = (codes, np.array([table[c] for c in codes.tolist()], dtype=np.int64))
     return NgramCounts(tables, both_strands=both_strands)
 
 

@@ -1,11 +1,6 @@
 """Sharded counting: shards merge to the whole, bit for bit; merge refuses shards that do not fit."""
 
 import gzip
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -230,26 +225,6 @@ def test_a_rerun_skips_a_shard_already_done_and_recounts_a_changed_one(tmp_path,
     assert code == 0 and "already done" not in err
     assert read_shard_metadata(out)["inputs"][0]["size"] == small[0].stat().st_size
     assert load_counts(out).shard["index"] == 1
-
-
-def test_an_interrupted_shard_leaves_nothing_behind(tmp_path):
-    genome = tmp_path / "big.fa"
-    rng = np.random.default_rng(5)
-    _random_genome(genome, rng, [6_000_000, 6_000_000])
-    out_dir = tmp_path / "out"
-    cmd = [sys.executable, "-m", "genemask_preprocess.pmi.cli", "count", str(genome), "--max-n", "10",
-           "--shard", "0/1", "--workers", "1", "--out", str(out_dir / "shard0.npz")]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    try:
-        assert "counting:" in proc.stderr.read(10)  # the progress bar: hashing and sizing are done
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        err = proc.communicate(timeout=60)[1]
-    finally:
-        proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "nothing was left half-written" in err
-    assert not out_dir.exists() or os.listdir(out_dir) == []
 
 
 def test_indexed_inputs_are_read_by_region_only(tmp_path, monkeypatch):
