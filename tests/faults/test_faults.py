@@ -261,9 +261,11 @@ VALID = {
         "preprocess", _crlf_trailing_spaces_lowercase, lambda f: [f, "--k", "3", "--out", "o", "--workers", "1", "--quiet"]),
     "pmi-count-200kbp-tsv-field": (
         "pmi-count", _long_tsv_field, lambda f: ["count", f, "--max-n", "4", "--out", "o.npz", "--workers", "1", "--quiet"]),
+    # A sequence longer than the model's positions is read whole, then cut as asked (issue 12's
+    # --truncate); without --truncate it is a one-line error (tested in tests/plugin/fewshot).
     "fewshot-prepare-150kbp-sequence": (
         "fewshot-prepare", _long_fewshot_sequence,
-        lambda f: ["prepare", f, "--dict", "corpus/dict.txt", "--out", "o"]),
+        lambda f: ["prepare", f, "--dict", "corpus/dict.txt", "--out", "o", "--truncate", "centre"]),
 }
 
 
