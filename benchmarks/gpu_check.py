@@ -3,7 +3,8 @@
 Usage: python3 benchmarks/gpu_check.py [--out DIR] [--work-dir DIR] [--wheelhouse DIR]
                                        [--updates 150] [--batch-size 32] [--budget-s 480] [--cpu] [--dry-run]
 
-Needs only the repository (and, on a machine without fairseq, the wheels from benchmarks/gpu_wheels.sh). Steps,
+Needs only the repository (and, on a machine without fairseq or a package index, the wheels that
+benchmarks/gpu_wheels.sh puts in .whl/). Steps,
 each failing fast with one line ``gpu_check: FAILED at STEP: WHY`` and exit status 1:
 
 0. environment: a CUDA torch (installed from the wheelhouse or the PyTorch index if missing, timed), then fairseq
@@ -349,13 +350,26 @@ def ensure_environment(s: Settings, wheelhouse: Path | None, say) -> dict:
             raise CheckFailed("environment: fairseq or this package is not installed; run benchmarks/gpu_wheels.sh "
                               "where pip works and pass --wheelhouse .whl (the device has no package index)")
         started = time.monotonic()
-        missing = [w for w in sorted(wheelhouse.glob("*.whl")) if not w.name.startswith("torch-")]
-        steps = [[*map(str, missing)], ["--no-build-isolation", "-e", str(REPO)]]
-        for args in steps:
-            result = pip_install(["--no-index", "--no-deps", "--no-cache-dir", *args], 300)
+        wheels = [str(w) for w in sorted(wheelhouse.glob("*.whl")) if not w.name.startswith("torch-")]
+        offline = ["--no-index", "--no-deps", "--no-cache-dir"]
+        result = pip_install([*offline, *wheels], 300)
+        if result.returncode == 0:
+            result = pip_install([*offline, "--no-build-isolation", "-e", str(REPO)], 300)
+        if result.returncode != 0:
+            # An environment we may not write to: the wheels into a folder of our own, and this package by path
+            # (its folder preprocess/ is imported as genemask_preprocess).
+            say(f"pip could not install into this Python ({result.stderr.strip().splitlines()[-1:]}); "
+                f"installing into {s.work / 'site'} instead")
+            site = s.work / "site"
+            result = pip_install([*offline, "--target", str(site), *wheels], 300)
             if result.returncode != 0:
-                raise CheckFailed(f"environment: pip install {' '.join(args)[:120]} failed: "
+                raise CheckFailed(f"environment: pip install of the wheelhouse failed: "
                                   f"{result.stderr.strip().splitlines()[-1:]}")
+            link = site / "genemask_preprocess"
+            if not link.exists():
+                link.symlink_to(REPO / "preprocess", target_is_directory=True)
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                [str(REPO), str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
         env["install_s"]["fairseq_and_plugin"] = round(time.monotonic() - started, 1)
         say(f"installed fairseq and genemask-plugin offline in {env['install_s']['fairseq_and_plugin']} s")
         probe_imports = python_probe(imports)
@@ -544,9 +558,10 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: $OUT, else gpu_check_out)")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/genemask_gpu_check"),
                         help="data and checkpoints (default /tmp/genemask_gpu_check)")
-    parser.add_argument("--wheelhouse", type=Path,
-                        help="wheels to install offline when fairseq is missing (benchmarks/gpu_wheels.sh)")
-    parser.add_argument("--updates", type=int, help="updates per pretraining run (default 150; --cpu: 30)")
+    parser.add_argument("--wheelhouse", type=Path, default=REPO / ".whl",
+                        help="wheels to install offline when fairseq is missing (default .whl, filled by "
+                             "benchmarks/gpu_wheels.sh)")
+    parser.add_argument("--updates", type=int, help="updates per pretraining run (default 150; --cpu: 20)")
     parser.add_argument("--batch-size", type=int, help="sequences per update (default 32; --cpu: 4)")
     parser.add_argument("--num-workers", type=int, help="data workers (default: cores - 1, 1..8)")
     parser.add_argument("--budget-s", type=float, default=480, help="stop with a failure after this (480)")
@@ -556,9 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 2
     s = Settings(
         out=args.out.resolve(), work=args.work_dir.resolve(),
-        updates=args.updates or (30 if args.cpu else 150), batch_size=args.batch_size or (4 if args.cpu else 32),
+        updates=args.updates or (20 if args.cpu else 150), batch_size=args.batch_size or (4 if args.cpu else 32),
         workers=args.num_workers or max(1, min(8, cores - 1)), cpu=args.cpu,
-        log_interval=5 if args.cpu else 10, lr=1e-2 if args.cpu else 5e-4,
+        log_interval=5 if args.cpu else 10, lr=3e-3 if args.cpu else 5e-4,
         finetune_max_updates=4 if args.cpu else None,
     )
     if s.updates % s.log_interval or s.updates < 2 * s.log_interval:
@@ -568,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
             print("+ " + shlex.join(argv_))
         return 0
     s.out.mkdir(parents=True, exist_ok=True)
-    report = check(s, args.wheelhouse, args.budget_s)
+    report = check(s, args.wheelhouse if args.wheelhouse.is_dir() else None, args.budget_s)
     return 0 if report["status"] == "passed" else 1
 
 

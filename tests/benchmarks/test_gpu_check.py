@@ -169,14 +169,14 @@ def test_extrapolation_of_the_papers_run():
 @pytest.mark.slow
 def test_the_whole_check_runs_on_the_cpu(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
-    result = subprocess.run([sys.executable, str(SCRIPT), "--cpu", "--updates", "10", "--batch-size", "2", "--out", str(out),
+    result = subprocess.run([sys.executable, str(SCRIPT), "--cpu", "--out", str(out),
                              "--work-dir", str(work), "--budget-s", "900"],
                             capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     report = json.loads((out / "summary.json").read_text())
     assert report["status"] == "passed"
-    assert len(report["pretrain"]) == 4 and report["resume"]["from_update"] == 10
-    assert report["resume"]["to_update"] == 10 + 10
+    assert len(report["pretrain"]) == 4 and report["resume"]["from_update"] == 20
+    assert report["resume"]["to_update"] == 20 + 10
     assert math.isfinite(report["validate"]["loss"]) and 0 <= report["fewshot"]["metrics"]["accuracy"] <= 1
     assert set(report["extrapolated_hours"]) == set()  # tiny has no paper run to extrapolate
     # what comes back from the device: a few files, one folder deep
