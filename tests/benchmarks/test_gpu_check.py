@@ -113,7 +113,9 @@ def test_data_commands_build_full_length_blocks(gpu_commands):
 def test_cpu_dry_run_uses_the_tiny_model_on_the_cpu():
     commands = dry_run("--cpu", "--work-dir", "/tmp/w")
     trained = [parse_fairseq(c) for c in commands if c[0] == "fairseq-train"]
-    assert {a.arch for a in trained} == {"genemask_tiny"} and all(a.cpu for a in trained)
+    assert [(a.arch, a.task) for a in trained] == [("genemask_tiny", "genemask_mlm"), ("genemask_tiny", "masked_lm"),
+                                                   ("genemask_tiny", "genemask_mlm")]  # the last resumes
+    assert all(a.cpu for a in trained)
     assert not any(a.bf16 or a.fp16 for a in trained)
 
 
@@ -170,12 +172,12 @@ def test_extrapolation_of_the_papers_run():
 def test_the_whole_check_runs_on_the_cpu(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     result = subprocess.run([sys.executable, str(SCRIPT), "--cpu", "--out", str(out),
-                             "--work-dir", str(work), "--budget-s", "900"],
-                            capture_output=True, text=True, timeout=1200)
+                             "--work-dir", str(work), "--budget-s", "1500"],
+                            capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     report = json.loads((out / "summary.json").read_text())
     assert report["status"] == "passed"
-    assert len(report["pretrain"]) == 4 and report["resume"]["from_update"] == 20
+    assert list(report["pretrain"]) == ["tiny", "tiny_masked_lm"] and report["resume"]["from_update"] == 20
     assert report["resume"]["to_update"] == 20 + 10
     assert math.isfinite(report["validate"]["loss"]) and 0 <= report["fewshot"]["metrics"]["accuracy"] <= 1
     assert set(report["extrapolated_hours"]) == set()  # tiny has no paper run to extrapolate
@@ -183,5 +185,5 @@ def test_the_whole_check_runs_on_the_cpu(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.log", "logs.tar.gz", "summary.json", "summary.md"]
     with tarfile.open(out / "logs.tar.gz") as tar:
         names = tar.getnames()
-    assert "logs/tiny_a.log" in names and "logs/resume.log" in names and "logs/fewshot_evaluate.log" in names
+    assert "logs/tiny.log" in names and "logs/resume.log" in names and "logs/fewshot_evaluate.log" in names
     assert "# GPU check: passed" in (out / "summary.md").read_text()
