@@ -513,8 +513,9 @@ def summary_markdown(report: dict) -> str:
         fp = [r for r in pre.values() if r["precision"] == "fp16" and r["task"] == "genemask_mlm"]
         if ours and fp:
             lines.append(f"words/s, bf16 / fp16: **{ours['words_per_s'] / fp[0]['words_per_s']:.2f}**")
-        lines += ["", "The paper's pretraining (10 000 updates x 1 000 sequences x ~380 tokens) on one of this "
-                  "GPU, from the bf16 words/s above (measured on 508-token blocks, so a slight overestimate):", "",
+        lines += ["", "The paper's pretraining (10 000 updates x 1 000 sequences x ~380 tokens) on one such GPU, "
+                  "from the bf16 words/s above (measured on 508-token blocks; the paper's shorter blocks cost less "
+                  "attention per token, so the hours are a slight overestimate):", "",
                   "| arch | words/s | hours here | paper: 4 GTX 1080 Ti |", "|---|---|---|---|"]
         for r in pre.values():
             if r["task"] == "genemask_mlm" and r["precision"] in ("bf16", "fp32") and r["arch"] in PAPER_HOURS:
