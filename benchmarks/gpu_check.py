@@ -513,14 +513,14 @@ def summary_markdown(report: dict) -> str:
         fp = [r for r in pre.values() if r["precision"] == "fp16" and r["task"] == "genemask_mlm"]
         if ours and fp:
             lines.append(f"words/s, bf16 / fp16: **{ours['words_per_s'] / fp[0]['words_per_s']:.2f}**")
-        lines += ["", "The paper's pretraining (10 000 updates x 1 000 sequences x ~380 tokens) on one such GPU, "
-                  "from the bf16 words/s above (measured on 508-token blocks; the paper's shorter blocks cost less "
-                  "attention per token, so the hours are a slight overestimate):", "",
-                  "| arch | words/s | hours here | paper: 4 GTX 1080 Ti |", "|---|---|---|---|"]
-        for r in pre.values():
-            if r["task"] == "genemask_mlm" and r["precision"] in ("bf16", "fp32") and r["arch"] in PAPER_HOURS:
-                lines.append(f"| {r['arch']} | {r['words_per_s']:.0f} | {hours_for_paper_run(r['words_per_s']):.1f} "
-                             f"| {PAPER_HOURS[r['arch']]:.0f} h |")
+        rows = [f"| {r['arch']} | {r['words_per_s']:.0f} | {hours_for_paper_run(r['words_per_s']):.1f} "
+                f"| {PAPER_HOURS[r['arch']]:.0f} h |" for r in pre.values()
+                if r["task"] == "genemask_mlm" and r["precision"] in ("bf16", "fp32") and r["arch"] in PAPER_HOURS]
+        if rows:
+            lines += ["", "The paper's pretraining (10 000 updates x 1 000 sequences x ~380 tokens) on one such GPU, "
+                      "from the bf16 words/s above (measured on 508-token blocks; the paper's shorter blocks cost "
+                      "less attention per token, so the hours are a slight overestimate):", "",
+                      "| arch | words/s | hours here | paper: 4 GTX 1080 Ti |", "|---|---|---|---|", *rows]
         lines.append("")
     if "resume" in report:
         r = report["resume"]
@@ -528,7 +528,7 @@ def summary_markdown(report: dict) -> str:
                      f"fairseq-validate loss: {report.get('validate', {}).get('loss')}.")
     if "fewshot" in report:
         m = report["fewshot"]["metrics"]
-        lines.append("Prom-core 10-shot from the bf16 checkpoint: " + ", ".join(
+        lines.append("Prom-core 10-shot from the resumed checkpoint: " + ", ".join(
             f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)) + f" (fine-tune "
             f"{report['fewshot']['finetune_s']} s, evaluate {report['fewshot']['evaluate_s']} s).")
     return "\n".join(lines) + "\n"
