@@ -31,6 +31,30 @@ count_gpus() {
     fi
 }
 
+# The lowest compute capability of the node's GPUs, e.g. "8.0" ("" when nvidia-smi cannot tell).
+gpu_compute_capability() {
+    command -v nvidia-smi >/dev/null 2>&1 || return 0
+    nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | sort -n | head -n 1 | tr -d ' ' || true
+}
+
+# Mixed precision for these GPUs: bf16 from Ampere on (compute capability >= 8.0), where it runs at fp16 speed
+# with fp32's range (no loss scaling); fp16 before, or when the capability is unknown.
+# Usage: mixed_precision_flag [CAPABILITY]; prints --bf16 or --fp16.
+mixed_precision_flag() {
+    local major=${1%%.*}
+    if [ -n "$major" ] && [ "$major" -ge 8 ] 2>/dev/null; then echo --bf16; else echo --fp16; fi
+}
+
+# Data-loading workers for each training process: the node's cores shared among its GPU processes, one core
+# left to each process itself, between 1 and 8 (more rarely helps fairseq's loader).
+# Usage: data_workers PROCESSES_PER_NODE
+data_workers() {
+    local cores per
+    cores=$(nproc 2>/dev/null || echo 2)
+    per=$(( cores / ($1 > 0 ? $1 : 1) - 1 ))
+    echo $(( per < 1 ? 1 : (per > 8 ? 8 : per) ))
+}
+
 # The CPU-scale experiments' corpus and 6-mer PMI table, from the bundled human fragments, under WORK.
 prepare_bundled_corpus() {
     local work=$1 genome="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz"

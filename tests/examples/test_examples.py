@@ -62,8 +62,84 @@ def test_pretrain_human_uses_the_paper_hyperparameters():
     assert args.task == "genemask_mlm" and args.arch == "genemask_dnabert_base"
     assert args.mask_strategy == "genemask"
     assert (args.max_update, args.lr, args.warmup_updates) == (10000, [8e-4], 500)
-    assert args.batch_size * 2 * args.update_freq[0] >= 250  # 250 sequences per update over the GPUs
-    assert args.fp16 and eval(args.adam_betas) == (0.9, 0.98) and args.adam_eps == 1e-6
+    assert args.batch_size * 2 * args.update_freq[0] == 1000  # the paper's 1 000 sequences per update
+    assert eval(args.adam_betas) == (0.9, 0.98) and args.adam_eps == 1e-6
+
+
+def fake_gpu_node(tmp_path, capabilities, cores=16):
+    """A PATH on which nvidia-smi reports GPUs of these compute capabilities and nproc reports CORES."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    caps = " ".join(capabilities)
+    (bin_dir / "nvidia-smi").write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *compute_cap*) for c in {caps}; do echo "$c"; done ;;\n'
+        f'  *-L*) i=0; for c in {caps}; do echo "GPU $i: Fake (UUID: GPU-$i)"; i=$((i+1)); done ;; esac\n'
+    )
+    (bin_dir / "nproc").write_text(f"#!/bin/sh\necho {cores}\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def pretrain_human_args(env, *options):
+    commands = dry_run("pretrain_human.sh", "g.fa", "/tmp/out", "--skip-data", *options, "--dry-run", env=env)
+    (args,) = check_commands(commands)
+    return args
+
+
+@pytest.mark.parametrize("capabilities, flag", [
+    (["9.0"], "bf16"), (["8.0", "8.0"], "bf16"), (["7.5"], "fp16"), (["6.1"] * 4, "fp16"),
+    (["9.0", "7.0"], "fp16"),  # the weakest GPU decides
+])
+def test_pretrain_human_picks_bf16_from_ampere_on(tmp_path, capabilities, flag):
+    args = pretrain_human_args(fake_gpu_node(tmp_path, capabilities))
+    assert (args.bf16, args.fp16) == (flag == "bf16", flag == "fp16")
+    assert not args.cpu and args.distributed_world_size == len(capabilities)
+
+
+@pytest.mark.parametrize("option, capability, flag", [
+    (["--precision", "fp16"], "9.0", "fp16"), (["--fp16"], "8.6", "fp16"),
+    (["--precision", "bf16"], "7.5", "bf16"), (["--bf16"], "7.0", "bf16"),
+])
+def test_pretrain_human_precision_can_be_forced(tmp_path, option, capability, flag):
+    args = pretrain_human_args(fake_gpu_node(tmp_path, [capability]), *option)
+    assert (args.bf16, args.fp16) == (flag == "bf16", flag == "fp16")
+
+
+def test_pretrain_human_without_a_known_capability_uses_fp16():
+    args = pretrain_human_args({"PATH": "/usr/bin:/bin"}, "--gpus", "2")
+    assert args.fp16 and not args.bf16
+
+
+@pytest.mark.parametrize("gpus", [1, 2, 4, 8])
+def test_pretrain_human_gives_the_papers_1000_sequences_on_any_gpu_count(tmp_path, gpus):
+    args = pretrain_human_args(fake_gpu_node(tmp_path, ["8.0"] * gpus))
+    assert args.distributed_world_size == gpus
+    assert gpus * args.batch_size * args.update_freq[0] == 1000
+    assert args.batch_size >= 5  # never a wastefully small per-GPU batch
+
+
+def test_pretrain_human_sequences_per_update_is_an_option():
+    args = pretrain_human_args({}, "--gpus", "4", "--seqs-per-update", "250")
+    # 4 GPUs cannot hold exactly 250 with 5..10 per GPU: the nearest count above, 9 x 4 x 7 = 252
+    assert (args.batch_size, args.update_freq) == (9, [7])
+    args = pretrain_human_args({}, "--gpus", "4", "--seqs-per-update", "240", "--seqs-per-gpu", "12")
+    assert (args.batch_size, args.update_freq) == (12, [5])
+
+
+@pytest.mark.parametrize("gpus, cores, workers", [(1, 16, 8), (2, 16, 7), (4, 16, 3), (8, 16, 1), (1, 2, 1)])
+def test_pretrain_human_sets_data_workers_from_the_cores(tmp_path, gpus, cores, workers):
+    args = pretrain_human_args(fake_gpu_node(tmp_path, ["9.0"] * gpus, cores=cores))
+    assert args.num_workers == workers
+    forced = pretrain_human_args(fake_gpu_node(tmp_path, ["9.0"] * gpus, cores=cores), "--num-workers", "3")
+    assert forced.num_workers == 3
+
+
+def test_pretrain_human_data_only_stops_before_training():
+    commands = dry_run("pretrain_human.sh", "g.fa", "/tmp/out", "--data-only", "--dry-run")
+    assert [c[0] for c in commands] == ["genemask-preprocess", "genemask-pmi", "genemask-pmi"]
+    check_commands(commands)
 
 
 def test_pretrain_human_multinode_goes_through_torchrun():
@@ -72,7 +148,8 @@ def test_pretrain_human_multinode_goes_through_torchrun():
     (argv,) = commands
     assert argv[:2] == ["torchrun", "--nnodes"] and "--node_rank" in argv
     (args,) = check_commands(commands)
-    assert args.distributed_world_size == 16 and args.update_freq == [2]
+    # 16 GPUs cannot hold exactly 1 000: the nearest count above, 9 x 16 x 7 = 1 008
+    assert args.distributed_world_size == 16 and (args.batch_size, args.update_freq) == (9, [7])
 
 
 def test_pretrain_human_rejects_unknown_strategy():
