@@ -247,8 +247,15 @@ def _global_pmi_spans(
     n = len(maskable)
     if scores is None or len(scores) != n:
         raise ValueError("the PMI strategies need one score per position")
-    candidates = np.flatnonzero(maskable)  # ascending, so the stable sort sends ties to the lower position
-    top = candidates[np.argsort(-scores[candidates], kind="stable")[:m]]
+    candidates = np.flatnonzero(maskable)
+    neg = -scores[candidates]
+    m = min(m, candidates.size)
+    # The m best without a full sort: all scores above the m-th best, then the lowest positions
+    # among those tied with it (candidates are ascending).
+    kth = np.partition(neg, m - 1)[m - 1]
+    above = np.flatnonzero(neg < kth)
+    tied = np.flatnonzero(neg == kth)[: m - above.size]
+    top = candidates[np.concatenate([above, tied])]
     span = top[:, None] + np.arange(-config.wide_half_width, config.wide_half_width + 1)
     masked = np.zeros(n, dtype=bool)
     masked[span[(span >= 0) & (span < n)]] = True

@@ -252,6 +252,24 @@ def test_global_pmi_ties_go_to_the_lower_position_and_spans_truncate():
     assert positions(spans([10, 11, 12, 13], 40, config, scores)[0]) == [0, 1, 2, 3, 4, 5, 18, 19, 20, 21, 22, 36, 37, 38, 39]
 
 
+def test_global_pmi_matches_its_definition_by_stable_sort():
+    """The partition-based selection equals 'sort maskable positions by score, ties to the lower, take m'."""
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(20, 600))
+        scores = rng.integers(0, 5, n).astype(np.float32)  # many ties
+        scores[rng.random(n) < 0.1] = -np.inf
+        maskable = rng.random(n) < 0.9
+        config = MaskingConfig("global_pmi", wide_half_width=int(rng.integers(0, 4)), centre_prob=float(rng.uniform(0.01, 0.5)))
+        masked, _ = select_mask_spans(maskable, np.random.default_rng(seed), config, scores)
+        m = int(((np.random.default_rng(seed).random(n) < config.centre_prob) & maskable).sum())
+        candidates = np.flatnonzero(maskable)
+        expected = np.zeros(n, dtype=bool)
+        for top in candidates[np.argsort(-scores[candidates], kind="stable")[:m]]:
+            expected[max(0, top - config.wide_half_width) : top + config.wide_half_width + 1] = True
+        assert np.array_equal(masked, expected & maskable), seed
+
+
 def test_global_pmi_never_picks_or_masks_specials():
     scores = np.arange(30, dtype=np.float32)[::-1].copy()  # position 0 scores best
     maskable = np.ones(30, dtype=bool)
