@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from fairseq import options, tasks
-from test_genemask_mlm_task import BIN, PLUGIN, TABLE, TRAIN_FLAGS, _env, write_fasta
+from test_genemask_mlm_task import BIN, PLUGIN, TABLE, TRAIN_FLAGS, _env, _free_port, write_fasta
 
 from genemask_plugin.curriculum import MaskCurriculum, cm_step_global_probability
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask, GeneMaskTaskError
@@ -164,6 +164,34 @@ def test_cm_step_schedule_workers_and_resume(data, tmp_path):
     resumed = _records(tmp_path / "b.jsonl.rank0")
     assert {u for u, _ in resumed} == set(range(30, 60))
     assert resumed == {key: value for key, value in full.items() if key[0] >= 30}
+
+
+@pytest.mark.slow
+def test_cm_step_choice_is_the_same_rule_on_two_ranks(data, tmp_path):
+    """Two CPU ranks (gloo): each rank's batches follow the one rule of (seed, update, batch ids)."""
+    port = _free_port()
+    procs = []
+    for rank in (0, 1):
+        cmd = [
+            sys.executable, str(Path(__file__).with_name("mask_recording_train.py")), str(tmp_path / "ddp.jsonl"),
+            str(data), *TRAIN_FLAGS, "--save-dir", str(tmp_path / "ckpt"), "--no-save", "--mask-curriculum", "cm_step",
+            "--max-update", "8", "--num-workers", "0", "--distributed-world-size", "2", "--distributed-rank", str(rank),
+            "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-no-spawn",
+            "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp",
+        ]
+        procs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=400)[0] for p in procs]
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+    rule = MaskCurriculum("cm_step", seed=3, max_update=8)
+    choices = []
+    for rank in (0, 1):
+        records = _records(tmp_path / f"ddp.jsonl.rank{rank}")
+        assert {u for u, _ in records} == set(range(8))
+        for (update, _), (_, used_global, batch) in records.items():
+            assert used_global == rule.batch_uses_global_pmi(update, batch)
+            choices.append(used_global)
+    assert any(choices) and not all(choices)
 
 
 def _valid_ppls(log):
