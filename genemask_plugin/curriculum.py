@@ -57,6 +57,8 @@ class MaskCurriculum:
         """cm_gems: the first update trained with global_pmi masks, once switched."""
         self.valid_history: list[tuple[int, float]] = []
         """cm_gems: ``(update, validation perplexity)`` of every validation so far."""
+        self.num_updates = 0
+        """Updates trained so far (for the logs; the rules take the update as an argument)."""
 
     @property
     def local_strategy(self) -> str:
@@ -99,7 +101,10 @@ class MaskCurriculum:
     def describe(self) -> str:
         """The regime in words, for logs and fairseq-validate."""
         if self.kind == "cm_step":
-            return f"cm_step: kmer_span, global_pmi with probability floor(u / ({self.max_update} / 100)) / 100"
+            return (
+                f"cm_step after {self.num_updates} of {self.max_update} updates: kmer_span, global_pmi for "
+                f"{self.global_probability(self.num_updates):.0%} of the next batches (floor(u / (U / 100)) / 100)"
+            )
         if self.switch_update is None:
             return f"cm_gems: genemask (local) masking, not yet switched ({len(self.valid_history)} validations seen)"
         return f"cm_gems: global_pmi masking since update {self.switch_update}"
@@ -107,6 +112,7 @@ class MaskCurriculum:
     def state_dict(self) -> dict:
         return {
             "kind": self.kind,
+            "num_updates": self.num_updates,
             "switch_update": self.switch_update,
             "valid_history": [list(entry) for entry in self.valid_history],
         }
@@ -117,5 +123,6 @@ class MaskCurriculum:
                 f"the checkpoint was trained with --mask-curriculum {state.get('kind')}, "
                 f"not {self.kind}; resume with the same curriculum"
             )
+        self.num_updates = int(state.get("num_updates", 0))
         self.switch_update = state["switch_update"]
         self.valid_history = [(int(u), float(p)) for u, p in state["valid_history"]]

@@ -242,6 +242,7 @@ class GeneMaskMLMTask(FairseqTask):
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if self.curriculum is not None and sample and "global_pmi" in sample:
+            self.curriculum.num_updates = update_num + 1  # done once this step is (for the logs)
             use_global = self.curriculum.batch_uses_global_pmi(update_num, sample["id"].cpu().numpy())
             sample = self._batch_in_regime(sample, use_global)
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)

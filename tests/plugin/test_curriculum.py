@@ -51,6 +51,15 @@ def test_cm_gems_switches_once_at_the_first_small_drop_and_never_reverts():
     assert len(curriculum.valid_history) == len(script)
 
 
+def test_cm_step_state_says_where_the_schedule_is():
+    curriculum = MaskCurriculum("cm_step", seed=1, max_update=10_000)
+    curriculum.num_updates = 2_550
+    restored = MaskCurriculum("cm_step", seed=1, max_update=10_000)
+    restored.load_state_dict(curriculum.state_dict())
+    assert restored.num_updates == 2_550
+    assert "cm_step after 2550 of 10000 updates" in restored.describe() and "25%" in restored.describe()
+
+
 def test_cm_gems_first_validation_cannot_switch_and_a_rise_counts_as_a_small_drop():
     curriculum = MaskCurriculum("cm_gems", seed=1, threshold=1.0)
     assert not curriculum.observe_validation(10, 3.0)  # nothing to compare with
