@@ -192,4 +192,7 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
         }
         if self.global_config is not None:
             batch["global_pmi"] = self._collate_masks([s["global_pmi"] for s in samples], lengths, True)
+            # A numpy copy of the ids stays on the host when fairseq moves the batch to the GPU, so the
+            # train step picks a candidate without a device-to-host sync.
+            batch["global_pmi"]["batch_ids"] = batch["id"].numpy().copy()
         return batch

@@ -237,13 +237,13 @@ class GeneMaskMLMTask(FairseqTask):
             return sample
         chosen = {key: value for key, value in sample.items() if key != "global_pmi"}
         if use_global:
-            chosen.update(sample["global_pmi"])
+            chosen.update((key, value) for key, value in sample["global_pmi"].items() if key != "batch_ids")
         return chosen
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if self.curriculum is not None and sample and "global_pmi" in sample:
             self.curriculum.num_updates = update_num + 1  # done once this step is (for the logs)
-            use_global = self.curriculum.batch_uses_global_pmi(update_num, sample["id"].cpu().numpy())
+            use_global = self.curriculum.batch_uses_global_pmi(update_num, sample["global_pmi"]["batch_ids"])
             sample = self._batch_in_regime(sample, use_global)
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 

@@ -124,6 +124,8 @@ def test_curriculum_items_carry_both_candidates_each_the_plain_strategys_mask(vo
         assert torch.equal(item["global_pmi"]["target"], global_[i]["target"])
     batch = both.collater([both[i] for i in (3, 0, 7)])
     assert batch["masked_by_global_pmi"] is False and batch["global_pmi"]["masked_by_global_pmi"] is True
+    assert isinstance(batch["global_pmi"]["batch_ids"], np.ndarray)  # stays on the host
+    assert batch["global_pmi"]["batch_ids"].tolist() == [3, 0, 7]
     plain = global_.collater([global_[i] for i in (3, 0, 7)])
     for key in ("target", "masked_in_wide_span"):
         assert torch.equal(batch["global_pmi"][key], plain[key])
