@@ -87,7 +87,7 @@ def bench_items(data: Path, n_items: int, repeats: int) -> tuple[dict[str, float
     return best, len(indices)
 
 
-def train_wps(data: Path, task: str, updates: int, save_dir: Path) -> float:
+def train_wps(data: Path, task: str, updates: int, save_dir: Path, extra_flags: tuple[str, ...] = ()) -> float:
     task_flags = (
         ["--task", "masked_lm", "--criterion", "masked_lm", "--sample-break-mode", "complete"]
         if task == "masked_lm"
@@ -98,7 +98,7 @@ def train_wps(data: Path, task: str, updates: int, save_dir: Path) -> float:
         "--arch", "genemask_logo", "--tokens-per-sample", "512", "--batch-size", "10",
         "--optimizer", "adam", "--lr", "1e-4", "--max-update", str(updates), "--cpu",
         "--disable-validation", "--no-save", "--save-dir", str(save_dir), "--seed", "1",
-        "--log-format", "simple", "--log-interval", str(updates),
+        "--log-format", "simple", "--log-interval", str(updates), *extra_flags,
     ]
     run = subprocess.run(cmd, capture_output=True, text=True, check=True)
     out = run.stdout + run.stderr

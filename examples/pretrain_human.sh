@@ -8,7 +8,11 @@ usage() {
 Usage: examples/pretrain_human.sh GENOME.fa[.gz] OUT_DIR [options]
 
   --arch NAME           genemask_dnabert_base (default) or genemask_logo
-  --strategy NAME       genemask (default), kmer_span, random or genemask_position
+  --strategy NAME       genemask (default), kmer_span, random, genemask_position or global_pmi
+  --curriculum NAME     CM-GEMS mask curriculum: cm_gems (genemask, then global_pmi) or
+                        cm_step (kmer_span mixed with a rising share of global_pmi); replaces --strategy
+  --cm-gems-threshold T cm_gems: switch when validation perplexity drops by less than T (default 1.0)
+  --validate-every N    validate every N updates (default: at epoch ends; cm_gems: 500)
   --k K                 k-mer size (default 6)
   --updates N           pretraining updates (default 10000)
   --lr LR               peak learning rate (default 8e-4)
@@ -45,10 +49,14 @@ shift 2
 ARCH=genemask_dnabert_base STRATEGY=genemask K=6 UPDATES=10000 LR=8e-4 WARMUP=500
 SEQS_PER_GPU=10 SEQS_PER_UPDATE=1000 GPUS="" NNODES=1 NODE_RANK=0 MASTER="" SKIP_DATA=0 DATA_ONLY=0
 PRECISION=auto WORKERS=""
+CURRICULUM=none CM_GEMS_THRESHOLD=1.0 VALIDATE_EVERY=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --arch) ARCH=$2; shift 2 ;;
         --strategy) STRATEGY=$2; shift 2 ;;
+        --curriculum) CURRICULUM=$2; shift 2 ;;
+        --cm-gems-threshold) CM_GEMS_THRESHOLD=$2; shift 2 ;;
+        --validate-every) VALIDATE_EVERY=$2; shift 2 ;;
         --k) K=$2; shift 2 ;;
         --updates) UPDATES=$2; shift 2 ;;
         --lr) LR=$2; shift 2 ;;
@@ -71,12 +79,28 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$ARCH" in genemask_dnabert_base|genemask_logo|genemask_tiny) ;; *) die "unknown --arch $ARCH" ;; esac
-case "$STRATEGY" in genemask|kmer_span|random|genemask_position) ;; *) die "unknown --strategy $STRATEGY" ;; esac
+case "$STRATEGY" in genemask|kmer_span|random|genemask_position|global_pmi) ;; *) die "unknown --strategy $STRATEGY" ;; esac
 case "$PRECISION" in auto|bf16|fp16) ;; *) die "--precision must be auto, bf16 or fp16, got $PRECISION" ;; esac
 for n in "$SEQS_PER_GPU" "$SEQS_PER_UPDATE" "$NNODES" ${GPUS:+"$GPUS"} ${WORKERS:+"$WORKERS"}; do
     [[ "$n" =~ ^[0-9]+$ ]] || die "expected a whole number, got $n"
 done
 [ "$SEQS_PER_GPU" -ge 1 ] && [ "$SEQS_PER_UPDATE" -ge 1 ] || die "--seqs-per-gpu and --seqs-per-update must be >= 1"
+# A curriculum starts from its own local strategy (the name in the checkpoint directory is the curriculum's).
+CURRICULUM_FLAGS=()
+case "$CURRICULUM" in
+    none) RUN_NAME=$STRATEGY ;;
+    cm_gems|cm_step)
+        RUN_NAME=$CURRICULUM
+        CURRICULUM_FLAGS=(--mask-curriculum "$CURRICULUM")
+        if [ "$CURRICULUM" = cm_gems ]; then
+            STRATEGY=genemask VALIDATE_EVERY=${VALIDATE_EVERY:-500}
+            CURRICULUM_FLAGS+=(--cm-gems-threshold "$CM_GEMS_THRESHOLD")
+        else
+            STRATEGY=kmer_span
+        fi ;;
+    *) die "unknown --curriculum $CURRICULUM" ;;
+esac
+[ -z "$VALIDATE_EVERY" ] || CURRICULUM_FLAGS+=(--validate-interval-updates "$VALIDATE_EVERY")
 [ "$DRY_RUN" = 1 ] || [ "$SKIP_DATA" = 1 ] || [ -f "$GENOME" ] || die "$GENOME: no such file"
 
 [ -n "$GPUS" ] || GPUS=$(count_gpus)
@@ -123,9 +147,9 @@ fi
 [ "$DATA_ONLY" != 1 ] || exit 0
 
 pretrain_args "$DATA" "$TABLE" "$ARCH" "$STRATEGY" "$UPDATES" "$LR" "$WARMUP" "$BATCH" \
-    "$OUT/checkpoints/${ARCH}_${STRATEGY}_${UPDATES}" \
+    "$OUT/checkpoints/${ARCH}_${RUN_NAME}_${UPDATES}" \
     --update-freq "$UPDATE_FREQ" --num-workers "$WORKERS" --log-format simple --log-interval 50 \
-    --save-interval-updates 1000 --keep-interval-updates 3 "${DEVICE_FLAGS[@]}"
+    --save-interval-updates 1000 --keep-interval-updates 3 "${DEVICE_FLAGS[@]}" "${CURRICULUM_FLAGS[@]}"
 if [ "$NNODES" -gt 1 ]; then
     [ -n "$MASTER" ] || die "--nnodes > 1 needs --master HOST:PORT"
     run torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS" \

@@ -18,6 +18,10 @@ Strategies (``MaskingConfig.strategy``):
 - ``genemask_position``: an ablation reproducing the reference implementation's
   defect: the PMI lookup is given a token's *position* decoded as a vocabulary
   id, so the "best" token is a fixed function of position, blind to the sequence.
+- ``global_pmi``: the global PMI masking of the GeneMask authors' follow-up (CM-GEMS):
+  m centres are drawn as above (``centre_prob`` 0.15/11), but they only set m; the
+  m maskable positions whose tokens score highest over the *whole* item (ties to
+  the lower position) each mask a span of ``2 * wide_half_width + 1`` tokens.
 
 Masked positions are then replaced 80/10/10 (``<mask>`` / random regular token /
 unchanged) by :func:`replace_masked_tokens`.
@@ -30,8 +34,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-STRATEGIES = ("genemask", "kmer_span", "random", "genemask_position")
-PMI_STRATEGIES = frozenset({"genemask", "genemask_position"})
+STRATEGIES = ("genemask", "kmer_span", "random", "genemask_position", "global_pmi")
+PMI_STRATEGIES = frozenset({"genemask", "genemask_position", "global_pmi"})
 PAPER_CENTRE_PROB = {
     # 0.15 / 8.5, the mean number of tokens masked per centre for k=6 (GeneMask paper).
     "genemask": 0.0176,
@@ -40,6 +44,8 @@ PAPER_CENTRE_PROB = {
     "kmer_span": 0.025,
     # BERT.
     "random": 0.15,
+    # 0.15 / 11, one 11-token span per centre (CM-GEMS).
+    "global_pmi": 0.15 / 11,
 }
 DNABERT_FIRST_KMER_ID = 5
 """Vocabulary id of the first k-mer (AAAAAA) in DNABERT's vocabulary, after its 5 specials.
@@ -86,7 +92,8 @@ class MaskingConfig:
         "best-scoring half of the centres (needs --pmi-table); kmer_span: DNABERT's k-span around "
         "each centre; random: BERT's i.i.d. tokens; genemask_position: ABLATION reproducing the "
         "reference implementation's defect (PMI looked up by token position instead of token, "
-        "needs --pmi-table). With a non-k-mer dictionary (e.g. SentencePiece) the base span is one token",
+        "needs --pmi-table); global_pmi: CM-GEMS's global masking, a wide span around each of the "
+        "item's top-PMI tokens, as many as centres drawn (needs --pmi-table). With a non-k-mer dictionary (e.g. SentencePiece) the base span is one token",
     )
     k: int | None = _knob(
         6, "k of the overlapping k-mer tokens (sets the base span); None for non-overlapping tokens"
@@ -95,11 +102,11 @@ class MaskingConfig:
         None,
         "probability that a token is a mask centre (for random: that it is masked); default: the "
         "paper's value for the strategy "
-        + ", ".join(f"{s} {p}" for s, p in PAPER_CENTRE_PROB.items())
-        + " (the genemask and kmer_span values target ~15%% of 6-mer tokens)",
+        + ", ".join(f"{s} {p:.4g}" for s, p in PAPER_CENTRE_PROB.items())
+        + " (all but random target ~15%% of 6-mer tokens)",
     )
     wide_half_width: int = _knob(
-        5, "half-width h of the wide span (2h+1 tokens) around a best-PMI token"
+        5, "half-width h of the wide span (2h+1 tokens) around a best-PMI token (global_pmi: around each top token)"
     )
     high_fraction: float = _knob(
         0.5, "fraction of centres, best by PMI, that also mask the wide span"
@@ -200,6 +207,8 @@ def select_mask_spans(
     centres = np.flatnonzero((rng.random(n) < config.centre_prob) & maskable)
     if centres.size == 0:
         return masked, wide
+    if config.strategy == "global_pmi":
+        return _global_pmi_spans(maskable, centres.size, config, scores)
 
     offsets = config.span_offsets
     span = centres[:, None] + offsets[None, :]  # (m, span); column 0 is the centre
@@ -226,6 +235,32 @@ def select_mask_spans(
 
     masked &= maskable
     return masked, wide
+
+
+def _global_pmi_spans(
+    maskable: np.ndarray, m: int, config: MaskingConfig, scores: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``global_pmi``: a wide span around each of the ``m`` top-scoring maskable positions.
+
+    Every masked position is in a global (wide) span, so ``wide`` equals ``masked``.
+    """
+    n = len(maskable)
+    if scores is None or len(scores) != n:
+        raise ValueError("the PMI strategies need one score per position")
+    candidates = np.flatnonzero(maskable)
+    neg = -scores[candidates]
+    m = min(m, candidates.size)
+    # The m best without a full sort: all scores above the m-th best, then the lowest positions
+    # among those tied with it (candidates are ascending).
+    kth = np.partition(neg, m - 1)[m - 1]
+    above = np.flatnonzero(neg < kth)
+    tied = np.flatnonzero(neg == kth)[: m - above.size]
+    top = candidates[np.concatenate([above, tied])]
+    span = top[:, None] + np.arange(-config.wide_half_width, config.wide_half_width + 1)
+    masked = np.zeros(n, dtype=bool)
+    masked[span[(span >= 0) & (span < n)]] = True
+    masked &= maskable
+    return masked, masked.copy()
 
 
 def replace_masked_tokens(

@@ -20,8 +20,10 @@ class GeneMaskMLMLoss(FairseqCriterion):
     """Cross-entropy on the masked positions (where ``target`` is not ``<pad>``).
 
     Logs, besides ``loss``/``ppl``: ``acc`` (masked-token accuracy, %), ``mask_pct``
-    (% of regular tokens masked) and ``wide_pct`` (% of masked tokens inside a wide
-    PMI span). Each is a ratio of sums, so it is exact across GPUs and log intervals.
+    (% of regular tokens masked), ``wide_pct`` (% of masked tokens inside a wide
+    PMI span) and ``global_pct`` (% of masked tokens from global PMI spans: how far a
+    mask curriculum has moved). Each is a ratio of sums, so it is exact across GPUs
+    and log intervals.
     """
 
     def __init__(self, task):
@@ -55,6 +57,8 @@ class GeneMaskMLMLoss(FairseqCriterion):
         n_regular = src_tokens.ge(self.num_specials).sum()
         wide = sample.get("masked_in_wide_span")
         n_wide = wide.sum() if wide is not None else torch.zeros_like(n_regular)
+        # A batch is masked by one strategy, so its masked tokens are all global or none.
+        n_global = sample_size if sample.get("masked_by_global_pmi", False) else torch.zeros_like(sample_size)
 
         logging_output = {
             "loss": loss.data,
@@ -64,6 +68,7 @@ class GeneMaskMLMLoss(FairseqCriterion):
             "n_correct": n_correct.data,
             "n_regular": n_regular.data,
             "n_wide": n_wide.data,
+            "n_global": n_global.data,
         }
         return loss, sample_size, logging_output
 
@@ -81,6 +86,7 @@ class GeneMaskMLMLoss(FairseqCriterion):
         if sample_size > 0:
             metrics.log_scalar("acc", 100.0 * total("n_correct") / sample_size, sample_size, round=2)
             metrics.log_scalar("wide_pct", 100.0 * total("n_wide") / sample_size, sample_size, round=2)
+            metrics.log_scalar("global_pct", 100.0 * total("n_global") / sample_size, sample_size, round=2)
         if n_regular > 0:
             metrics.log_scalar("mask_pct", 100.0 * sample_size / n_regular, n_regular, round=2)
 

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+import torch
 from fairseq import utils
 from fairseq.data import Dictionary, PrependTokenDataset, SortDataset, data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
+from genemask_plugin.curriculum import CURRICULA, MaskCurriculum
 from genemask_plugin.data.genemask_mask_dataset import GeneMaskMaskDataset
 from genemask_plugin.data.item_block_dataset import ItemBlockDataset
 from genemask_plugin.masking import STRATEGIES, MaskingConfig
@@ -29,6 +31,7 @@ from genemask_preprocess.kmers import kmer_size_of_symbols
 logger = logging.getLogger(__name__)
 
 MASK_STRATEGY_CHOICES = ChoiceEnum(list(STRATEGIES))
+MASK_CURRICULUM_CHOICES = ChoiceEnum(list(CURRICULA))
 
 
 class GeneMaskTaskError(InputError):
@@ -87,7 +90,8 @@ class GeneMaskMLMConfig(FairseqDataclass):
         default=None,
         metadata={
             "help": "PMI table TSV from genemask-pmi; its n == k rows score the k-mer tokens. "
-            "Required by genemask and genemask_position, ignored by the others"
+            "Required by genemask, genemask_position, global_pmi and every --mask-curriculum, "
+            "ignored by the others"
         },
     )
     pmi_column: str = field(
@@ -100,6 +104,20 @@ class GeneMaskMLMConfig(FairseqDataclass):
     all_wide_below: int = _masking_field("all_wide_below")
     leave_unmasked_prob: float = _masking_field("leave_unmasked_prob")
     random_token_prob: float = _masking_field("random_token_prob")
+    mask_curriculum: MASK_CURRICULUM_CHOICES = field(
+        default="none",
+        metadata={
+            "help": "CM-GEMS mask curricula (they replace --mask-strategy; need --pmi-table): cm_gems: "
+            "genemask, then global_pmi for good from the first validation whose perplexity dropped by "
+            "less than --cm-gems-threshold since the previous one; cm_step: at update u of --max-update U "
+            "a batch uses global_pmi with probability floor(u/(U/100))/100, else kmer_span. "
+            "--centre-prob sets the local strategy's; global_pmi uses 0.15/11"
+        },
+    )
+    cm_gems_threshold: float = field(
+        default=1.0,
+        metadata={"help": "cm_gems: switch when validation perplexity drops by less than this (> 0)"},
+    )
     # fairseq reuses the DataLoader and its workers across epochs by default, which
     # freezes the epoch-1 masks whenever --num-workers >= 1 (docs/genemask_mlm.md, fresh masks every epoch).
     persistent_workers: bool = field(
@@ -111,6 +129,11 @@ class GeneMaskMLMConfig(FairseqDataclass):
         metadata={"help": "reuse the data loader across epochs (freezes masks; keep off)"},
     )
     seed: int = II("common.seed")
+    max_update: int = II("optimization.max_update")
+    # Where fairseq-train resumes from: fairseq saves the task state in checkpoints but does not
+    # give it back to the task on resume (Trainer.load_checkpoint), so the task reads it itself.
+    restore_file: str = II("checkpoint.restore_file")
+    save_dir: str = II("checkpoint.save_dir")
 
 
 @register_task("genemask_mlm", dataclass=GeneMaskMLMConfig)
@@ -128,17 +151,19 @@ class GeneMaskMLMTask(FairseqTask):
         self.dictionary = dictionary
         self.mask_idx = dictionary.add_symbol("<mask>")
         self.kmer_size = kmer_size_of_symbols(dictionary.symbols)
+        self.curriculum = None
+        self.global_masking = None  # the curriculum's second strategy
+        strategy = str(cfg.mask_strategy)
         try:
-            self.masking = MaskingConfig(
-                strategy=str(cfg.mask_strategy),
-                k=self.kmer_size,
-                centre_prob=cfg.centre_prob,
-                wide_half_width=cfg.wide_half_width,
-                high_fraction=cfg.high_fraction,
-                all_wide_below=cfg.all_wide_below,
-                leave_unmasked_prob=cfg.leave_unmasked_prob,
-                random_token_prob=cfg.random_token_prob,
-            )
+            if str(cfg.mask_curriculum) != "none":
+                self.curriculum = MaskCurriculum(
+                    str(cfg.mask_curriculum), cfg.seed, cfg.cm_gems_threshold, cfg.max_update or None
+                )
+                if strategy not in (MaskingConfig.default_of("strategy"), self.curriculum.local_strategy):
+                    logger.warning(f"--mask-curriculum {cfg.mask_curriculum} replaces --mask-strategy {strategy}")
+                strategy = self.curriculum.local_strategy
+                self.global_masking = self._masking_config(cfg, "global_pmi", centre_prob=None)
+            self.masking = self._masking_config(cfg, strategy, cfg.centre_prob)
         except ValueError as err:
             raise GeneMaskTaskError(f"genemask_mlm: {err}") from None
         if self.kmer_size is None:
@@ -149,11 +174,31 @@ class GeneMaskMLMTask(FairseqTask):
                 "was tuned for k=6; set --centre-prob to target ~15% masked tokens"
             )
         self.token_scores = None
-        if self.masking.uses_pmi and load_pmi_table:
+        if self.uses_pmi and load_pmi_table:
             self.token_scores = self._load_token_scores()
-        if not self.masking.uses_pmi and cfg.pmi_table:
+        if not self.uses_pmi and cfg.pmi_table:
             logger.info(f"--mask-strategy {cfg.mask_strategy} does not use --pmi-table")
         logger.info(f"masking: {self.masking}")
+        if self.curriculum is not None:
+            logger.info(f"mask curriculum {self.curriculum.describe()}; then {self.global_masking}")
+        self._curriculum_restored = False
+        self._first_valid_subset = False
+
+    def _masking_config(self, cfg, strategy: str, centre_prob) -> MaskingConfig:
+        return MaskingConfig(
+            strategy=strategy,
+            k=self.kmer_size,
+            centre_prob=centre_prob,
+            wide_half_width=cfg.wide_half_width,
+            high_fraction=cfg.high_fraction,
+            all_wide_below=cfg.all_wide_below,
+            leave_unmasked_prob=cfg.leave_unmasked_prob,
+            random_token_prob=cfg.random_token_prob,
+        )
+
+    @property
+    def uses_pmi(self) -> bool:
+        return self.masking.uses_pmi or self.global_masking is not None
 
     @classmethod
     def setup_task(cls, cfg: GeneMaskMLMConfig, **kwargs):
@@ -172,9 +217,12 @@ class GeneMaskMLMTask(FairseqTask):
 
     def _load_token_scores(self) -> np.ndarray:
         if not self.cfg.pmi_table:
-            raise GeneMaskTaskError(
-                f"--mask-strategy {self.cfg.mask_strategy} needs --pmi-table (a table from genemask-pmi)"
+            what = (
+                f"--mask-curriculum {self.cfg.mask_curriculum}"
+                if self.curriculum is not None
+                else f"--mask-strategy {self.cfg.mask_strategy}"
             )
+            raise GeneMaskTaskError(f"{what} needs --pmi-table (a table from genemask-pmi)")
         scores = load_token_scores(
             self.cfg.pmi_table, self.dictionary.symbols, column=self.cfg.pmi_column
         )
@@ -186,7 +234,7 @@ class GeneMaskMLMTask(FairseqTask):
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         """Load ``split``: chunks -> blocks -> prepend <s> -> mask -> sort."""
-        if self.masking.uses_pmi and self.token_scores is None:
+        if self.uses_pmi and self.token_scores is None:
             with user_errors():
                 self.token_scores = self._load_token_scores()
         paths = utils.split_paths(self.cfg.data)
@@ -214,9 +262,110 @@ class GeneMaskMLMTask(FairseqTask):
             self.masking,
             token_scores=self.token_scores,
             seed=self.cfg.seed,
+            global_config=self.global_masking,
         )
         shuffle = np.random.default_rng(self.cfg.seed).permutation(len(dataset))
         self.datasets[split] = SortDataset(dataset, sort_order=[shuffle, dataset.sizes])
+
+    # ------------------------------------------------------------ mask curriculum
+
+    def _batch_in_regime(self, sample, use_global: bool):
+        """The batch with the chosen candidate mask (the other one dropped)."""
+        if not sample or "global_pmi" not in sample:
+            return sample
+        chosen = {key: value for key, value in sample.items() if key != "global_pmi"}
+        if use_global:
+            chosen.update((key, value) for key, value in sample["global_pmi"].items() if key != "batch_ids")
+        return chosen
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if self.curriculum is not None and sample and "global_pmi" in sample:
+            self.curriculum.num_updates = update_num + 1  # done once this step is (for the logs)
+            use_global = self.curriculum.batch_uses_global_pmi(update_num, sample["global_pmi"]["batch_ids"])
+            sample = self._batch_in_regime(sample, use_global)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def valid_step(self, sample, model, criterion):
+        if self.curriculum is not None:
+            sample = self._batch_in_regime(sample, self.curriculum.validation_uses_global_pmi())
+        return super().valid_step(sample, model, criterion)
+
+    def begin_epoch(self, epoch, model):
+        # fairseq-train has loaded its checkpoint by the first epoch it begins.
+        if self.curriculum is not None and not self._curriculum_restored:
+            self._restore_curriculum_for_resume()
+            self._curriculum_restored = True
+        super().begin_epoch(epoch, model)
+
+    def begin_valid_epoch(self, epoch, model):
+        self._first_valid_subset = True
+        super().begin_valid_epoch(epoch, model)
+
+    def post_validate(self, model, stats, agg):
+        """fairseq-train's hook after each validation subset: cm_gems judges the first subset's perplexity.
+
+        Every rank sees the same all-reduced loss, so every rank switches at the same update.
+        """
+        if self.curriculum is None or not self._first_valid_subset:
+            return
+        self._first_valid_subset = False
+        if "loss" not in agg or "num_updates" not in stats:
+            return
+        perplexity = 2 ** agg["loss"].avg  # the criterion's loss is in bits; 2**bits == exp(nats)
+        if self.curriculum.observe_validation(stats["num_updates"], perplexity):
+            logger.info(
+                f"mask curriculum: validation perplexity {perplexity:.3f} dropped by less than "
+                f"{self.curriculum.threshold} since the previous validation; {self.curriculum.describe()}"
+            )
+
+    def _resumed_checkpoint(self) -> Optional[str]:  # noqa: UP045
+        """The file fairseq-train resumes from (its rule for --restore-file), or None on a fresh start."""
+        if self.cfg.restore_file == "checkpoint_last.pt":
+            path = os.path.join(self.cfg.save_dir, "checkpoint_last.pt")
+        else:
+            path = self.cfg.restore_file
+        return path if os.path.isfile(path) else None
+
+    def _restore_curriculum_for_resume(self) -> None:
+        from fairseq.distributed import utils as distributed_utils
+
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        state = None
+        if not distributed or torch.distributed.get_rank() == 0:
+            path = self._resumed_checkpoint()
+            if path is not None:
+                # mmap: only the (small) task state is read, not the weights and optimizer state.
+                checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+                state = checkpoint.get("task_state", {}).get("mask_curriculum")
+                if state is None:
+                    logger.warning(f"{path} holds no mask curriculum state: the curriculum starts afresh")
+        if distributed and torch.distributed.get_world_size() > 1:
+            # Rank 0 reads, as fairseq loads checkpoints by default; every rank gets the same state.
+            state = distributed_utils.broadcast_object(state, 0, distributed_utils.get_global_group())
+        if state is not None:
+            self.load_state_dict({"mask_curriculum": state})
+
+    def state_dict(self):
+        state = dict(super().state_dict())
+        if self.curriculum is not None:
+            state["mask_curriculum"] = self.curriculum.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        curriculum = state_dict.pop("mask_curriculum", None)
+        super().load_state_dict(state_dict)
+        if curriculum is None:
+            return
+        if self.curriculum is None:
+            logger.info(f"checkpoint mask curriculum: {curriculum.get('kind')} (not used by this run)")
+            return
+        try:
+            self.curriculum.load_state_dict(curriculum)
+        except ValueError as err:
+            raise GeneMaskTaskError(f"genemask_mlm: {err}") from None
+        self._curriculum_restored = True
+        logger.info(f"mask curriculum from the checkpoint: {self.curriculum.describe()}")
 
     @property
     def source_dictionary(self):

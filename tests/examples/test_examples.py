@@ -167,6 +167,32 @@ def test_baselines_cover_dnabert_and_bert_settings():
     assert {a.arch for a in trained} == {"genemask_logo"}
 
 
+def test_curricula_recipe_runs_the_cm_gems_paper_settings():
+    commands = dry_run("pretrain_curricula.sh", "GRCh38.fa.gz", "/tmp/out", "--gpus", "2", "--dry-run")
+    assert [c[0] for c in commands].count("genemask-preprocess") == 1
+    trained = check_commands(commands)
+    runs = {(a.mask_strategy, a.mask_curriculum): a for a in trained}
+    assert set(runs) == {("global_pmi", "none"), ("genemask", "cm_gems"), ("kmer_span", "cm_step")}
+    for args in trained:  # the paper's schedule, as pretrain_human.sh runs genemask
+        assert (args.max_update, args.lr, args.warmup_updates, args.arch) == (10000, [8e-4], 500, "genemask_dnabert_base")
+        assert args.pmi_table == "/tmp/out/pmi/pmi.tsv" and args.fp16
+    gems = runs[("genemask", "cm_gems")]
+    assert gems.cm_gems_threshold == 1.0 and gems.validate_interval_updates == 500
+    assert runs[("kmer_span", "cm_step")].validate_interval_updates == 0
+    assert len({a.save_dir for a in trained}) == 3
+
+
+def test_pretrain_human_passes_curriculum_options():
+    commands = dry_run("pretrain_human.sh", "g.fa", "/tmp/out", "--curriculum", "cm_gems", "--cm-gems-threshold",
+                       "2.5", "--validate-every", "250", "--skip-data", "--gpus", "1", "--dry-run")
+    (args,) = check_commands(commands)
+    assert (args.mask_curriculum, args.cm_gems_threshold, args.validate_interval_updates) == ("cm_gems", 2.5, 250)
+    assert args.save_dir.endswith("genemask_dnabert_base_cm_gems_10000")
+    result = subprocess.run(["bash", str(EXAMPLES / "pretrain_human.sh"), "g.fa", "o", "--curriculum", "warm",
+                             "--dry-run"], capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown --curriculum" in result.stderr
+
+
 def test_quickstart_dry_run():
     commands = dry_run("quickstart.sh", env={"DRY_RUN": "1", "OUT": "/tmp/demo"})
     (args,) = check_commands(commands[:-1])

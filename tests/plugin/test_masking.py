@@ -60,7 +60,9 @@ def test_paper_defaults():
     config = MaskingConfig()
     assert (config.wide_half_width, config.high_fraction, config.all_wide_below) == (5, 0.5, 0)
     assert (config.leave_unmasked_prob, config.random_token_prob) == (0.1, 0.1)
-    assert set(PAPER_CENTRE_PROB) == {"genemask", "kmer_span", "random", "genemask_position"}
+    assert set(PAPER_CENTRE_PROB) == {"genemask", "kmer_span", "random", "genemask_position", "global_pmi"}
+    assert MaskingConfig(strategy="global_pmi").centre_prob == pytest.approx(0.0136, abs=1e-4)
+    assert MaskingConfig(strategy="global_pmi").uses_pmi
 
 
 @pytest.mark.parametrize(
@@ -225,6 +227,74 @@ def test_masked_fraction_of_510_token_items_is_about_15_percent(strategy):
         assert 0.4 < np.mean(wide_shares) < 0.9
     else:
         assert np.mean(wide_shares) == 0.0
+
+
+# ---------------------------------------------------------------- global_pmi (CM-GEMS)
+
+
+def test_global_pmi_spans_sit_on_the_top_scoring_tokens():
+    """Three centres drawn anywhere: the spans go around the three best tokens of the whole item."""
+    scores = np.zeros(60, dtype=np.float32)
+    scores[[7, 30, 52, 45]] = [0.9, 0.7, 0.8, 0.1]
+    masked, wide = spans([1, 2, 3], 60, MaskingConfig("global_pmi"), scores)
+    assert positions(masked) == [*range(2, 13), *range(25, 36), *range(47, 58)]
+    assert np.array_equal(wide, masked)
+    # The centres' own positions only set m: one centre masks around the single best token.
+    assert positions(spans([59], 60, MaskingConfig("global_pmi"), scores)[0]) == list(range(2, 13))
+
+
+def test_global_pmi_ties_go_to_the_lower_position_and_spans_truncate():
+    scores = np.full(40, 0.5, dtype=np.float32)
+    scores[[3, 20, 38]] = 2.0
+    config = MaskingConfig("global_pmi", wide_half_width=2)
+    assert positions(spans([10, 11], 40, config, scores)[0]) == [1, 2, 3, 4, 5, 18, 19, 20, 21, 22]
+    # Four centres, three best tokens: the fourth span goes to the lowest of the tied rest (position 0).
+    assert positions(spans([10, 11, 12, 13], 40, config, scores)[0]) == [0, 1, 2, 3, 4, 5, 18, 19, 20, 21, 22, 36, 37, 38, 39]
+
+
+def test_global_pmi_matches_its_definition_by_stable_sort():
+    """The partition-based selection equals 'sort maskable positions by score, ties to the lower, take m'."""
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(20, 600))
+        scores = rng.integers(0, 5, n).astype(np.float32)  # many ties
+        scores[rng.random(n) < 0.1] = -np.inf
+        maskable = rng.random(n) < 0.9
+        config = MaskingConfig("global_pmi", wide_half_width=int(rng.integers(0, 4)), centre_prob=float(rng.uniform(0.01, 0.5)))
+        masked, _ = select_mask_spans(maskable, np.random.default_rng(seed), config, scores)
+        m = int(((np.random.default_rng(seed).random(n) < config.centre_prob) & maskable).sum())
+        candidates = np.flatnonzero(maskable)
+        expected = np.zeros(n, dtype=bool)
+        for top in candidates[np.argsort(-scores[candidates], kind="stable")[:m]]:
+            expected[max(0, top - config.wide_half_width) : top + config.wide_half_width + 1] = True
+        assert np.array_equal(masked, expected & maskable), seed
+
+
+def test_global_pmi_never_picks_or_masks_specials():
+    scores = np.arange(30, dtype=np.float32)[::-1].copy()  # position 0 scores best
+    maskable = np.ones(30, dtype=bool)
+    maskable[[0, 1, 29]] = False
+    masked, _ = spans([5, 6], 30, MaskingConfig("global_pmi", wide_half_width=1), scores, maskable)
+    assert positions(masked) == [2, 3, 4]  # the best maskable tokens are 2 and 3
+    with pytest.raises(ValueError, match="one score per position"):
+        spans([5], 30, MaskingConfig("global_pmi"), None)
+
+
+def test_global_pmi_masked_fraction_of_510_token_items_is_10_to_18_percent():
+    token_scores = load_token_scores(
+        REPO / "data" / "pmi" / "human_fragments.pmi.tsv", ["<s>", "<pad>", "</s>", "<unk>", *all_kmers(6), "<mask>"]
+    )
+    items = _yeast_windows(400, 510)
+    maskable = np.ones(510, dtype=bool)
+    config = MaskingConfig("global_pmi")
+    fractions = [
+        select_mask_spans(maskable, np.random.default_rng([1, 1, index]), config, token_scores[item])[0].mean()
+        for index, item in enumerate(items)
+    ]
+    assert 0.10 <= np.mean(fractions) <= 0.18, np.mean(fractions)
+    # The spans follow the sequence: two different items get different masks from the same generator seed.
+    a, b = (select_mask_spans(maskable, np.random.default_rng(0), config, token_scores[item])[0] for item in items[:2])
+    assert not np.array_equal(a, b)
 
 
 def test_replacement_proportions_and_only_regular_tokens():

@@ -83,14 +83,17 @@ def _reduce(logs):
 
 def test_metrics_are_ratios_of_sums_across_workers():
     logs = [
-        {"loss": 10.0, "sample_size": 5, "n_correct": 1, "n_regular": 50, "n_wide": 2, "ntokens": 52, "nsentences": 1},
-        {"loss": 30.0, "sample_size": 15, "n_correct": 9, "n_regular": 50, "n_wide": 12, "ntokens": 52, "nsentences": 1},
+        {"loss": 10.0, "sample_size": 5, "n_correct": 1, "n_regular": 50, "n_wide": 2, "n_global": 0,
+         "ntokens": 52, "nsentences": 1},
+        {"loss": 30.0, "sample_size": 15, "n_correct": 9, "n_regular": 50, "n_wide": 12, "n_global": 15,
+         "ntokens": 52, "nsentences": 1},
     ]
     values = _reduce(logs)
     # Means of per-worker ratios would give acc 40, wide 60, loss (2 + 2) / 2.
     assert values["acc"] == pytest.approx(50.0)
     assert values["wide_pct"] == pytest.approx(70.0)
     assert values["mask_pct"] == pytest.approx(20.0)
+    assert values["global_pct"] == pytest.approx(75.0)  # 15 of 20 masked tokens, not the mean 50
     assert values["loss"] == pytest.approx(round(40 / 20 / math.log(2), 3))
     assert values["ppl"] == pytest.approx(2 ** values["loss"], rel=1e-3)
     assert GeneMaskMLMLoss.logging_outputs_can_be_summed()
@@ -107,4 +110,9 @@ def test_metrics_of_a_trained_batch_match_its_mask(setup):
     assert values["mask_pct"] == pytest.approx(100 * masked.sum().item() / (tokens >= 4).sum().item(), abs=0.01)
     wide = batch["masked_in_wide_span"].sum().item()
     assert values["wide_pct"] == pytest.approx(100 * wide / masked.sum().item(), abs=0.01)
+    assert values["global_pct"] == 0.0
+    with torch.no_grad():
+        _, _, log = criterion(model, {**batch, "masked_by_global_pmi": True})
+    assert log["n_global"] == log["sample_size"] == masked.sum().item()
+    assert _reduce([log])["global_pct"] == 100.0
     assert np.isfinite(values["loss"])

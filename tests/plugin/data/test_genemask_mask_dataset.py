@@ -37,12 +37,13 @@ def make_items(n=60, seed=0, unk_every=0):
     return ListDataset(items, np.array([len(t) for t in items]))
 
 
-def make_dataset(vocab, items, strategy="genemask", seed=1, **knobs):
+def make_dataset(vocab, items, strategy="genemask", seed=1, global_config=None, **knobs):
     mask_idx = vocab.index("<mask>")
     scores = np.random.default_rng(5).standard_normal(len(vocab)).astype(np.float32)
     scores[: vocab.nspecial] = scores[mask_idx] = -np.inf
     config = MaskingConfig(strategy=strategy, k=K, **knobs)
-    return GeneMaskMaskDataset(items, vocab, mask_idx, config, token_scores=scores, seed=seed)
+    return GeneMaskMaskDataset(items, vocab, mask_idx, config, token_scores=scores, seed=seed,
+                               global_config=global_config)
 
 
 def test_regular_token_ids_exclude_specials_mask_and_padding_symbols(vocab):
@@ -51,7 +52,7 @@ def test_regular_token_ids_exclude_specials_mask_and_padding_symbols(vocab):
     assert ids.tolist() == list(range(4, 4 + 4**K))
 
 
-@pytest.mark.parametrize("strategy", ["genemask", "kmer_span", "random", "genemask_position"])
+@pytest.mark.parametrize("strategy", ["genemask", "kmer_span", "random", "genemask_position", "global_pmi"])
 def test_no_special_is_masked_or_injected(vocab, strategy):
     items = make_items(unk_every=17)
     dataset = make_dataset(vocab, items, strategy, centre_prob=0.2, leave_unmasked_prob=0.2, random_token_prob=0.4)
@@ -89,6 +90,47 @@ def test_mask_is_a_pure_function_of_seed_epoch_and_index(vocab):
     other_seed = make_dataset(vocab, items, seed=2)
     other_seed.set_epoch(3)
     assert sum(torch.equal(a[i]["target"], other_seed[i]["target"]) for i in range(len(a))) < 5
+
+
+def test_global_pmi_mask_is_a_pure_function_of_seed_epoch_and_index_and_changes_by_epoch(vocab):
+    items = make_items()
+    a, b = make_dataset(vocab, items, "global_pmi"), make_dataset(vocab, items, "global_pmi")
+    a.set_epoch(2)
+    b.set_epoch(2)
+    assert all(torch.equal(a[i]["target"], b[i]["target"]) for i in reversed(range(len(a))))
+    batch = a.collater([a[i] for i in range(4)])
+    assert batch["masked_by_global_pmi"] is True
+    assert torch.equal(batch["masked_in_wide_span"], batch["target"].ne(PAD))  # every span is global
+    b.set_epoch(3)
+    # The spans follow the item's top tokens, so only their number m (drawn per epoch) moves them;
+    # the replacement is drawn afresh too.
+    long_items = [i for i in range(len(a)) if len(items[i]) > 300]
+    assert len(long_items) > 20
+    same_mask = sum(torch.equal(a[i]["target"].ne(PAD), b[i]["target"].ne(PAD)) for i in long_items)
+    assert same_mask < 0.4 * len(long_items)
+    assert not any(torch.equal(a[i]["source"], b[i]["source"]) for i in long_items)
+
+
+def test_curriculum_items_carry_both_candidates_each_the_plain_strategys_mask(vocab):
+    items = make_items(n=20)
+    both = make_dataset(vocab, items, "kmer_span", global_config=MaskingConfig("global_pmi", k=K))
+    local, global_ = make_dataset(vocab, items, "kmer_span"), make_dataset(vocab, items, "global_pmi")
+    for dataset in (both, local, global_):
+        dataset.set_epoch(5)
+    for i in range(len(items)):
+        item = both[i]
+        assert torch.equal(item["source"], local[i]["source"]) and torch.equal(item["target"], local[i]["target"])
+        assert torch.equal(item["global_pmi"]["source"], global_[i]["source"])
+        assert torch.equal(item["global_pmi"]["target"], global_[i]["target"])
+    batch = both.collater([both[i] for i in (3, 0, 7)])
+    assert batch["masked_by_global_pmi"] is False and batch["global_pmi"]["masked_by_global_pmi"] is True
+    assert isinstance(batch["global_pmi"]["batch_ids"], np.ndarray)  # stays on the host
+    assert batch["global_pmi"]["batch_ids"].tolist() == [3, 0, 7]
+    plain = global_.collater([global_[i] for i in (3, 0, 7)])
+    for key in ("target", "masked_in_wide_span"):
+        assert torch.equal(batch["global_pmi"][key], plain[key])
+    assert torch.equal(batch["global_pmi"]["net_input"]["src_tokens"], plain["net_input"]["src_tokens"])
+    assert "global_pmi" not in local.collater([local[0]])
 
 
 def test_seed_uses_the_full_seed_space(vocab):

@@ -1,0 +1,92 @@
+"""Benchmark CM-GEMS masking: ``global_pmi`` against ``genemask``, and a mask curriculum against plain genemask.
+
+Usage: python benchmarks/bench_curriculum.py [--items 3000] [--repeats 5] [--updates 30] [--train-repeats 2]
+                                             [--skip-train] [--work-dir DIR] [--genome FASTA]
+
+Same data as benchmarks/bench_masking.py (its corpus and timing helpers): 508-token
+samples of the bundled yeast chromosomes. Everything is measured in this run; only the
+ratios are meant to be compared (the machine is shared):
+
+1. Items/s of the full dataset item, over the same shuffled indices, best of R
+   interleaved rounds: ``global_pmi`` against ``genemask`` (target >= 1.0), and the
+   curriculum item, which carries both candidate masks (``--mask-curriculum cm_step``:
+   kmer_span + global_pmi; ``cm_gems``: genemask + global_pmi).
+2. ``fairseq-train`` words/s, ``genemask_logo``, batch 10, CPU, 1 data-loader worker,
+   U updates, best of R interleaved runs: ``--mask-curriculum cm_step`` (max-update U,
+   so global_pmi batches rise to ~100%) and ``cm_gems`` against plain ``--mask-strategy
+   genemask``. Target: ratio >= 0.90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from bench_masking import TABLE, YEAST, build_yeast_corpus, dataset_of, items_per_second, train_wps
+
+from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask
+
+
+def bench_items(data: Path, n_items: int, repeats: int) -> tuple[dict[str, float], int]:
+    settings = {
+        "--mask-strategy genemask": {"mask_strategy": "genemask"},
+        "--mask-strategy global_pmi": {"mask_strategy": "global_pmi"},
+        "--mask-curriculum cm_step (2 masks)": {"mask_curriculum": "cm_step", "max_update": 1000},
+        "--mask-curriculum cm_gems (2 masks)": {"mask_curriculum": "cm_gems"},
+    }
+    datasets = {
+        name: dataset_of(GeneMaskMLMTask.setup_task(
+            GeneMaskMLMConfig(data=str(data), pmi_table=str(TABLE), seed=1, **overrides)))
+        for name, overrides in settings.items()
+    }
+    indices = np.random.default_rng(0).permutation(len(next(iter(datasets.values()))))[:n_items]
+    best = dict.fromkeys(datasets, 0.0)
+    for epoch in range(repeats):
+        for name, ds in datasets.items():
+            ds.set_epoch(epoch + 1)
+            best[name] = max(best[name], items_per_second(ds, indices))
+    return best, len(indices)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=3000, help="dataset items timed per round")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds of the items/s benchmark")
+    parser.add_argument("--updates", type=int, default=30, help="fairseq-train updates per run")
+    parser.add_argument("--train-repeats", type=int, default=2, help="interleaved fairseq-train runs per setting")
+    parser.add_argument("--skip-train", action="store_true", help="only the items/s benchmark")
+    parser.add_argument("--work-dir", type=Path, help="keep the binarized yeast data here (default: a temp dir)")
+    parser.add_argument("--genome", type=Path, default=YEAST,
+                        help="FASTA to benchmark on (default: the bundled S288C chromosomes I and VI)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work_dir or Path(tmp)
+        data = build_yeast_corpus(args.genome, work / f"{args.genome.name}_k6_511")
+        best, timed = bench_items(data, args.items, args.repeats)
+        base = best["--mask-strategy genemask"]
+        print(f"dataset items/s on {args.genome.name}, {timed} items, best of {args.repeats} rounds:")
+        for name, rate in best.items():
+            print(f"  {name:38s} {rate:9.0f} items/s   ratio vs genemask {rate / base:5.2f}x")
+        if args.skip_train:
+            return
+        runs = {
+            "--mask-strategy genemask": (),
+            "--mask-curriculum cm_step": ("--mask-curriculum", "cm_step"),
+            "--mask-curriculum cm_gems": ("--mask-curriculum", "cm_gems"),
+        }
+        wps = dict.fromkeys(runs, 0.0)
+        for _ in range(args.train_repeats):
+            for name, flags in runs.items():
+                wps[name] = max(wps[name], train_wps(data, "genemask_mlm", args.updates, work / "ckpt", flags))
+        print(f"fairseq-train words/s, genemask_logo, batch 10, CPU, {args.updates} updates, "
+              f"best of {args.train_repeats}:")
+        plain = wps["--mask-strategy genemask"]
+        for name, rate in wps.items():
+            print(f"  {name:28s} {rate:9.0f} wps   ratio vs genemask {rate / plain:.3f}")
+
+
+if __name__ == "__main__":
+    main()

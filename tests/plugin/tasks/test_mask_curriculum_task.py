@@ -1,0 +1,240 @@
+"""The CM-GEMS mask curricula in the genemask_mlm task: settings, checkpoint state, and end-to-end CPU runs."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fairseq import options, tasks
+from test_genemask_mlm_task import BIN, PLUGIN, TABLE, TRAIN_FLAGS, _env, _free_port, write_fasta
+
+from genemask_plugin.curriculum import MaskCurriculum, cm_step_global_probability
+from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask, GeneMaskTaskError
+from genemask_preprocess.errors import GeneMaskError
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("curriculum")
+    fasta = write_fasta(root / "genome.fa", n_records=10, length=6000, seed=1)
+    subprocess.run([str(BIN / "genemask-preprocess"), str(fasta), "--k", "6", "--out", str(root / "data"), "--quiet"],
+                   check=True, env=_env())
+    return root / "data"
+
+
+def setup(data, **overrides):
+    cfg = GeneMaskMLMConfig(data=str(data), seed=1, **{"pmi_table": str(TABLE), "max_update": 100, **overrides})
+    return GeneMaskMLMTask.setup_task(cfg)
+
+
+# ---------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"mask_curriculum": "cm_gems", "pmi_table": None}, "--mask-curriculum cm_gems needs --pmi-table"),
+     ({"mask_curriculum": "cm_step", "pmi_table": None}, "--mask-curriculum cm_step needs --pmi-table"),
+     ({"mask_curriculum": "cm_gems", "cm_gems_threshold": 0.0}, "positive perplexity drop"),
+     ({"mask_curriculum": "cm_gems", "cm_gems_threshold": -2.0}, "positive perplexity drop"),
+     ({"mask_curriculum": "cm_step", "max_update": 0}, "cm_step needs --max-update")],
+)
+def test_bad_curriculum_settings_are_one_line_task_errors(data, overrides, message):
+    with pytest.raises(GeneMaskTaskError, match=message) as caught:
+        setup(data, **overrides)
+    assert isinstance(caught.value, GeneMaskError) and "\n" not in str(caught.value)
+
+
+def test_cli_flags_build_the_curriculum(data):
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [
+        str(data), "--user-dir", PLUGIN, "--task", "genemask_mlm", "--criterion", "genemask_mlm",
+        "--arch", "genemask_tiny", "--pmi-table", str(TABLE), "--mask-curriculum", "cm_step", "--max-update", "500",
+    ])
+    assert args.mask_curriculum == "cm_step" and args.cm_gems_threshold == 1.0
+    task = tasks.setup_task(args)
+    assert task.masking.strategy == "kmer_span" and task.masking.centre_prob == 0.025
+    assert task.global_masking.strategy == "global_pmi" and task.global_masking.wide_half_width == 5
+    assert task.curriculum.max_update == 500
+    gems = setup(data, mask_curriculum="cm_gems", cm_gems_threshold=2.5)
+    assert gems.masking.strategy == "genemask" and gems.curriculum.threshold == 2.5
+    assert setup(data).curriculum is None and "mask_curriculum" not in setup(data).state_dict()
+
+
+def test_train_step_uses_the_candidate_the_rule_picks(data):
+    task = setup(data, mask_curriculum="cm_step", max_update=100)
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    batch = dataset.collater([dataset[i] for i in range(6)])
+    seen = []
+
+    class Recorder:
+        def __call__(self, model, sample):
+            seen.append(sample)
+            return torch.zeros((), requires_grad=True), 1, {}
+
+    class Model:
+        def train(self):
+            pass
+
+        def set_num_updates(self, n):
+            pass
+
+    class Optimizer:
+        def backward(self, loss):
+            pass
+
+    for update in (0, 30, 70, 100):
+        task.train_step(batch, Model(), Recorder(), Optimizer(), update)
+        expected = task.curriculum.batch_uses_global_pmi(update, batch["id"].numpy())
+        chosen = batch["global_pmi"] if expected else batch
+        assert seen[-1]["masked_by_global_pmi"] is expected and "global_pmi" not in seen[-1]
+        assert torch.equal(seen[-1]["target"], chosen["target"])
+        assert torch.equal(seen[-1]["net_input"]["src_tokens"], chosen["net_input"]["src_tokens"])
+    assert [s["masked_by_global_pmi"] for s in seen][0] is False and seen[-1]["masked_by_global_pmi"] is True
+
+
+def test_curriculum_state_round_trips_through_the_task_state(data):
+    task = setup(data, mask_curriculum="cm_gems")
+    task.curriculum.observe_validation(100, 50.0)
+    task.curriculum.observe_validation(200, 49.5)
+    state = task.state_dict()
+    assert state["mask_curriculum"]["switch_update"] == 200
+    fresh = setup(data, mask_curriculum="cm_gems")
+    fresh.load_state_dict(state)
+    assert fresh.curriculum.switch_update == 200 and fresh.curriculum.valid_history == [(100, 50.0), (200, 49.5)]
+    with pytest.raises(GeneMaskTaskError, match="resume with the same curriculum"):
+        setup(data, mask_curriculum="cm_step").load_state_dict(state)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _train(data, save_dir, record, *extra):
+    cmd = [sys.executable, str(Path(__file__).with_name("mask_recording_train.py")), str(record), str(data),
+           *TRAIN_FLAGS, "--save-dir", str(save_dir), "--no-epoch-checkpoints", *extra]
+    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout + run.stderr
+
+
+def _records(path):
+    """``{(update, id): (masked positions, global, batch ids)}`` of a recorded run."""
+    rows = {}
+    for line in Path(path).read_text().splitlines():
+        row = json.loads(line)
+        rows[(row["update"], row["id"])] = (row["masked"], row["global"], tuple(row["batch"]))
+    return rows
+
+
+def _train_inner_global_pct(log):
+    return [(int(u), float(g)) for g, u in re.findall(r"global_pct=([\d.]+),.*?num_updates=(\d+)", log)]
+
+
+@pytest.mark.slow
+def test_cm_step_schedule_workers_and_resume(data, tmp_path):
+    flags = ["--mask-curriculum", "cm_step", "--max-update", "60", "--batch-size", "4", "--update-freq", "2"]
+    log = _train(data, tmp_path / "a", tmp_path / "a.jsonl", *flags, "--num-workers", "2",
+                 "--save-interval-updates", "30")
+    full = _records(tmp_path / "a.jsonl.rank0")
+    assert {u for u, _ in full} == set(range(60))
+
+    # Every batch made the choice the pure rule gives for (seed, update, batch ids).
+    rule = MaskCurriculum("cm_step", seed=3, max_update=60)
+    batches = {(u, batch): g for (u, _), (_, g, batch) in full.items()}
+    assert all(rule.batch_uses_global_pmi(u, batch) == g for (u, batch), g in batches.items())
+
+    # global_pct rises roughly linearly with the update: each logged interval near the schedule's
+    # expected share, and strongly correlated with the update.
+    logged = _train_inner_global_pct(log)
+    assert [u for u, _ in logged] == [10, 20, 30, 40, 50, 60]
+    pcts = [g for _, g in logged]
+    assert pcts[0] < 30 and pcts[-1] > 70
+    assert np.corrcoef([u for u, _ in logged], pcts)[0, 1] > 0.9
+    for u, pct in logged:
+        p = np.mean([cm_step_global_probability(x, 60) for x in range(u - 10, u)])
+        assert abs(pct - 100 * p) < 25, (u, pct, p)
+
+    # Resume in the middle (update 30, mid-epoch) with no data-loader workers: the same masks and choices.
+    _train(data, tmp_path / "b", tmp_path / "b.jsonl", *flags, "--num-workers", "0",
+           "--restore-file", str(tmp_path / "a" / "checkpoint_2_30.pt"))
+    resumed = _records(tmp_path / "b.jsonl.rank0")
+    assert {u for u, _ in resumed} == set(range(30, 60))
+    assert resumed == {key: value for key, value in full.items() if key[0] >= 30}
+
+
+@pytest.mark.slow
+def test_cm_step_choice_is_the_same_rule_on_two_ranks(data, tmp_path):
+    """Two CPU ranks (gloo): each rank's batches follow the one rule of (seed, update, batch ids)."""
+    port = _free_port()
+    procs = []
+    for rank in (0, 1):
+        cmd = [
+            sys.executable, str(Path(__file__).with_name("mask_recording_train.py")), str(tmp_path / "ddp.jsonl"),
+            str(data), *TRAIN_FLAGS, "--save-dir", str(tmp_path / "ckpt"), "--no-save", "--mask-curriculum", "cm_step",
+            "--max-update", "8", "--num-workers", "0", "--distributed-world-size", "2", "--distributed-rank", str(rank),
+            "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-no-spawn",
+            "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp",
+        ]
+        procs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=400)[0] for p in procs]
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+    rule = MaskCurriculum("cm_step", seed=3, max_update=8)
+    choices = []
+    for rank in (0, 1):
+        records = _records(tmp_path / f"ddp.jsonl.rank{rank}")
+        assert {u for u, _ in records} == set(range(8))
+        for (update, _), (_, used_global, batch) in records.items():
+            assert used_global == rule.batch_uses_global_pmi(update, batch)
+            choices.append(used_global)
+    assert any(choices) and not all(choices)
+
+
+def _valid_ppls(log):
+    return [(int(u), float(p)) for p, u in re.findall(r"valid on 'valid' subset \|.*? ppl ([\d.]+) \|.*?num_updates (\d+)", log)]
+
+
+@pytest.mark.slow
+def test_cm_gems_switches_once_and_resumes_switched(data, tmp_path):
+    flags = ["--mask-curriculum", "cm_gems", "--cm-gems-threshold", "200", "--max-update", "30",
+             "--validate-interval-updates", "5", "--save-interval-updates", "5", "--num-workers", "0"]
+    log = _train(data, tmp_path / "a", tmp_path / "a.jsonl", *flags)
+    ppls = _valid_ppls(log)
+    assert len(ppls) >= 6
+    # The rule, applied to the logged perplexities, predicts the switch the run logged, and it happened once.
+    expected = next(u for (_, prev), (u, ppl) in zip(ppls, ppls[1:], strict=False) if prev - ppl < 200)
+    switches = re.findall(r"global_pmi masking since update (\d+)", log)
+    assert switches == [str(expected)], switches
+    full = _records(tmp_path / "a.jsonl.rank0")
+    regime = {u: g for (u, _), (_, g, _) in full.items()}
+    assert all(g == (u >= expected) for u, g in regime.items())  # local before, global after, never back
+    assert any(not g for g in regime.values()) and any(regime.values())
+
+    # Resuming from the checkpoint before the switch replays the validation history: same switch, same masks.
+    before = max(u for u, _ in ppls if u < expected)
+    _train(data, tmp_path / "b", tmp_path / "b.jsonl", *flags, "--max-update", str(expected + 5),
+           "--restore-file", str(next((tmp_path / "a").glob(f"checkpoint_*_{before}.pt"))))
+    resumed = _records(tmp_path / "b.jsonl.rank0")
+    assert resumed and resumed == {k: v for k, v in full.items() if before <= k[0] < expected + 5}
+
+    # Resuming after the switch stays switched, even where the perplexity keeps dropping fast.
+    last = tmp_path / "a" / "checkpoint_last.pt"
+    log_c = _train(data, tmp_path / "c", tmp_path / "c.jsonl", *flags, "--max-update", "40",
+                   "--cm-gems-threshold", "1e-9", "--restore-file", str(last))
+    assert f"cm_gems: global_pmi masking since update {expected}" in log_c
+    after = _records(tmp_path / "c.jsonl.rank0")
+    assert after and all(g for _, g, _ in after.values())
+
+    # fairseq-validate says which regime the checkpoint is in.
+    validate = subprocess.run(
+        [str(BIN / "fairseq-validate"), str(data), "--user-dir", PLUGIN, "--task", "genemask_mlm",
+         "--path", str(last), "--batch-size", "8", "--cpu", "--valid-subset", "valid"],
+        env=_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert validate.returncode == 0, validate.stderr[-3000:]
+    assert f"mask curriculum from the checkpoint: cm_gems: global_pmi masking since update {expected}" in (
+        validate.stdout + validate.stderr)
