@@ -318,7 +318,11 @@ def check_cell_inputs(cells: list[Cell], resolved: dict) -> None:
         key = (cell.files.train, cell.files.test, k)
         if key not in seen:
             seen.add(key)
-            read_checked_splits({"train": cell.files.train, "test": cell.files.test}, k)
+            if cell.files.gue:
+                splits = gue_split_files(cell.files.train)
+            else:
+                splits = {"train": cell.files.train, "test": cell.files.test}
+            read_checked_splits(splits, k)
 
 
 def _discard_cell(config: GridConfig, cell: Cell) -> None:

@@ -140,16 +140,7 @@ def _count(args) -> None:
     with tqdm(total=total, unit="b", unit_scale=True, desc="counting", disable=args.quiet, file=sys.stderr) as bar:
         counts = run_count(plan, progress=bar.update)
     counts.shard = shard
-    if args.tsv:
-        write_counts_tsv(counts, args.out)
-    else:
-        save_counts(counts, args.out)
-    if not args.quiet:
-        print(
-            f"{counts.total(1):,} bases counted, n = 1..{counts.max_n}"
-            f"{' on both strands' if counts.both_strands else ''}; wrote {args.out}",
-            file=sys.stderr,
-        )
+    _write_counts(counts, args, f"{counts.total(1):,} bases counted")
 
 
 def _plan_shard(args) -> dict | None:
@@ -174,16 +165,17 @@ def _merge(args) -> None:
     _check_output(args.out)
     metas = check_shards(args.shards)
     counts = merge_count_files(args.shards, both_strands=metas[0]["both_strands"])
+    _write_counts(counts, args, f"merged {len(metas)} shards: {counts.total(1):,} bases")
+
+
+def _write_counts(counts, args, what: str) -> None:
     if args.tsv:
         write_counts_tsv(counts, args.out)
     else:
         save_counts(counts, args.out)
     if not args.quiet:
-        print(
-            f"merged {len(metas)} shards: {counts.total(1):,} bases, n = 1..{counts.max_n}"
-            f"{' on both strands' if counts.both_strands else ''}; wrote {args.out}",
-            file=sys.stderr,
-        )
+        strands = " on both strands" if counts.both_strands else ""
+        print(f"{what}, n = 1..{counts.max_n}{strands}; wrote {args.out}", file=sys.stderr)
 
 
 def _score(args) -> None:
