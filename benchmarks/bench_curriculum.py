@@ -19,12 +19,18 @@ ratios are meant to be compared (the machine is shared):
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from bench_masking import TABLE, YEAST, build_yeast_corpus, dataset_of, items_per_second, train_wps
+from bench_masking import (
+    TABLE,
+    benchmark_parser,
+    build_yeast_corpus,
+    dataset_of,
+    items_per_second,
+    train_wps,
+)
 
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask
 
@@ -51,16 +57,7 @@ def bench_items(data: Path, n_items: int, repeats: int) -> tuple[dict[str, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=3000, help="dataset items timed per round")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds of the items/s benchmark")
-    parser.add_argument("--updates", type=int, default=30, help="fairseq-train updates per run")
-    parser.add_argument("--train-repeats", type=int, default=2, help="interleaved fairseq-train runs per setting")
-    parser.add_argument("--skip-train", action="store_true", help="only the items/s benchmark")
-    parser.add_argument("--work-dir", type=Path, help="keep the binarized yeast data here (default: a temp dir)")
-    parser.add_argument("--genome", type=Path, default=YEAST,
-                        help="FASTA to benchmark on (default: the bundled S288C chromosomes I and VI)")
-    args = parser.parse_args()
+    args = benchmark_parser(__doc__.splitlines()[0]).parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work_dir or Path(tmp)

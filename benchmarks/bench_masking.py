@@ -106,17 +106,22 @@ def train_wps(data: Path, task: str, updates: int, save_dir: Path, extra_flags: 
     return float(re.search(r"\| wps ([\d.]+)", last).group(1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """The options this benchmark and bench_curriculum.py share."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--items", type=int, default=3000, help="dataset items timed per round")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds of the items/s benchmark")
     parser.add_argument("--updates", type=int, default=30, help="fairseq-train updates per run")
-    parser.add_argument("--train-repeats", type=int, default=2, help="interleaved fairseq-train runs per task")
+    parser.add_argument("--train-repeats", type=int, default=2, help="interleaved fairseq-train runs per setting")
     parser.add_argument("--skip-train", action="store_true", help="only the items/s benchmark")
     parser.add_argument("--work-dir", type=Path, help="keep the binarized yeast data here (default: a temp dir)")
     parser.add_argument("--genome", type=Path, default=YEAST,
                         help="FASTA to benchmark on (default: the bundled S288C chromosomes I and VI)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = benchmark_parser(__doc__.splitlines()[0]).parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work_dir or Path(tmp)
