@@ -20,10 +20,11 @@ from .finetune import (
     read_model_shape,
     run_finetune,
 )
-from .grid import GridConfig, parse_checkpoint_spec, run_grid
+from .grid import METHODS, GridConfig, parse_checkpoint_spec, run_grid
 from .metrics import METRIC_TITLES, METRICS
 from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
-from .protocol import default_fewshot_roots
+from .probe import POOLINGS, PROBE_C, probe_checkpoint
+from .protocol import DRAW_MODES, default_fewshot_roots
 
 
 def _positive_int(text: str) -> int:
@@ -85,6 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predictions TSV (default: CHECKPOINT_DIR/SPLIT_predictions.tsv)")
     p.add_argument("--batch-size", type=_positive_int, default=64)
 
+    p = sub.add_parser("probe", help="logistic-regression probe of a frozen pretrained encoder on a prepared dir")
+    p.add_argument("checkpoint", help="pretrained checkpoint, or 'none' for a randomly initialised encoder")
+    p.add_argument("data", type=Path, help="a directory written by `prepare` (fits on train)")
+    p.add_argument("--split", default="test", help="the split scored (default test)")
+    p.add_argument("--pooling", choices=POOLINGS, default="mean",
+                   help="mean of the last layer over k-mer tokens (default) or its <s> vector")
+    p.add_argument("--arch", default="genemask_tiny", help="architecture of the random encoder ('none')")
+    p.add_argument("--out", type=Path, help="metrics JSON (default: DATA/probe_SPLIT_metrics.json)")
+    p.add_argument("--predictions", type=Path,
+                   help="predictions TSV (default: DATA/probe_SPLIT_predictions.tsv)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="embedding batch size")
+    p.epilog = (f"The regression is fixed, never tuned: standardised features, L2 with C = {PROBE_C}, "
+                "lbfgs (docs/fewshot.md).")
+
     p = sub.add_parser("grid", help="prepare -> fine-tune -> evaluate over checkpoints x datasets x shots x seeds")
     p.add_argument("--checkpoint", action="append", required=True, dest="checkpoints",
                    metavar="[LABEL=]CKPT",
@@ -112,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each fine-tuned checkpoint (default: deleted once scored)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="evaluation batch size")
+    p.add_argument("--method", choices=METHODS, default="finetune",
+                   help="finetune: the paper's recipe (default); probe: logistic regression on frozen "
+                        "embeddings ('none' is then a randomly initialised encoder)")
+    p.add_argument("--draw", choices=DRAW_MODES, default="file",
+                   help="file: train on the whole shot file (default); per-class: draw SHOTS per class "
+                        "from it for each seed (the paper's meaning for Splice-40, whose files pool 10x)")
+    p.add_argument("--pooling", choices=POOLINGS, default="mean", help="probe embedding (default mean)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -165,6 +187,18 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_probe(args) -> int:
+    checkpoint = None if args.checkpoint.lower() == "none" else Path(args.checkpoint)
+    result = probe_checkpoint(checkpoint, args.data, args.split, args.out, args.predictions,
+                              args.pooling, args.batch_size, args.arch)
+    scores = "  ".join(
+        f"{METRIC_TITLES[m]} {'n/a' if result[m] is None else format(result[m], '.4f')}" for m in METRICS
+    )
+    print(f"{args.split} ({result['n']} sequences, probe): {scores}")
+    print(json.dumps({m: result[m] for m in METRICS}))
+    return 0
+
+
 def cmd_grid(args) -> int:
     roots = args.roots or default_fewshot_roots()
     config = GridConfig(
@@ -182,6 +216,9 @@ def cmd_grid(args) -> int:
         fairseq_args=shlex.split(args.fairseq_args),
         keep_checkpoints=args.keep_checkpoints,
         batch_size=args.batch_size,
+        method=args.method,
+        draw=args.draw,
+        pooling=args.pooling,
     )
     report = run_grid(config, progress=not args.no_progress)
     print(f"{report.finished} cells run, {report.skipped} already finished, {len(report.failed)} failed")
@@ -204,7 +241,7 @@ def run(argv: list[str] | None = None) -> int:
     # Importing fairseq's model zoo sets the root logger to DEBUG (wav2vec2_classification.py).
     logging.getLogger().setLevel(logging.WARNING)
     commands = {"prepare": cmd_prepare, "finetune": cmd_finetune, "evaluate": cmd_evaluate,
-                "grid": cmd_grid}
+                "probe": cmd_probe, "grid": cmd_grid}
     return commands[args.command](args)
 
 

@@ -4,12 +4,19 @@ Layout under ``RESULTS``::
 
     cells/<checkpoint>/<dataset>/<shots>/data/          prepared once per (checkpoint, dataset, shots)
     cells/<checkpoint>/<dataset>/<shots>/seed<S>/       train.log, test_predictions.tsv, metrics.json
+                                                        (--draw per-class: also its own data/)
     summary.csv  summary.md  summary.png                mean ± std over seeds, every finished cell
 
 A cell is finished when its ``metrics.json`` exists with the same settings, so a rerun
 skips it; a crashed cell leaves ``error.txt`` and the grid goes on. The summary covers
 every finished cell under ``RESULTS``, so grids run one checkpoint at a time combine; it is
-written by :mod:`genemask_plugin.fewshot.grid_summary`. Every file goes through
+written by :mod:`genemask_plugin.fewshot.grid_summary`.
+
+``method="probe"`` fits a logistic regression on frozen embeddings (:mod:`.probe`) instead of
+fine-tuning; each (checkpoint, dataset, shots) group is embedded once and reused by its seeds.
+``draw="per-class"`` trains each seed on ``shots`` sequences per class drawn from the shot
+file (:func:`.protocol.draw_per_class`), and scores the test set minus the whole shot file,
+so every seed and checkpoint sees the same test set. ``draw="file"`` trains on the whole file. Every file goes through
 :mod:`genemask_preprocess.atomic_output`.
 """
 
@@ -24,6 +31,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from genemask_preprocess.atomic_output import atomic_file
@@ -43,12 +51,27 @@ from .finetune import (
     schedule,
 )
 from .grid_summary import metric_value, write_summary
-from .metrics import METRIC_TITLES, METRICS
-from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
-from .protocol import CellFiles, resolve_cell_files
+from .metrics import METRIC_TITLES, METRICS, Predictions, write_predictions
+from .prepare import (
+    FewshotDataError,
+    PreparedData,
+    load_kmer_vocabulary,
+    prepare_fewshot_data,
+    read_fewshot_tsv,
+)
+from .probe import (
+    embed_items,
+    fit_probe,
+    load_frozen_encoder,
+    probe_result,
+    random_encoder,
+    read_split,
+)
+from .protocol import DRAW_MODES, CellFiles, draw_per_class, resolve_cell_files
 
 SCRATCH = "none"
 DEFAULT_SCRATCH_K = 6
+METHODS = ("finetune", "probe")
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,18 @@ class GridConfig:
     fairseq_args: list[str] = field(default_factory=list)
     keep_checkpoints: bool = False
     batch_size: int = 64
+    method: str = "finetune"
+    """``finetune`` (the paper's recipe) or ``probe`` (logistic regression on frozen embeddings)."""
+    draw: str = "file"
+    """``file``: train on the whole shot file; ``per-class``: ``shots`` per class drawn per seed."""
+    pooling: str = "mean"
+    """Probe embedding: mean over k-mer tokens, or ``bos``."""
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise FewshotDataError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.draw not in DRAW_MODES:
+            raise FewshotDataError(f"draw must be one of {DRAW_MODES}, got {self.draw!r}")
 
 
 @dataclass(frozen=True)
@@ -143,7 +178,7 @@ def cell_dir(config: GridConfig, cell: Cell) -> Path:
 
 def cell_settings(config: GridConfig, cell: Cell, dictionary: Path) -> dict:
     """What a finished cell must match to be skipped on a rerun."""
-    return {
+    settings = {
         "checkpoint": str(cell.checkpoint.path.resolve()) if cell.checkpoint.path else SCRATCH,
         "dictionary": str(dictionary.resolve()),
         "train": str(cell.files.train.resolve()),
@@ -154,6 +189,14 @@ def cell_settings(config: GridConfig, cell: Cell, dictionary: Path) -> dict:
         "fairseq_args": list(config.fairseq_args),
         "arch": config.arch if cell.checkpoint.path is None else None,
     }
+    # Only when not the default, so cells finished before these options existed still count.
+    if config.method != "finetune":
+        settings.update(method=config.method, pooling=config.pooling)
+        for key in ("epochs", "max_updates", "fairseq_args"):
+            del settings[key]
+    if config.draw != "file":
+        settings["draw"] = config.draw
+    return settings
 
 
 def is_finished(config: GridConfig, cell: Cell, dictionary: Path) -> bool:
@@ -216,6 +259,21 @@ def prepared_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedD
     )
 
 
+def drawn_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedData:
+    """A seed's own prepared data for ``--draw per-class``: the drawn rows, and the group's test set."""
+    directory = cell_dir(config, cell)
+    rows = read_fewshot_tsv(cell.files.train, load_kmer_vocabulary(dictionary).k)
+    chosen = draw_per_class([row.label for row in rows], cell.shots, cell.seed)
+    drawn = directory / "drawn_train.tsv"
+    with atomic_file(drawn) as handle:
+        handle.write("sequence\tlabel\n")
+        handle.writelines(f"{rows[i].dna}\t{rows[i].label}\n" for i in chosen)
+    return prepare_fewshot_data(
+        drawn, dictionary, directory / "data", test=cell.files.test,
+        exclude_overlap=cell.files.exclude_overlap, overlap_source=cell.files.train,
+    )
+
+
 @dataclass(frozen=True)
 class ResolvedCheckpoint:
     dictionary: Path
@@ -228,14 +286,19 @@ def resolve_checkpoint(config: GridConfig, spec: CheckpointSpec) -> ResolvedChec
 
 
 def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> dict:
-    """Prepare, fine-tune and evaluate one cell; returns and writes its ``metrics.json``."""
+    """Prepare, fine-tune (or probe) and evaluate one cell; returns and writes its ``metrics.json``."""
     start = time.time()
     directory = cell_dir(config, cell)
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
+    if config.method == "probe":
+        return run_probe_cell(config, cell, resolved, start)
     spec = cell.checkpoint
-    prepared = prepared_data(config, cell, resolved.dictionary)
+    if config.draw == "per-class":
+        prepared = drawn_data(config, cell, resolved.dictionary)
+    else:
+        prepared = prepared_data(config, cell, resolved.dictionary)
     train = prepared.splits["train"]
     check_fits(max(s.max_tokens for s in prepared.splits.values()), resolved.shape, prepared.out)
     args = fairseq_train_args(
@@ -267,6 +330,80 @@ def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> di
         "excluded_overlap": prepared.splits["test"].excluded_overlap,
         "predicted_per_class": result["predicted_per_class"],
         "updates": updates,
+        "method": "finetune",
+        "draw": config.draw,
+        "seconds": round(time.time() - start, 1),
+        "settings": cell_settings(config, cell, resolved.dictionary),
+    }
+    if config.draw == "per-class":
+        shutil.rmtree(directory / "data")
+    with atomic_file(directory / "metrics.json") as handle:  # written last: marks the cell done
+        handle.write(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+@dataclass
+class GroupEmbeddings:
+    """One (checkpoint, dataset, shots) group embedded once: the whole shot file and the test set."""
+
+    key: tuple
+    prepared: PreparedData
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+_last_group: list[GroupEmbeddings] = []  # the grid runs a group's seeds one after another
+
+
+def group_embeddings(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> GroupEmbeddings:
+    key = (cell.checkpoint, str(group_dir(config, cell)), config.pooling)
+    if _last_group and _last_group[0].key == key:
+        return _last_group[0]
+    prepared = prepared_data(config, cell, resolved.dictionary)
+    if cell.checkpoint.path is None:
+        model = random_encoder(Path(prepared.out) / "input0" / "dict.txt", resolved.shape.arch)
+    else:
+        model = load_frozen_encoder(cell.checkpoint.path, Path(prepared.out) / "input0")
+    train, test = read_split(prepared.out, "train"), read_split(prepared.out, "test")
+    embed = lambda items: embed_items(model, items, config.pooling, config.batch_size)  # noqa: E731
+    group = GroupEmbeddings(key, prepared, embed(train.items), train.targets, embed(test.items), test.targets)
+    _last_group[:] = [group]
+    return group
+
+
+def run_probe_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint, start: float) -> dict:
+    """Fit and score the frozen-embedding probe of one cell (embeddings shared by the group's seeds)."""
+    directory = cell_dir(config, cell)
+    group = group_embeddings(config, cell, resolved)
+    labels = group.prepared.labels
+    if config.draw == "per-class":
+        chosen = draw_per_class([labels[c] for c in group.train_y], cell.shots, cell.seed)
+    else:
+        chosen = np.arange(len(group.train_y))
+    train_y = group.train_y[chosen]
+    probs = fit_probe(group.train_x[chosen], train_y, group.test_x, len(labels))
+    predictions = Predictions(labels, np.arange(len(group.test_y)), group.test_y, probs)
+    write_predictions(directory / "test_predictions.tsv", predictions)
+    result = probe_result(predictions, config.pooling)
+    test_split = group.prepared.splits["test"]
+    excluded = test_split.excluded_overlap
+    record = {
+        "checkpoint": cell.checkpoint.label,
+        "dataset": cell.dataset,
+        "shots": cell.shots,
+        "seed": cell.seed,
+        "metrics": {name: result[name] for name in METRICS},
+        "train_per_class": {label: int(np.sum(train_y == i)) for i, label in enumerate(labels)},
+        "n_train": int(len(chosen)),
+        "n_test": result["n"],
+        "excluded_overlap": excluded,
+        "predicted_per_class": result["predicted_per_class"],
+        "method": "probe",
+        "draw": config.draw,
+        "pooling": config.pooling,
+        "probe_C": result["probe_C"],
         "seconds": round(time.time() - start, 1),
         "settings": cell_settings(config, cell, resolved.dictionary),
     }
