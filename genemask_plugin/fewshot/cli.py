@@ -25,6 +25,7 @@ from .metrics import METRIC_TITLES, METRICS
 from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
 from .probe import POOLINGS, PROBE_C, probe_checkpoint
 from .protocol import DRAW_MODES, default_fewshot_roots
+from .statistics import write_statistics
 
 
 def _positive_int(text: str) -> int:
@@ -135,7 +136,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "from it for each seed (the paper's meaning for Splice-40, whose files pool 10x)")
     p.add_argument("--pooling", choices=POOLINGS, default="mean", help="probe embedding (default mean)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = sub.add_parser("stats", help="paired statistics of a multi-seed experiment (STRATEGY@SEED labels)")
+    p.add_argument("results", type=Path, help="folder holding grid results (any depth: probe/, finetune/)")
+    p.add_argument("--reference", default="genemask", help="the strategy compared with every other one")
+    p.add_argument("--metric", choices=METRICS, default="accuracy",
+                   help="metric of summary.csv and the plot (comparisons.csv has all four)")
+    p.add_argument("--out", type=Path, help="output folder (default: RESULTS)")
+    p.epilog = ("Writes summary.csv, comparisons.csv, comparisons.md and effects.png: see "
+                "genemask_plugin/fewshot/statistics.py and docs/fewshot.md.")
     return parser
+
+
+def cmd_stats(args) -> int:
+    out = args.out or args.results
+    result = write_statistics(args.results, out, args.reference, args.metric)
+    if not result["records"]:
+        raise FewshotDataError(f"no finished cells (cells/*/*/*/seed*/metrics.json) under {args.results}")
+    pooled = [r for r in result["comparisons"] if r["dataset"] == "all" and r["metric"] == args.metric]
+    if not pooled:
+        raise FewshotDataError(f"no cell has both {args.reference!r} and another strategy under {args.results}")
+    print(f"{result['records']} cells; {args.reference} - baseline, {METRIC_TITLES[args.metric]}:")
+    for row in pooled:
+        print(f"  {row['method']:8s} vs {row['baseline']:18s} {row['effect']:+.4f} "
+              f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]  Wilcoxon p {row['p_wilcoxon']:.3g}  "
+              f"({row['pairs']} pairs, {row['pretraining_seeds']} pretraining seeds)")
+    print(f"wrote {', '.join(str(out / name) for name in ('summary.csv', 'comparisons.csv', 'comparisons.md', 'effects.png'))}")
+    return 0
 
 
 def cmd_prepare(args) -> int:
@@ -241,7 +267,7 @@ def run(argv: list[str] | None = None) -> int:
     # Importing fairseq's model zoo sets the root logger to DEBUG (wav2vec2_classification.py).
     logging.getLogger().setLevel(logging.WARNING)
     commands = {"prepare": cmd_prepare, "finetune": cmd_finetune, "evaluate": cmd_evaluate,
-                "probe": cmd_probe, "grid": cmd_grid}
+                "probe": cmd_probe, "grid": cmd_grid, "stats": cmd_stats}
     return commands[args.command](args)
 
 

@@ -13,7 +13,8 @@ every finished cell under ``RESULTS``, so grids run one checkpoint at a time com
 written by :mod:`genemask_plugin.fewshot.grid_summary`.
 
 ``method="probe"`` fits a logistic regression on frozen embeddings (:mod:`.probe`) instead of
-fine-tuning; each (checkpoint, dataset, shots) group is embedded once and reused by its seeds.
+fine-tuning; each (dataset, shots) is prepared once under ``RESULTS/data/`` and each checkpoint
+embeds every distinct sequence once (:class:`ProbeCache`), so a probe cell takes seconds.
 ``draw="per-class"`` trains each seed on ``shots`` sequences per class drawn from the shot
 file (:func:`.protocol.draw_per_class`), and scores the test set minus the whole shot file,
 so every seed and checkpoint sees the same test set. ``draw="file"`` trains on the whole file. Every file goes through
@@ -120,6 +121,7 @@ class GridConfig:
     """``file``: train on the whole shot file; ``per-class``: ``shots`` per class drawn per seed."""
     pooling: str = "mean"
     """Probe embedding: mean over k-mer tokens, or ``bos``."""
+    probe_cache: ProbeCache = field(default_factory=lambda: ProbeCache(), repr=False, compare=False)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -240,9 +242,9 @@ def resolve_dictionary(config: GridConfig, spec: CheckpointSpec) -> Path:
     return path
 
 
-def prepared_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedData:
-    """The cell group's prepared data, reused when it was built from the same files."""
-    data_dir = group_dir(config, cell) / "data"
+def prepared_data(config: GridConfig, cell: Cell, dictionary: Path, data_dir: Path | None = None) -> PreparedData:
+    """The cell group's prepared data (in ``data_dir``), reused when it was built from the same files."""
+    data_dir = data_dir or group_dir(config, cell) / "data"
     try:
         prepared = PreparedData.load(data_dir)
         sources = {name: split.source for name, split in prepared.splits.items()}
@@ -344,9 +346,8 @@ def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> di
 
 @dataclass
 class GroupEmbeddings:
-    """One (checkpoint, dataset, shots) group embedded once: the whole shot file and the test set."""
+    """One (checkpoint, dataset, shots) group embedded: the whole shot file and the test set."""
 
-    key: tuple
     prepared: PreparedData
     train_x: np.ndarray
     train_y: np.ndarray
@@ -354,29 +355,46 @@ class GroupEmbeddings:
     test_y: np.ndarray
 
 
-_last_group: list[GroupEmbeddings] = []  # the grid runs a group's seeds one after another
+class ProbeCache:
+    """What a probe grid reuses: each (dataset, shots) prepared once (under ``RESULTS/data``, not
+    per checkpoint), its splits read once, and every checkpoint's embedding of each distinct
+    sequence computed once (shot files and test sets overlap across shots), as float32."""
 
+    def __init__(self):
+        self.splits: dict[str, tuple] = {}
+        self.vectors: dict[tuple, dict[bytes, np.ndarray]] = {}
+        self.groups: dict[tuple, GroupEmbeddings] = {}
 
-def group_embeddings(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> GroupEmbeddings:
-    key = (cell.checkpoint, str(group_dir(config, cell)), config.pooling)
-    if _last_group and _last_group[0].key == key:
-        return _last_group[0]
-    prepared = prepared_data(config, cell, resolved.dictionary)
-    if cell.checkpoint.path is None:
-        model = random_encoder(Path(prepared.out) / "input0" / "dict.txt", resolved.shape.arch)
-    else:
-        model = load_frozen_encoder(cell.checkpoint.path, Path(prepared.out) / "input0")
-    train, test = read_split(prepared.out, "train"), read_split(prepared.out, "test")
-    embed = lambda items: embed_items(model, items, config.pooling, config.batch_size)  # noqa: E731
-    group = GroupEmbeddings(key, prepared, embed(train.items), train.targets, embed(test.items), test.targets)
-    _last_group[:] = [group]
-    return group
+    def group(self, config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> GroupEmbeddings:
+        key = (cell.checkpoint, cell.dataset, cell.shots, config.pooling)
+        if key in self.groups:
+            return self.groups[key]
+        data_key = f"{cell.dataset}/{cell.shots}"
+        if data_key not in self.splits:
+            prepared = prepared_data(config, cell, resolved.dictionary,
+                                     config.out / "data" / cell.dataset / str(cell.shots))
+            self.splits[data_key] = (prepared, read_split(prepared.out, "train"), read_split(prepared.out, "test"))
+        prepared, train, test = self.splits[data_key]
+        table = self.vectors.setdefault((cell.checkpoint, config.pooling, str(resolved.dictionary)), {})
+        missing = list({item.tobytes(): item for item in train.items + test.items
+                        if item.tobytes() not in table}.items())
+        if missing:
+            if cell.checkpoint.path is None:
+                model = random_encoder(Path(prepared.out) / "input0" / "dict.txt", resolved.shape.arch)
+            else:
+                model = load_frozen_encoder(cell.checkpoint.path, Path(prepared.out) / "input0")
+            vectors = embed_items(model, [item for _, item in missing], config.pooling, config.batch_size)
+            table.update(zip((k for k, _ in missing), vectors.astype(np.float32), strict=True))
+        lookup = lambda items: np.stack([table[item.tobytes()] for item in items])  # noqa: E731
+        group = GroupEmbeddings(prepared, lookup(train.items), train.targets, lookup(test.items), test.targets)
+        self.groups = {key: group}  # a group's seeds run one after another
+        return group
 
 
 def run_probe_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint, start: float) -> dict:
     """Fit and score the frozen-embedding probe of one cell (embeddings shared by the group's seeds)."""
     directory = cell_dir(config, cell)
-    group = group_embeddings(config, cell, resolved)
+    group = config.probe_cache.group(config, cell, resolved)
     labels = group.prepared.labels
     if config.draw == "per-class":
         chosen = draw_per_class([labels[c] for c in group.train_y], cell.shots, cell.seed)
