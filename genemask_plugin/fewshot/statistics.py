@@ -218,19 +218,25 @@ def comparisons_markdown(rows: list[dict]) -> str:
 
 
 def plot_effects(rows: list[dict], metric: str = "accuracy") -> bytes:
-    """PNG: effect per cell with its 95% CI, one panel per (method, baseline); pooled effect last."""
+    """PNG: effect per cell with its 95% CI; rows are methods, columns baselines; the pooled effect in black."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     rows = [r for r in rows if r["metric"] == metric]
-    panels = list(dict.fromkeys((r["method"], r["baseline"]) for r in rows))
-    fig, axes = plt.subplots(1, max(len(panels), 1), squeeze=False, sharex=False,
-                             figsize=(3.4 * max(len(panels), 1), 0.28 * max(
-                                 (sum(1 for r in rows if (r["method"], r["baseline"]) == p) for p in panels),
-                                 default=4) + 1.4))
-    for ax, (method, baseline) in zip(axes[0], panels, strict=False):
+    methods = list(dict.fromkeys(r["method"] for r in rows)) or ["-"]
+    baselines = list(dict.fromkeys(r["baseline"] for r in rows)) or ["-"]
+    height = max((sum(1 for r in rows if (r["method"], r["baseline"]) == (m, b)) for m in methods
+                  for b in baselines), default=4)
+    fig, grid = plt.subplots(len(methods), len(baselines), squeeze=False, sharex="row",
+                             figsize=(3.3 * len(baselines), (0.22 * height + 1.2) * len(methods)))
+    axes = {(m, b): grid[i][j] for i, m in enumerate(methods) for j, b in enumerate(baselines)}
+    panels = [key for key in axes if any((r["method"], r["baseline"]) == key for r in rows)]
+    for key in set(axes) - set(panels):
+        axes[key].axis("off")
+    for (method, baseline) in panels:
+        ax = axes[(method, baseline)]
         chosen = [r for r in rows if (r["method"], r["baseline"]) == (method, baseline)]
         names = [("all cells" if r["dataset"] == ALL_CELLS else f"{r['dataset']} {r['shots']}") for r in chosen]
         y = np.arange(len(chosen))[::-1]
