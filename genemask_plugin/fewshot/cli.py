@@ -25,7 +25,7 @@ from .metrics import METRIC_TITLES, METRICS
 from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
 from .probe import POOLINGS, PROBE_C, probe_checkpoint
 from .protocol import DRAW_MODES, default_fewshot_roots
-from .statistics import write_statistics
+from .statistics import STATS_FILES, write_statistics
 
 
 def _positive_int(text: str) -> int:
@@ -160,7 +160,7 @@ def cmd_stats(args) -> int:
         print(f"  {row['method']:8s} vs {row['baseline']:18s} {row['effect']:+.4f} "
               f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]  Wilcoxon p {row['p_wilcoxon']:.3g}  "
               f"({row['pairs']} pairs, {row['pretraining_seeds']} pretraining seeds)")
-    print(f"wrote {', '.join(str(out / name) for name in ('summary.csv', 'comparisons.csv', 'comparisons.md', 'effects.png'))}")
+    print(f"wrote {', '.join(str(out / name) for name in STATS_FILES)}")
     return 0
 
 

@@ -38,7 +38,7 @@ from .protocol import DATASET_ORDER
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 ALL_CELLS = "all"
-STATS_FILES = ("summary.csv", "comparisons.csv", "comparisons.md", "effects.png")
+STATS_FILES = ("summary.csv", "summary.md", "comparisons.csv", "comparisons.md", "effects.png")
 
 
 def split_label(label: str) -> tuple[str, int | None]:
@@ -217,6 +217,31 @@ def comparisons_markdown(rows: list[dict]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def summary_markdown(rows: list[dict], first: str = "") -> str:
+    """One line per (method, dataset, shots), one column per strategy (``first`` first, single models last):
+    mean, ± std between pretraining seeds, (mean std over evaluation seeds)."""
+    strategies = sorted(dict.fromkeys(r["strategy"] for r in rows),
+                        key=lambda s: (s != first, not any(r["pretraining_seeds"] for r in rows if r["strategy"] == s)))
+    cells = list(dict.fromkeys((r["method"], r["dataset"], r["shots"], r["draw"]) for r in rows))
+    by_key = {(r["method"], r["dataset"], r["shots"], r["draw"], r["strategy"]): r for r in rows}
+
+    def entry(row):
+        if row is None:
+            return ""
+        text = f"{row['mean']:.3f}"
+        if not math.isnan(row["between_pretraining_std"]):
+            text += f" ± {row['between_pretraining_std']:.3f}"
+        if not math.isnan(row["within_eval_std"]):
+            text += f" ({row['within_eval_std']:.3f})"
+        return text
+
+    head = "| method | dataset | shots | draw | " + " | ".join(strategies) + " |\n"
+    head += "|---" * (4 + len(strategies)) + "|\n"
+    return head + "".join(
+        f"| {m} | {d} | {n} | {draw} | " + " | ".join(entry(by_key.get((m, d, n, draw, s))) for s in strategies)
+        + " |\n" for m, d, n, draw in cells)
+
+
 def plot_effects(rows: list[dict], metric: str = "accuracy") -> bytes:
     """PNG: effect per cell with its 95% CI; rows are methods, columns baselines; the pooled effect in black."""
     import matplotlib  # noqa: PLC0415
@@ -268,7 +293,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def write_statistics(results: Path, out: Path, reference: str = "genemask", metric: str = "accuracy") -> dict:
-    """``summary.csv`` (spreads, for ``metric``), ``comparisons.csv``/``.md`` (every metric), ``effects.png``."""
+    """``summary.csv``/``.md`` (spreads, for ``metric``), ``comparisons.csv``/``.md`` (every metric), ``effects.png``."""
     records = collect_records(results)
     if not records:
         return {"records": 0}
@@ -278,6 +303,9 @@ def write_statistics(results: Path, out: Path, reference: str = "genemask", metr
     comparisons = comparison_rows(records, reference)
     _write_csv(out / "summary.csv", summary)
     _write_csv(out / "comparisons.csv", comparisons)
+    with atomic_file(out / "summary.md") as handle:
+        handle.write(f"{METRIC_TITLES[metric]}: mean over pretraining seeds ± std between them "
+                     "(mean std over evaluation seeds within one)\n\n" + summary_markdown(summary, reference))
     with atomic_file(out / "comparisons.md") as handle:
         handle.write(comparisons_markdown(comparisons))
     with atomic_file(out / "effects.png", "wb") as handle:

@@ -120,5 +120,8 @@ def test_stats_command_writes_tables_and_plot(tmp_path, capsys):
         summary = list(csv.DictReader(handle))
     assert len(summary) == 2 * 4 * 3 and {r["draw"] for r in summary} == {"per-class"}
     assert "| accuracy | probe | all | kmer_span |" in (tmp_path / "out" / "comparisons.md").read_text()
+    table = (tmp_path / "out" / "summary.md").read_text().splitlines()
+    assert table[2] == "| method | dataset | shots | draw | genemask | kmer_span | no pretraining |"
+    assert len(table) == 4 + 8 and table[-1].endswith("| 0.500 (0.000) |")
     assert main(["stats", str(tmp_path / "empty")]) == 1
     assert "no finished cells" in capsys.readouterr().err
