@@ -57,6 +57,7 @@ def test_a_real_effect_is_found_with_a_ci_that_excludes_zero():
     assert pooled["effect"] == pytest.approx(0.05, abs=0.01)
     assert 0 < pooled["ci_low"] < pooled["effect"] < pooled["ci_high"]
     assert pooled["p_wilcoxon"] < 1e-4 and pooled["pairs"] == 20 and pooled["pretraining_seeds"] == 5
+    assert pooled["p_wilcoxon_seeds"] == pytest.approx(0.0625)  # 5 seeds, all positive: the smallest p
     floor = next(r for r in rows if r["dataset"] == st.ALL_CELLS and r["baseline"] == "no pretraining")
     assert floor["effect"] > 0.1 and floor["pairs"] == 20  # the single model stands for every seed
 
