@@ -22,11 +22,13 @@ from .finetune import (
     run_finetune,
     selection_metric,
 )
-from .grid import GridConfig, parse_checkpoint_spec, run_grid
+from .grid import METHODS, GridConfig, parse_checkpoint_spec, run_grid
 from .gue import TRUNCATE_CHOICES
 from .metrics import METRIC_TITLES, METRICS
 from .prepare import DEFAULT_MAX_POSITIONS, FewshotDataError, PreparedData, prepare_fewshot_data
-from .protocol import default_fewshot_roots
+from .probe import POOLINGS, PROBE_C, probe_checkpoint
+from .protocol import DRAW_MODES, default_fewshot_roots
+from .statistics import STATS_FILES, write_statistics
 
 
 def _positive_int(text: str) -> int:
@@ -95,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predictions TSV (default: CHECKPOINT_DIR/SPLIT_predictions.tsv)")
     p.add_argument("--batch-size", type=_positive_int, default=64)
 
+    p = sub.add_parser("probe", help="logistic-regression probe of a frozen pretrained encoder on a prepared dir")
+    p.add_argument("checkpoint", help="pretrained checkpoint, or 'none' for a randomly initialised encoder")
+    p.add_argument("data", type=Path, help="a directory written by `prepare` (fits on train)")
+    p.add_argument("--split", default="test", help="the split scored (default test)")
+    p.add_argument("--pooling", choices=POOLINGS, default="mean",
+                   help="mean of the last layer over k-mer tokens (default) or its <s> vector")
+    p.add_argument("--arch", default="genemask_tiny", help="architecture of the random encoder ('none')")
+    p.add_argument("--out", type=Path, help="metrics JSON (default: DATA/probe_SPLIT_metrics.json)")
+    p.add_argument("--predictions", type=Path,
+                   help="predictions TSV (default: DATA/probe_SPLIT_predictions.tsv)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="embedding batch size")
+    p.epilog = (f"The regression is fixed, never tuned: standardised features, L2 with C = {PROBE_C}, "
+                "lbfgs (docs/fewshot.md).")
+
     p = sub.add_parser("grid", help="prepare -> fine-tune -> evaluate over checkpoints x datasets x shots x seeds")
     p.add_argument("--checkpoint", action="append", required=True, dest="checkpoints",
                    metavar="[LABEL=]CKPT",
@@ -125,8 +141,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=64, help="evaluation batch size")
     p.add_argument("--truncate", choices=TRUNCATE_CHOICES,
                    help="for GUE folders: cut sequences too long for 512 tokens (see prepare --truncate)")
+    p.add_argument("--method", choices=METHODS, default="finetune",
+                   help="finetune: the paper's recipe (default); probe: logistic regression on frozen "
+                        "embeddings ('none' is then a randomly initialised encoder)")
+    p.add_argument("--draw", choices=DRAW_MODES, default="file",
+                   help="file: train on the whole shot file (default); per-class: draw SHOTS per class "
+                        "from it for each seed (the paper's meaning for Splice-40, whose files pool 10x)")
+    p.add_argument("--pooling", choices=POOLINGS, default="mean", help="probe embedding (default mean)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = sub.add_parser("stats", help="paired statistics of a multi-seed experiment (STRATEGY@SEED labels)")
+    p.add_argument("results", type=Path, help="folder holding grid results (any depth: probe/, finetune/)")
+    p.add_argument("--reference", default="genemask", help="the strategy compared with every other one")
+    p.add_argument("--metric", choices=METRICS, default="accuracy",
+                   help="metric of summary.csv and the plot (comparisons.csv has all four)")
+    p.add_argument("--out", type=Path, help="output folder (default: RESULTS)")
+    p.epilog = ("Writes summary.csv, comparisons.csv, comparisons.md and effects.png: see "
+                "genemask_plugin/fewshot/statistics.py and docs/fewshot.md.")
     return parser
+
+
+def cmd_stats(args) -> int:
+    out = args.out or args.results
+    result = write_statistics(args.results, out, args.reference, args.metric)
+    if not result["records"]:
+        raise FewshotDataError(f"no finished cells (cells/*/*/*/seed*/metrics.json) under {args.results}")
+    pooled = [r for r in result["comparisons"] if r["dataset"] == "all" and r["metric"] == args.metric]
+    if not pooled:
+        raise FewshotDataError(f"no cell has both {args.reference!r} and another strategy under {args.results}")
+    print(f"{result['records']} cells; {args.reference} - baseline, {METRIC_TITLES[args.metric]}:")
+    for row in pooled:
+        print(f"  {row['method']:8s} vs {row['baseline']:18s} {row['effect']:+.4f} "
+              f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]  Wilcoxon p {row['p_wilcoxon']:.3g}  "
+              f"({row['pairs']} pairs, {row['pretraining_seeds']} pretraining seeds)")
+    print(f"wrote {', '.join(str(out / name) for name in STATS_FILES)}")
+    return 0
 
 
 def cmd_prepare(args) -> int:
@@ -187,6 +235,18 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_probe(args) -> int:
+    checkpoint = None if args.checkpoint.lower() == "none" else Path(args.checkpoint)
+    result = probe_checkpoint(checkpoint, args.data, args.split, args.out, args.predictions,
+                              args.pooling, args.batch_size, args.arch)
+    scores = "  ".join(
+        f"{METRIC_TITLES[m]} {'n/a' if result[m] is None else format(result[m], '.4f')}" for m in METRICS
+    )
+    print(f"{args.split} ({result['n']} sequences, probe): {scores}")
+    print(json.dumps({m: result[m] for m in METRICS}))
+    return 0
+
+
 def cmd_grid(args) -> int:
     roots = args.roots or default_fewshot_roots()
     config = GridConfig(
@@ -205,6 +265,9 @@ def cmd_grid(args) -> int:
         keep_checkpoints=args.keep_checkpoints,
         batch_size=args.batch_size,
         truncate=args.truncate,
+        method=args.method,
+        draw=args.draw,
+        pooling=args.pooling,
     )
     report = run_grid(config, progress=not args.no_progress)
     print(f"{report.finished} cells run, {report.skipped} already finished, {len(report.failed)} failed")
@@ -227,7 +290,7 @@ def run(argv: list[str] | None = None) -> int:
     # Importing fairseq's model zoo sets the root logger to DEBUG (wav2vec2_classification.py).
     logging.getLogger().setLevel(logging.WARNING)
     commands = {"prepare": cmd_prepare, "finetune": cmd_finetune, "evaluate": cmd_evaluate,
-                "grid": cmd_grid}
+                "probe": cmd_probe, "grid": cmd_grid, "stats": cmd_stats}
     return commands[args.command](args)
 
 

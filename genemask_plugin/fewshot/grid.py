@@ -4,12 +4,20 @@ Layout under ``RESULTS``::
 
     cells/<checkpoint>/<dataset>/<shots>/data/          prepared once per (checkpoint, dataset, shots)
     cells/<checkpoint>/<dataset>/<shots>/seed<S>/       train.log, test_predictions.tsv, metrics.json
+                                                        (--draw per-class: also its own data/)
     summary.csv  summary.md  summary.png                mean ± std over seeds, every finished cell
 
 A cell is finished when its ``metrics.json`` exists with the same settings, so a rerun
 skips it; a crashed cell leaves ``error.txt`` and the grid goes on. The summary covers
 every finished cell under ``RESULTS``, so grids run one checkpoint at a time combine; it is
-written by :mod:`genemask_plugin.fewshot.grid_summary`. Every file goes through
+written by :mod:`genemask_plugin.fewshot.grid_summary`.
+
+``method="probe"`` fits a logistic regression on frozen embeddings (:mod:`.probe`) instead of
+fine-tuning; each (dataset, shots) is prepared once under ``RESULTS/data/`` and each checkpoint
+embeds every distinct sequence once (:class:`ProbeCache`), so a probe cell takes seconds.
+``draw="per-class"`` trains each seed on ``shots`` sequences per class drawn from the shot
+file (:func:`.protocol.draw_per_class`), and scores the test set minus the whole shot file,
+so every seed and checkpoint sees the same test set. ``draw="file"`` trains on the whole file. Every file goes through
 :mod:`genemask_preprocess.atomic_output`.
 """
 
@@ -24,6 +32,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from genemask_preprocess.atomic_output import atomic_file
@@ -46,18 +55,28 @@ from .finetune import (
 )
 from .grid_summary import metric_value, write_summary
 from .gue import gue_split_files
-from .metrics import METRIC_TITLES, METRICS
+from .metrics import METRIC_TITLES, METRICS, Predictions, write_predictions
 from .prepare import (
     FewshotDataError,
     PreparedData,
     load_kmer_vocabulary,
     prepare_fewshot_data,
     read_checked_splits,
+    read_fewshot_tsv,
 )
-from .protocol import CellFiles, resolve_cell_files
+from .probe import (
+    embed_items,
+    fit_probe,
+    load_frozen_encoder,
+    probe_result,
+    random_encoder,
+    read_split,
+)
+from .protocol import DRAW_MODES, CellFiles, draw_per_class, resolve_cell_files
 
 SCRATCH = "none"
 DEFAULT_SCRATCH_K = 6
+METHODS = ("finetune", "probe")
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,19 @@ class GridConfig:
     batch_size: int = 64
     truncate: str | None = None
     """``prepare --truncate`` for sequences too long for the model (GUE)."""
+    method: str = "finetune"
+    """``finetune`` (the paper's recipe) or ``probe`` (logistic regression on frozen embeddings)."""
+    draw: str = "file"
+    """``file``: train on the whole shot file; ``per-class``: ``shots`` per class drawn per seed."""
+    pooling: str = "mean"
+    """Probe embedding: mean over k-mer tokens, or ``bos``."""
+    probe_cache: ProbeCache = field(default_factory=lambda: ProbeCache(), repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise FewshotDataError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.draw not in DRAW_MODES:
+            raise FewshotDataError(f"draw must be one of {DRAW_MODES}, got {self.draw!r}")
 
 
 @dataclass(frozen=True)
@@ -154,7 +186,7 @@ def cell_dir(config: GridConfig, cell: Cell) -> Path:
 
 def cell_settings(config: GridConfig, cell: Cell, dictionary: Path) -> dict:
     """What a finished cell must match to be skipped on a rerun."""
-    return {
+    settings = {
         "checkpoint": str(cell.checkpoint.path.resolve()) if cell.checkpoint.path else SCRATCH,
         "dictionary": str(dictionary.resolve()),
         "train": str(cell.files.train.resolve()),
@@ -164,7 +196,17 @@ def cell_settings(config: GridConfig, cell: Cell, dictionary: Path) -> dict:
         "max_updates": config.max_updates,
         "fairseq_args": list(config.fairseq_args),
         "arch": config.arch if cell.checkpoint.path is None else None,
-    } | ({"truncate": config.truncate} if cell.files.gue else {})
+    }
+    if cell.files.gue:
+        settings["truncate"] = config.truncate
+    # Only when not the default, so cells finished before these options existed still count.
+    if config.method != "finetune":
+        settings.update(method=config.method, pooling=config.pooling)
+        for key in ("epochs", "max_updates", "fairseq_args"):
+            del settings[key]
+    if config.draw != "file":
+        settings["draw"] = config.draw
+    return settings
 
 
 def is_finished(config: GridConfig, cell: Cell, dictionary: Path) -> bool:
@@ -208,9 +250,9 @@ def resolve_dictionary(config: GridConfig, spec: CheckpointSpec) -> Path:
     return path
 
 
-def prepared_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedData:
-    """The cell group's prepared data, reused when it was built from the same files."""
-    data_dir = group_dir(config, cell) / "data"
+def prepared_data(config: GridConfig, cell: Cell, dictionary: Path, data_dir: Path | None = None) -> PreparedData:
+    """The cell group's prepared data (in ``data_dir``), reused when it was built from the same files."""
+    data_dir = data_dir or group_dir(config, cell) / "data"
     if cell.files.gue:
         expected = {name: str(path.resolve()) for name, path in gue_split_files(cell.files.train).items()}
     else:
@@ -233,6 +275,21 @@ def prepared_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedD
     )
 
 
+def drawn_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedData:
+    """A seed's own prepared data for ``--draw per-class``: the drawn rows, and the group's test set."""
+    directory = cell_dir(config, cell)
+    rows = read_fewshot_tsv(cell.files.train, load_kmer_vocabulary(dictionary).k)
+    chosen = draw_per_class([row.label for row in rows], cell.shots, cell.seed)
+    drawn = directory / "drawn_train.tsv"
+    with atomic_file(drawn) as handle:
+        handle.write("sequence\tlabel\n")
+        handle.writelines(f"{rows[i].dna}\t{rows[i].label}\n" for i in chosen)
+    return prepare_fewshot_data(
+        drawn, dictionary, directory / "data", test=cell.files.test,
+        exclude_overlap=cell.files.exclude_overlap, overlap_source=cell.files.train,
+    )
+
+
 @dataclass(frozen=True)
 class ResolvedCheckpoint:
     dictionary: Path
@@ -245,14 +302,19 @@ def resolve_checkpoint(config: GridConfig, spec: CheckpointSpec) -> ResolvedChec
 
 
 def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> dict:
-    """Prepare, fine-tune and evaluate one cell; returns and writes its ``metrics.json``."""
+    """Prepare, fine-tune (or probe) and evaluate one cell; returns and writes its ``metrics.json``."""
     start = time.time()
     directory = cell_dir(config, cell)
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
+    if config.method == "probe":
+        return run_probe_cell(config, cell, resolved, start)
     spec = cell.checkpoint
-    prepared = prepared_data(config, cell, resolved.dictionary)
+    if config.draw == "per-class":
+        prepared = drawn_data(config, cell, resolved.dictionary)
+    else:
+        prepared = prepared_data(config, cell, resolved.dictionary)
     train = prepared.splits["train"]
     check_fits(max(s.max_tokens for s in prepared.splits.values()), resolved.shape, prepared.out)
     args = fairseq_train_args(
@@ -286,6 +348,97 @@ def run_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> di
         "predicted_per_class": result["predicted_per_class"],
         "updates": updates,
         "headline": prepared.headline_metric,
+        "method": "finetune",
+        "draw": config.draw,
+        "seconds": round(time.time() - start, 1),
+        "settings": cell_settings(config, cell, resolved.dictionary),
+    }
+    if config.draw == "per-class":
+        shutil.rmtree(directory / "data")
+    with atomic_file(directory / "metrics.json") as handle:  # written last: marks the cell done
+        handle.write(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+@dataclass
+class GroupEmbeddings:
+    """One (checkpoint, dataset, shots) group embedded: the whole shot file and the test set."""
+
+    prepared: PreparedData
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+class ProbeCache:
+    """What a probe grid reuses: each (dataset, shots) prepared once (under ``RESULTS/data``, not
+    per checkpoint), its splits read once, and every checkpoint's embedding of each distinct
+    sequence computed once (shot files and test sets overlap across shots), as float32."""
+
+    def __init__(self):
+        self.splits: dict[str, tuple] = {}
+        self.vectors: dict[tuple, dict[bytes, np.ndarray]] = {}
+        self.groups: dict[tuple, GroupEmbeddings] = {}
+
+    def group(self, config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint) -> GroupEmbeddings:
+        key = (cell.checkpoint, cell.dataset, cell.shots, config.pooling)
+        if key in self.groups:
+            return self.groups[key]
+        data_key = f"{cell.dataset}/{cell.shots}"
+        if data_key not in self.splits:
+            prepared = prepared_data(config, cell, resolved.dictionary,
+                                     config.out / "data" / cell.dataset / str(cell.shots))
+            self.splits[data_key] = (prepared, read_split(prepared.out, "train"), read_split(prepared.out, "test"))
+        prepared, train, test = self.splits[data_key]
+        table = self.vectors.setdefault((cell.checkpoint, config.pooling, str(resolved.dictionary)), {})
+        missing = list({item.tobytes(): item for item in train.items + test.items
+                        if item.tobytes() not in table}.items())
+        if missing:
+            if cell.checkpoint.path is None:
+                model = random_encoder(Path(prepared.out) / "input0" / "dict.txt", resolved.shape.arch)
+            else:
+                model = load_frozen_encoder(cell.checkpoint.path, Path(prepared.out) / "input0")
+            vectors = embed_items(model, [item for _, item in missing], config.pooling, config.batch_size)
+            table.update(zip((k for k, _ in missing), vectors.astype(np.float32), strict=True))
+        lookup = lambda items: np.stack([table[item.tobytes()] for item in items])  # noqa: E731
+        group = GroupEmbeddings(prepared, lookup(train.items), train.targets, lookup(test.items), test.targets)
+        self.groups = {key: group}  # a group's seeds run one after another
+        return group
+
+
+def run_probe_cell(config: GridConfig, cell: Cell, resolved: ResolvedCheckpoint, start: float) -> dict:
+    """Fit and score the frozen-embedding probe of one cell (embeddings shared by the group's seeds)."""
+    directory = cell_dir(config, cell)
+    group = config.probe_cache.group(config, cell, resolved)
+    labels = group.prepared.labels
+    if config.draw == "per-class":
+        chosen = draw_per_class([labels[c] for c in group.train_y], cell.shots, cell.seed)
+    else:
+        chosen = np.arange(len(group.train_y))
+    train_y = group.train_y[chosen]
+    probs = fit_probe(group.train_x[chosen], train_y, group.test_x, len(labels))
+    predictions = Predictions(labels, np.arange(len(group.test_y)), group.test_y, probs)
+    write_predictions(directory / "test_predictions.tsv", predictions)
+    result = probe_result(predictions, config.pooling)
+    test_split = group.prepared.splits["test"]
+    excluded = test_split.excluded_overlap
+    record = {
+        "checkpoint": cell.checkpoint.label,
+        "dataset": cell.dataset,
+        "shots": cell.shots,
+        "seed": cell.seed,
+        "metrics": {name: result[name] for name in METRICS},
+        "train_per_class": {label: int(np.sum(train_y == i)) for i, label in enumerate(labels)},
+        "n_train": int(len(chosen)),
+        "n_test": result["n"],
+        "excluded_overlap": excluded,
+        "predicted_per_class": result["predicted_per_class"],
+        "headline": group.prepared.headline_metric,
+        "method": "probe",
+        "draw": config.draw,
+        "pooling": config.pooling,
+        "probe_C": result["probe_C"],
         "seconds": round(time.time() - start, 1),
         "settings": cell_settings(config, cell, resolved.dictionary),
     }

@@ -398,13 +398,15 @@ def prepare_fewshot_data(
     force: bool = False,
     truncate: str | None = None,
     max_positions: int = DEFAULT_MAX_POSITIONS,
+    overlap_source: str | os.PathLike | None = None,
 ) -> PreparedData:
     """Tokenize and binarize few-shot TSVs (or a GUE folder) into ``out`` (the ``sentence_prediction`` layout).
 
     ``out/input0/{split}.{bin,idx}`` hold the k-mer ids + ``</s>`` under the pretraining
     dictionary (copied to ``out/input0/dict.txt``); ``out/label/{split}.{bin,idx}`` hold
     ``4 + class`` + ``</s>`` under the fixed ``out/label/dict.txt``. With ``exclude_overlap``
-    every test sequence that is also a training sequence is dropped (Prom-300 / Cohn-enh).
+    every test sequence that is also a training sequence is dropped (Prom-300 / Cohn-enh), or,
+    given ``overlap_source``, every one in that file (a per-class draw excludes its whole shot file).
 
     ``train`` may be a GUE folder instead: its ``train.csv``, ``dev.csv`` (as ``valid``) and
     ``test.csv`` are read. A sequence longer than ``max_positions`` tokens (``<s>`` and ``</s>``
@@ -446,7 +448,8 @@ def prepare_fewshot_data(
 
     excluded = 0
     if exclude_overlap and "test" in rows:
-        train_dna = {row.dna for row in rows["train"]}
+        overlap_rows = read_fewshot_tsv(overlap_source, vocab.k) if overlap_source else rows["train"]
+        train_dna = {row.dna for row in overlap_rows}
         kept = [row for row in rows["test"] if row.dna not in train_dna]
         excluded = len(rows["test"]) - len(kept)
         if not kept:

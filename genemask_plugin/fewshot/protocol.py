@@ -15,12 +15,20 @@ A dataset not listed here is scored on its ``test.tsv`` (no overlap removal). A 
 in GUE format (``DATASET/train.csv``, ``dev.csv``, ``test.csv``) is trained on its whole
 ``train.csv`` whatever the shots (which then only pick the recipe), selected on ``dev.csv`` and
 scored on ``test.csv``.
+
+Two ways to read a shot file (``DRAW_MODES``): ``file`` trains on the whole file (so
+Splice-40's "10" is 100 per class); ``per-class`` draws ``shots`` sequences per class from it
+for each seed (:func:`draw_per_class`), so "10-shot" means 10 per class as in the paper's
+Table 1. For the sets whose files hold exactly ``shots`` per class the two are the same rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 import genemask_plugin
 
@@ -61,6 +69,26 @@ def default_fewshot_roots() -> list[Path]:
     """
     bundled = Path(genemask_plugin.__file__).resolve().parents[1] / "data" / "fewshot"
     return [bundled] if bundled.is_dir() else []
+
+
+DRAW_MODES = ("file", "per-class")
+
+
+def draw_per_class(labels: Sequence[str], per_class: int, seed: int) -> np.ndarray:
+    """Sorted row indices of ``per_class`` rows of every label, drawn without replacement.
+
+    A pure function of (labels, per_class, seed): every checkpoint gets the same draw for a seed,
+    so comparisons are paired. Raises :class:`FewshotDataError` if a label has too few rows.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, per_class])
+    chosen = []
+    for label in sorted(set(labels.tolist())):
+        rows = np.flatnonzero(labels == label)
+        if len(rows) < per_class:
+            raise FewshotDataError(f"cannot draw {per_class} of label {label!r}: the file has {len(rows)}")
+        chosen.append(rng.choice(rows, per_class, replace=False))
+    return np.sort(np.concatenate(chosen))
 
 
 @dataclass(frozen=True)

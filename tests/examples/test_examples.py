@@ -232,6 +232,49 @@ def test_cpu_experiment_defaults_to_the_bundled_fewshot_data():
     assert result.returncode == 2 and "pass --fewshot-root" in result.stderr
 
 
+def test_settle_experiment_pretrains_every_strategy_and_seed_at_equal_compute():
+    commands = dry_run("settle_experiment.sh", "--fewshot-root", "/sets", "--dry-run")
+    trained = check_commands(commands)
+    strategies = ["genemask", "kmer_span", "random", "genemask_position"]
+    assert sorted((a.mask_strategy, a.seed) for a in trained) == sorted(
+        (s, seed) for s in strategies for seed in range(1, 6))
+    # equal compute: the commands differ only in --mask-strategy, --seed and the save dir
+    def without_differences(argv):
+        out, skip = [], False
+        for i, arg in enumerate(argv):
+            if skip:
+                skip = False
+            elif arg in ("--mask-strategy", "--save-dir") or (arg == "--seed" and i > argv.index("--seed")):
+                skip = True
+            else:
+                out.append(arg)
+        return out
+    assert len({tuple(without_differences(c)) for c in commands if c[0] == "fairseq-train"}) == 1
+    assert len({(a.max_update, a.batch_size, a.arch, a.lr[0], a.warmup_updates) for a in trained}) == 1
+    probe, finetune, stats = (parse_own_cli(c) for c in commands[-3:])
+    assert (probe.method, probe.draw, finetune.method, finetune.draw) == ("probe", "per-class", "finetune",
+                                                                          "per-class")
+    assert probe.datasets == ["Prom-core", "Prom-300", "Cohn-enh", "Splice-40"] and probe.shots == [10, 50, 100]
+    assert finetune.datasets == ["Prom-core", "Splice-40"] and finetune.shots == [10, 50]
+    assert len(probe.seeds) >= 3 and len(finetune.seeds) == 3
+    labels = [spec.split("=")[0] for spec in probe.checkpoints]
+    assert labels == [f"{s}@{seed}" for seed in range(1, 6) for s in strategies] + ["no pretraining"]
+    assert probe.checkpoints == finetune.checkpoints and stats.command == "stats" and stats.reference == "genemask"
+
+
+def test_settle_experiment_defaults_to_bundled_data_and_takes_more_variants():
+    commands = dry_run("settle_experiment.sh", "--pretrain-seeds", "1", "--variant",
+                       "cm_gems=genemask --mask-curriculum cm_gems", "--dry-run")
+    probe = parse_own_cli(commands[-3])
+    assert probe.datasets == ["Prom-core"] and probe.shots == [10, 50] and probe.roots == [REPO / "data" / "fewshot"]
+    cm_gems = [c for c in commands if c[0] == "fairseq-train" and "cm_gems" in c]
+    assert len(cm_gems) == 1 and cm_gems[0][cm_gems[0].index("--mask-strategy") + 1] == "genemask"
+    assert "cm_gems@1=" in " ".join(commands[-3])
+    result = subprocess.run(["bash", str(EXAMPLES / "settle_experiment.sh"), "--probe-datasets", "Splice-40",
+                             "--dry-run"], capture_output=True, text=True)
+    assert result.returncode == 2 and "pass --fewshot-root" in result.stderr
+
+
 def test_every_pretraining_goes_through_the_one_shared_command():
     """The genemask_mlm command is written once (examples/_common.sh: pretrain_args)."""
     for script in EXAMPLES.glob("*.sh"):
@@ -251,7 +294,7 @@ def test_reproduce_fewshot_follows_the_protocol():
                      ("Cohn-enh",): [10, 50, 100], ("Splice-40",): [10, 50, 100, 500]}
 
 
-@pytest.mark.parametrize("script", ["pretrain_human.sh", "reproduce_fewshot.sh", "pmi_sharded.sh"])
+@pytest.mark.parametrize("script", ["pretrain_human.sh", "reproduce_fewshot.sh", "pmi_sharded.sh", "settle_experiment.sh"])
 def test_help(script):
     result = subprocess.run(["bash", str(EXAMPLES / script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "Usage:" in result.stdout

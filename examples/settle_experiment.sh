@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Settle GeneMask against its baselines at CPU scale, with pretraining seeds and paired statistics (issue 14).
+#   1. one 6-mer corpus and PMI table from the bundled human fragments (as cpu_experiment.sh),
+#   2. genemask_tiny pretrained with each strategy and each pretraining seed: equal compute, only
+#      --mask-strategy and --seed differ (same data, model, batch, lr schedule and number of updates),
+#   3. frozen-embedding probes (`grid --method probe`) of every checkpoint plus "no pretraining" on every
+#      dataset at 10/50/100 shots, and paper-recipe fine-tuning on a subset,
+#   4. genemask-fewshot stats: evaluation seeds averaged within each pretraining seed, Wilcoxon signed-rank
+#      tests of genemask against each baseline, bootstrap CIs over pretraining seeds, spreads, plot.
+# Shot sets are drawn per class (`--draw per-class`): "10-shot" is 10 sequences per class, drawn for each
+# evaluation seed from the shot file (Splice-40's files pool 10x that; the other sets' files hold exactly n).
+# Without --fewshot-root only the bundled Prom-core 10/50-shot data is used.
+# Usage: examples/settle_experiment.sh [--updates N] [--pretrain-seeds "1 2 3 4 5"]
+#            [--strategies "genemask kmer_span random genemask_position"] [--variant LABEL="STRATEGY OPTIONS"]
+#            [--probe-datasets "..."] [--probe-shots "10 50 100"] [--probe-seeds "1 2 3"]
+#            [--finetune-datasets "Prom-core Splice-40"] [--finetune-shots "10 50"] [--finetune-seeds "1 2 3"]
+#            [--jobs N] [--skip-probe] [--skip-finetune] [--only-pretrain] [--fewshot-root DIR] [--out DIR]
+#            [--dry-run]
+# Curricula (issue 13: global_pmi, cm_step, cm_gems) join the comparison once that work has landed, e.g.
+#   --variant 'cm_gems=genemask --mask-curriculum cm_gems' --variant 'global_pmi=global_pmi'
+# Everything is resumable: rerun the same command to finish an interrupted run.
+source "$(dirname "$0")/_common.sh"
+
+UPDATES=1000
+PRETRAIN_SEEDS="1 2 3 4 5"
+STRATEGIES="genemask kmer_span random genemask_position"
+VARIANTS=()
+PROBE_DATASETS=""
+PROBE_SHOTS=""
+PROBE_SEEDS="1 2 3"
+FINETUNE_DATASETS=""
+FINETUNE_SHOTS="10 50"
+FINETUNE_SEEDS="1 2 3"
+JOBS=1
+SKIP_PROBE=0
+SKIP_FINETUNE=0
+FEWSHOT_ROOT=""
+OUT="$REPO_ROOT/docs/results/settle_experiment"
+WORK=$(realpath -m "${WORK:-$REPO_ROOT/work/settle_experiment}")
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --updates) UPDATES=$2; shift 2 ;;
+        --pretrain-seeds) PRETRAIN_SEEDS=$2; shift 2 ;;
+        --strategies) STRATEGIES=$2; shift 2 ;;
+        --variant) VARIANTS+=("$2"); shift 2 ;;
+        --probe-datasets) PROBE_DATASETS=$2; shift 2 ;;
+        --probe-shots) PROBE_SHOTS=$2; shift 2 ;;
+        --probe-seeds) PROBE_SEEDS=$2; shift 2 ;;
+        --finetune-datasets) FINETUNE_DATASETS=$2; shift 2 ;;
+        --finetune-shots) FINETUNE_SHOTS=$2; shift 2 ;;
+        --finetune-seeds) FINETUNE_SEEDS=$2; shift 2 ;;
+        --jobs) JOBS=$2; shift 2 ;;
+        --skip-probe) SKIP_PROBE=1; shift ;;
+        --skip-finetune) SKIP_FINETUNE=1; shift ;;
+        --only-pretrain) SKIP_PROBE=1; SKIP_FINETUNE=1; shift ;;
+        --fewshot-root) FEWSHOT_ROOT=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        --dry-run) DRY_RUN=1; shift ;;
+        -h|--help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option $1" ;;
+    esac
+done
+if [ -z "$FEWSHOT_ROOT" ]; then
+    FEWSHOT_ROOT="$REPO_ROOT/data/fewshot"  # bundled: Prom-core 10 and 50 shots
+    PROBE_DATASETS=${PROBE_DATASETS:-Prom-core}
+    FINETUNE_DATASETS=${FINETUNE_DATASETS:-Prom-core}
+    PROBE_SHOTS=${PROBE_SHOTS:-"10 50"}
+    for DATASET in $PROBE_DATASETS $FINETUNE_DATASETS; do
+        [ -d "$FEWSHOT_ROOT/$DATASET" ] || die "$DATASET is not bundled: pass --fewshot-root DIR with the full few-shot sets"
+    done
+else
+    PROBE_DATASETS=${PROBE_DATASETS:-"Prom-core Prom-300 Cohn-enh Splice-40"}
+    FINETUNE_DATASETS=${FINETUNE_DATASETS:-"Prom-core Splice-40"}
+    PROBE_SHOTS=${PROBE_SHOTS:-"10 50 100"}
+fi
+[ "$DRY_RUN" = 1 ] || [ -d "$FEWSHOT_ROOT" ] || die "few-shot data not found at $FEWSHOT_ROOT (--fewshot-root)"
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer, got $JOBS"
+# Each strategy is a variant whose options are just its --mask-strategy; --variant adds LABEL="STRATEGY OPTIONS".
+EXTRA_VARIANTS=("${VARIANTS[@]}")
+VARIANTS=()
+for STRATEGY in $STRATEGIES; do
+    VARIANTS+=("$STRATEGY=$STRATEGY")
+done
+VARIANTS+=("${EXTRA_VARIANTS[@]}")
+START=$(date +%s)
+
+prepare_bundled_corpus "$WORK"
+
+# Pretraining: variant x seed, up to --jobs at a time (each run's log beside its checkpoint).
+CHECKPOINTS=()
+RUNNING=0
+for SEED in $PRETRAIN_SEEDS; do
+    for SPEC in "${VARIANTS[@]}"; do
+        LABEL=${SPEC%%=*}
+        read -r -a OPTIONS <<<"${SPEC#*=}"
+        SAVE="$WORK/pretrain/$LABEL/seed$SEED"
+        CHECKPOINTS+=(--checkpoint "$LABEL@$SEED=$SAVE/checkpoint_last.pt")
+        [ ! -f "$SAVE/checkpoint_last.pt" ] || [ "$DRY_RUN" = 1 ] || continue
+        if [ "$JOBS" = 1 ] || [ "$DRY_RUN" = 1 ]; then
+            pretrain_tiny "$WORK" "${OPTIONS[0]}" "$UPDATES" "$SAVE" "${OPTIONS[@]:1}" --seed "$SEED" \
+                --log-interval 100
+        else
+            [ "$RUNNING" -lt "$JOBS" ] || { wait -n; RUNNING=$((RUNNING - 1)); }
+            mkdir -p "$SAVE"
+            pretrain_tiny "$WORK" "${OPTIONS[0]}" "$UPDATES" "$SAVE" "${OPTIONS[@]:1}" --seed "$SEED" \
+                --log-interval 100 >"$SAVE/pretrain.log" 2>&1 &
+            RUNNING=$((RUNNING + 1))
+        fi
+    done
+done
+while [ "$RUNNING" -gt 0 ]; do wait -n; RUNNING=$((RUNNING - 1)); done
+for ((i = 1; i < ${#CHECKPOINTS[@]}; i += 2)); do
+    [ "$DRY_RUN" = 1 ] || [ -f "${CHECKPOINTS[i]#*=}" ] || die "pretraining failed: no ${CHECKPOINTS[i]#*=}"
+done
+PRETRAIN_DONE=$(date +%s)
+
+# Splice-40's own test set is held back (data README): it is scored on its 500 file minus the shot file.
+COMMON=("${CHECKPOINTS[@]}" --checkpoint "no pretraining=none" --draw per-class
+        --fewshot-root "$FEWSHOT_ROOT" --test-file "Splice-40=$FEWSHOT_ROOT/Splice-40/500/train.tsv"
+        --dict "$WORK/data/dict.txt" --no-progress)
+if [ "$SKIP_PROBE" = 0 ]; then
+    run genemask-fewshot grid --method probe "${COMMON[@]}" --datasets $PROBE_DATASETS \
+        --shots $PROBE_SHOTS --seeds $PROBE_SEEDS --out "$OUT/probe"
+fi
+PROBE_DONE=$(date +%s)
+if [ "$SKIP_FINETUNE" = 0 ]; then
+    run genemask-fewshot grid --method finetune "${COMMON[@]}" --datasets $FINETUNE_DATASETS \
+        --shots $FINETUNE_SHOTS --seeds $FINETUNE_SEEDS --out "$OUT/finetune"
+fi
+END=$(date +%s)
+if [ "$SKIP_PROBE" = 0 ] || [ "$SKIP_FINETUNE" = 0 ]; then
+    run genemask-fewshot stats "$OUT" --reference genemask --out "$OUT"
+fi
+echo "wall time: pretraining $((PRETRAIN_DONE - START)) s, probes $((PROBE_DONE - PRETRAIN_DONE)) s," \
+    "fine-tuning $((END - PROBE_DONE)) s, total $(($(date +%s) - START)) s"

@@ -1,0 +1,217 @@
+"""Frozen-embedding linear probe: a cheap, deterministic view of what pretraining learned.
+
+The pretrained encoder is frozen. Each sequence is fed as fine-tuning feeds it (``<s>`` +
+k-mer ids + ``</s>``) and embedded as the mean of the last layer over its regular tokens
+(k-mers only: no ``<s>``, ``</s>`` or padding), or as the last layer at ``<s>``
+(``pooling="bos"``). A scikit-learn logistic regression is fitted on the training
+embeddings and scores the test ones. Its settings are fixed, never tuned on the test set:
+features standardised with the training set's mean and std, L2 penalty with ``C = 1.0``
+(:data:`PROBE_C`), lbfgs with up to 2 000 iterations. This is the standard cheap evaluation
+of frozen DNA language models (BEND, GENEB); it complements fine-tuning and does not replace it.
+
+:func:`fit_probe` is the pure core (arrays in, class probabilities out); the rest loads a
+checkpoint, reads a prepared split and embeds it in batches under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from fairseq import checkpoint_utils
+from fairseq.data import Dictionary
+from fairseq.models import ARCH_CONFIG_REGISTRY
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+import genemask_plugin  # noqa: F401  (registers architectures and the safe globals)
+from genemask_preprocess.atomic_output import atomic_file
+from genemask_preprocess.formats.indexed_dataset import read_indexed_dataset
+from genemask_preprocess.kmers import BOS_ID, NUM_SPECIALS, PAD_ID
+
+from .evaluate import EvaluationError
+from .finetune import DEFAULT_ARCH, config_field, load_checkpoint_state
+from .metrics import Predictions, write_predictions
+from .prepare import FewshotDataError, PreparedData
+
+PROBE_C = 1.0
+"""Inverse L2 strength of the probe's logistic regression (on standardised features); fixed."""
+PROBE_MAX_ITER = 2000
+POOLINGS = ("mean", "bos")
+SCRATCH_INIT_SEED = 1
+"""Seed of the randomly initialised encoder that stands for "no pretraining"."""
+
+
+def fit_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class probabilities ``(len(test_x), num_classes)`` from a logistic regression fitted on the train set.
+
+    Deterministic: lbfgs has no random state. Classes absent from ``train_y`` get probability 0.
+    """
+    train_x = np.asarray(train_x, dtype=np.float64)
+    test_x = np.asarray(test_x, dtype=np.float64)
+    train_y = np.asarray(train_y, dtype=np.int64)
+    present = np.unique(train_y)
+    if len(present) < 2:
+        raise FewshotDataError(f"the probe needs at least 2 classes in training, found {present.tolist()}")
+    scaler = StandardScaler().fit(train_x)
+    model = LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(scaler.transform(train_x), train_y)
+    probs = np.zeros((len(test_x), num_classes), dtype=np.float64)
+    probs[:, model.classes_] = model.predict_proba(scaler.transform(test_x))
+    return probs
+
+
+@dataclass
+class PreparedSplitItems:
+    """One prepared split as token arrays (k-mer ids + ``</s>``) and class indices, in file order."""
+
+    items: list[np.ndarray]
+    targets: np.ndarray
+
+
+def read_split(data_dir: str | os.PathLike, split: str) -> PreparedSplitItems:
+    data_dir = Path(data_dir)
+    for sub in ("input0", "label"):
+        if not (data_dir / sub / f"{split}.idx").exists():
+            raise FewshotDataError(f"{data_dir} has no {split} split ({sub}/{split}.idx missing)")
+    tokens, sizes = read_indexed_dataset(data_dir / "input0" / split)
+    labels, label_sizes = read_indexed_dataset(data_dir / "label" / split)
+    starts = np.concatenate([[0], np.cumsum(sizes[:-1], dtype=np.int64)])
+    items = [tokens[s : s + n].astype(np.int64) for s, n in zip(starts, sizes, strict=True)]
+    label_starts = np.concatenate([[0], np.cumsum(label_sizes[:-1], dtype=np.int64)])
+    targets = labels[label_starts].astype(np.int64) - NUM_SPECIALS  # label token = 4 + class
+    return PreparedSplitItems(items, targets)
+
+
+def load_frozen_encoder(checkpoint: str | os.PathLike, dictionary_dir: str | os.PathLike):
+    """A pretrained (``genemask_mlm``) checkpoint's model in eval mode; ``dictionary_dir`` holds its dict.txt."""
+    if not Path(checkpoint).is_file():
+        raise EvaluationError(f"checkpoint not found: {checkpoint}")
+    state = load_checkpoint_state(checkpoint)
+    task_name = (config_field(config_field(state.get("cfg"), "task"), "_name")
+                 or config_field(state.get("args"), "task"))
+    del state
+    if task_name == "sentence_prediction":
+        raise EvaluationError(f"{checkpoint} is a fine-tuned checkpoint: probe a pretrained one")
+    try:
+        models, _, _ = checkpoint_utils.load_model_ensemble_and_task(
+            [str(checkpoint)], arg_overrides={"data": str(dictionary_dir)}
+        )
+    except Exception as err:
+        raise EvaluationError(f"cannot load {checkpoint}: {err}") from None
+    return models[0].eval()
+
+
+def random_encoder(dictionary_path: str | os.PathLike, arch: str = DEFAULT_ARCH, seed: int = SCRATCH_INIT_SEED):
+    """A randomly initialised encoder of ``arch`` (the "no pretraining" floor), seeded."""
+    from fairseq.models.roberta import RobertaModel
+
+    if arch not in ARCH_CONFIG_REGISTRY:
+        raise EvaluationError(f"unknown architecture {arch!r}")
+    dictionary = Dictionary.load(str(dictionary_path))
+    dictionary.add_symbol("<mask>")
+    args = argparse.Namespace(arch=arch)
+    ARCH_CONFIG_REGISTRY[arch](args)
+    args.tokens_per_sample = args.max_positions
+    task = argparse.Namespace(source_dictionary=dictionary, dictionary=dictionary)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return RobertaModel.build_model(args, task).eval()
+
+
+def embed_items(model, items: list[np.ndarray], pooling: str = "mean", batch_size: int = 64,
+                device: str | None = None) -> np.ndarray:
+    """Frozen embeddings ``(len(items), dim)`` of ``<s>`` + each item, batched by length."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    order = np.argsort([len(item) for item in items], kind="stable")  # similar lengths share a batch
+    out = None
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            width = 1 + max(len(items[i]) for i in chosen)
+            batch = np.full((len(chosen), width), PAD_ID, dtype=np.int64)
+            batch[:, 0] = BOS_ID
+            for row, i in enumerate(chosen):
+                batch[row, 1 : 1 + len(items[i])] = items[i]
+            tokens = torch.from_numpy(batch).to(device)
+            features, _ = model(tokens, features_only=True)
+            if pooling == "bos":
+                pooled = features[:, 0]
+            else:
+                regular = (tokens >= NUM_SPECIALS).unsqueeze(-1).to(features.dtype)
+                pooled = (features * regular).sum(1) / regular.sum(1).clamp(min=1)
+            pooled = pooled.double().cpu().numpy()
+            if out is None:
+                out = np.empty((len(items), pooled.shape[1]), dtype=np.float64)
+            out[chosen] = pooled
+    if out is None:
+        raise FewshotDataError("nothing to embed: the split is empty")
+    return out
+
+
+def probe_checkpoint(
+    checkpoint: str | os.PathLike | None,
+    data_dir: str | os.PathLike,
+    split: str = "test",
+    out_json: str | os.PathLike | None = None,
+    predictions_path: str | os.PathLike | None = None,
+    pooling: str = "mean",
+    batch_size: int = 64,
+    arch: str = DEFAULT_ARCH,
+) -> dict:
+    """Probe a pretrained checkpoint (``None``: a random ``arch`` encoder) on a prepared directory.
+
+    Fits on ``train``, scores ``split``; writes the predictions TSV and the metrics JSON
+    (defaults: ``DATA_DIR/probe_{split}_*``) and returns the JSON's content, which has the
+    fields of ``evaluate``'s plus ``method``, ``pooling`` and ``probe_C``.
+    """
+    data_dir = Path(data_dir)
+    prepared = PreparedData.load(data_dir)
+    out_json = Path(out_json) if out_json else data_dir / f"probe_{split}_metrics.json"
+    predictions_path = (Path(predictions_path) if predictions_path
+                        else data_dir / f"probe_{split}_predictions.tsv")
+    if checkpoint is None:
+        model = random_encoder(data_dir / "input0" / "dict.txt", arch)
+    else:
+        model = load_frozen_encoder(checkpoint, data_dir / "input0")
+    train = read_split(data_dir, "train")
+    test = read_split(data_dir, split)
+    probs = fit_probe(embed_items(model, train.items, pooling, batch_size), train.targets,
+                      embed_items(model, test.items, pooling, batch_size), prepared.num_classes)
+    predictions = Predictions(prepared.labels, np.arange(len(test.targets)), test.targets, probs)
+    result = probe_result(predictions, pooling)
+    result.update(split=split, checkpoint=str(checkpoint) if checkpoint else "none", data=str(data_dir),
+                  predictions=str(predictions_path))
+    write_predictions(predictions_path, predictions)
+    with atomic_file(out_json) as handle:
+        handle.write(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def probe_result(predictions: Predictions, pooling: str) -> dict:
+    """The metrics JSON fields shared with ``evaluate`` (NaN metrics as null), plus the probe's settings."""
+    metrics = predictions.metrics()
+    return {
+        **{name: (None if math.isnan(value) else value) for name, value in metrics.items()},
+        "n": int(len(predictions.targets)),
+        "labels": predictions.labels,
+        "predicted_per_class": {
+            label: int(np.sum(predictions.predicted == i)) for i, label in enumerate(predictions.labels)
+        },
+        "method": "probe",
+        "pooling": pooling,
+        "probe_C": PROBE_C,
+    }
