@@ -27,7 +27,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 test: setup lint
-	$(BIN)/python -m pytest -q -rs
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs
 
 clean:
 	rm -rf $(VENV) demo_out
