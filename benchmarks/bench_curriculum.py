@@ -9,10 +9,10 @@ ratios are meant to be compared (the machine is shared):
 
 1. Items/s of the full dataset item, over the same shuffled indices, best of R
    interleaved rounds: ``global_pmi`` against ``genemask`` (target >= 1.0), and the
-   curriculum item, which carries both candidate masks (``--mask-curriculum cm_step``:
+   curriculum item, which carries both candidate masks (``--mask-strategy cm_step``:
    kmer_span + global_pmi; ``cm_gems``: genemask + global_pmi).
 2. ``fairseq-train`` words/s, ``genemask_logo``, batch 10, CPU, 1 data-loader worker,
-   U updates, best of R interleaved runs: ``--mask-curriculum cm_step`` (max-update U,
+   U updates, best of R interleaved runs: ``--mask-strategy cm_step`` (max-update U,
    so global_pmi batches rise to ~100%) and ``cm_gems`` against plain ``--mask-strategy
    genemask``. Target: ratio >= 0.90.
 """
@@ -32,15 +32,16 @@ from bench_masking import (
     train_wps,
 )
 
+from genemask_plugin.masking.strategies import CM_GEMS, CM_STEP, GENEMASK, GLOBAL_PMI
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask
 
 
 def bench_items(data: Path, n_items: int, repeats: int) -> tuple[dict[str, float], int]:
     settings = {
-        "--mask-strategy genemask": {"mask_strategy": "genemask"},
-        "--mask-strategy global_pmi": {"mask_strategy": "global_pmi"},
-        "--mask-curriculum cm_step (2 masks)": {"mask_curriculum": "cm_step", "max_update": 1000},
-        "--mask-curriculum cm_gems (2 masks)": {"mask_curriculum": "cm_gems"},
+        f"--mask-strategy {GENEMASK.name}": {"mask_strategy": GENEMASK.name},
+        f"--mask-strategy {GLOBAL_PMI.name}": {"mask_strategy": GLOBAL_PMI.name},
+        f"--mask-strategy {CM_STEP.name} (2 masks)": {"mask_strategy": CM_STEP.name, "max_update": 1000},
+        f"--mask-strategy {CM_GEMS.name} (2 masks)": {"mask_strategy": CM_GEMS.name},
     }
     datasets = {
         name: dataset_of(GeneMaskMLMTask.setup_task(
@@ -63,16 +64,14 @@ def main() -> None:
         work = args.work_dir or Path(tmp)
         data = build_yeast_corpus(args.genome, work / f"{args.genome.name}_k6_511")
         best, timed = bench_items(data, args.items, args.repeats)
-        base = best["--mask-strategy genemask"]
+        base = best[f"--mask-strategy {GENEMASK.name}"]
         print(f"dataset items/s on {args.genome.name}, {timed} items, best of {args.repeats} rounds:")
         for name, rate in best.items():
-            print(f"  {name:38s} {rate:9.0f} items/s   ratio vs genemask {rate / base:5.2f}x")
+            print(f"  {name:38s} {rate:9.0f} items/s   ratio vs {GENEMASK.name} {rate / base:5.2f}x")
         if args.skip_train:
             return
         runs = {
-            "--mask-strategy genemask": (),
-            "--mask-curriculum cm_step": ("--mask-curriculum", "cm_step"),
-            "--mask-curriculum cm_gems": ("--mask-curriculum", "cm_gems"),
+            f"--mask-strategy {name}": ("--mask-strategy", name) for name in (GENEMASK.name, CM_STEP.name, CM_GEMS.name)
         }
         wps = dict.fromkeys(runs, 0.0)
         for _ in range(args.train_repeats):
@@ -80,9 +79,9 @@ def main() -> None:
                 wps[name] = max(wps[name], train_wps(data, "genemask_mlm", args.updates, work / "ckpt", flags))
         print(f"fairseq-train words/s, genemask_logo, batch 10, CPU, {args.updates} updates, "
               f"best of {args.train_repeats}:")
-        plain = wps["--mask-strategy genemask"]
+        plain = wps[f"--mask-strategy {GENEMASK.name}"]
         for name, rate in wps.items():
-            print(f"  {name:28s} {rate:9.0f} wps   ratio vs genemask {rate / plain:.3f}")
+            print(f"  {name:28s} {rate:9.0f} wps   ratio vs {GENEMASK.name} {rate / plain:.3f}")
 
 
 if __name__ == "__main__":

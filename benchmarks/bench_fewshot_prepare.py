@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from genemask_plugin.fewshot.prepare import prepare_fewshot_data
-from genemask_preprocess.kmers import write_kmer_dictionary
+from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "fewshot"
 DEFAULT_FILES = [BUNDLED / "Prom-core" / "test.tsv", BUNDLED / "Prom-core" / "50" / "train.tsv"]

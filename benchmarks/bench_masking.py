@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
+from genemask_plugin.masking.strategies import GENEMASK, KMER_SPAN
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask
 from genemask_preprocess.corpus.cli import main as preprocess_main
 
@@ -72,7 +73,7 @@ def bench_items(data: Path, n_items: int, repeats: int) -> tuple[dict[str, float
             )
         ),
     }
-    for strategy in ("genemask", "kmer_span"):
+    for strategy in (GENEMASK.name, KMER_SPAN.name):
         cfg = GeneMaskMLMConfig(data=str(data), mask_strategy=strategy, pmi_table=str(TABLE), seed=1)
         datasets[f"genemask_mlm --mask-strategy {strategy}"] = dataset_of(GeneMaskMLMTask.setup_task(cfg))
     sizes = {name: len(ds) for name, ds in datasets.items()}

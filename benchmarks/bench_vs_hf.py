@@ -5,8 +5,9 @@ Usage: python benchmarks/bench_vs_hf.py [--updates 30] [--batch-size 8] [--skip 
 
 Both sides pretrain the same model on the same data, one CPU thread each, in one run:
 
-- ours: ``fairseq-train --task genemask_mlm --criterion genemask_mlm --arch genemask_logo --mask-strategy
-  genemask`` (2 layers, 256 hidden, 8 heads, FFN 3072, no dropout);
+- ours: the recipes' pretraining command (``genemask_plugin/pretraining_command.py``): ``fairseq-train --task
+  genemask_mlm --arch genemask_logo`` with the default strategy, GeneMask (2 layers, 256 hidden, 8 heads, FFN 3072,
+  no dropout);
 - theirs: ``RobertaForMaskedLM`` of the same dimensions (vocabulary 4 101, 514 learned positions, pad 1), trained
   by ``transformers.Trainer`` with its standard ``DataCollatorForLanguageModeling`` (15%, 80/10/10).
 
@@ -39,14 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
+from genemask_plugin import pretraining_command
 from genemask_preprocess.corpus.cli import main as preprocess_main
 from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter, read_indexed_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 YEAST = REPO / "data" / "genomes" / "S288C_chr01_chr06.fa.gz"
 TABLE = REPO / "data" / "pmi" / "human_fragments.pmi.tsv"
-PLUGIN = REPO / "genemask_plugin"
-LR, BETAS, EPS, WEIGHT_DECAY = 8e-4, (0.9, 0.98), 1e-6, 0.01
+LR = 8e-4  # the paper's; the optimiser's other settings are the pretraining command's, on both sides
 # The LOGO shape (genemask_plugin/models/genemask_roberta.py: genemask_logo).
 LAYERS, HIDDEN, HEADS, FFN, MAX_POSITIONS = 2, 256, 8, 3072, 512
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
@@ -79,19 +80,11 @@ def rates(ends: list[tuple[float, float]], skip: int, tokens_per_update: int) ->
 
 
 def fairseq_args(data: Path, args) -> list[str]:
-    warmup = max(1, args.updates // 10)
-    return [
-        str(data), "--user-dir", str(PLUGIN),
-        "--task", "genemask_mlm", "--criterion", "genemask_mlm", "--arch", "genemask_logo",
-        "--mask-strategy", "genemask", "--pmi-table", str(TABLE), "--tokens-per-sample", "512",
-        "--optimizer", "adam", "--adam-betas", str(BETAS).replace(" ", ""), "--adam-eps", str(EPS),
-        "--weight-decay", str(WEIGHT_DECAY), "--clip-norm", "0.0",
-        "--lr", str(LR), "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(warmup),
-        "--total-num-update", str(args.updates), "--max-update", str(args.updates),
-        "--batch-size", str(args.batch_size), "--required-batch-size-multiple", "1", "--seed", "1",
-        "--cpu", "--num-workers", "0", "--disable-validation", "--no-save", "--save-dir", str(args.work_dir),
-        "--log-format", "simple", "--log-interval", str(args.updates),
-    ]
+    return pretraining_command.pretraining_arguments(
+        data, TABLE, args.work_dir, arch="genemask_logo", updates=args.updates, lr=LR,
+        warmup=max(1, args.updates // 10), batch_size=args.batch_size, num_workers=0, device=["--cpu"],
+        extra=["--required-batch-size-multiple", "1", "--disable-validation", "--no-save",
+               "--log-format", "simple", "--log-interval", str(args.updates)])
 
 
 def run_worker(side: str, data: Path, args, save_dir: Path) -> dict[str, float]:
@@ -181,8 +174,9 @@ def transformers_worker(data: Path, args) -> None:
 
     training = TrainingArguments(
         output_dir=str(args.work_dir), max_steps=args.updates, per_device_train_batch_size=args.batch_size,
-        learning_rate=LR, adam_beta1=BETAS[0], adam_beta2=BETAS[1], adam_epsilon=EPS,
-        weight_decay=WEIGHT_DECAY, max_grad_norm=0.0, optim="adamw_torch",
+        learning_rate=LR, adam_beta1=pretraining_command.ADAM_BETAS[0],
+        adam_beta2=pretraining_command.ADAM_BETAS[1], adam_epsilon=pretraining_command.ADAM_EPS,
+        weight_decay=pretraining_command.WEIGHT_DECAY, max_grad_norm=0.0, optim="adamw_torch",
         lr_scheduler_type="linear", warmup_steps=max(1, args.updates // 10), seed=1, data_seed=1,
         use_cpu=True, dataloader_num_workers=0, save_strategy="no", logging_strategy="no",
         report_to="none", disable_tqdm=True,
@@ -234,7 +228,8 @@ def main() -> None:
     print(f"\nMLM pretraining, LOGO shape (2 x 256, FFN 3072), batch {args.batch_size} x {tokens_per_seq} tokens, "
           f"{args.updates} updates (first {args.skip} not timed), 1 CPU thread, best of {args.repeats}:")
     print(f"  {'':68s} {'words/s':>9s} {'per CPU-s':>10s}")
-    names = {"fairseq": "ours   fairseq-train --task genemask_mlm --mask-strategy genemask",
+    ours = f"ours   fairseq-train --task genemask_mlm --mask-strategy {pretraining_command.DEFAULT_STRATEGY}"
+    names = {"fairseq": ours,
              "transformers": "theirs transformers Trainer, RobertaForMaskedLM + its MLM collator"}
     for side, name in names.items():
         print(f"  {name:68s} {best[side]['wall']:9.0f} {best[side]['cpu']:10.0f}")

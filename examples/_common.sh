@@ -37,24 +37,6 @@ gpu_compute_capability() {
     nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | sort -n | head -n 1 | tr -d ' ' || true
 }
 
-# Mixed precision for these GPUs: bf16 from Ampere on (compute capability >= 8.0), where it runs at fp16 speed
-# with fp32's range (no loss scaling); fp16 before, or when the capability is unknown.
-# Usage: mixed_precision_flag [CAPABILITY]; prints --bf16 or --fp16.
-mixed_precision_flag() {
-    local major=${1%%.*}
-    if [ -n "$major" ] && [ "$major" -ge 8 ] 2>/dev/null; then echo --bf16; else echo --fp16; fi
-}
-
-# Data-loading workers for each training process: the node's cores shared among its GPU processes, one core
-# left to each process itself, between 1 and 8 (more rarely helps fairseq's loader).
-# Usage: data_workers PROCESSES_PER_NODE
-data_workers() {
-    local cores per
-    cores=$(nproc 2>/dev/null || echo 2)
-    per=$(( cores / ($1 > 0 ? $1 : 1) - 1 ))
-    echo $(( per < 1 ? 1 : (per > 8 ? 8 : per) ))
-}
-
 # The CPU-scale experiments' corpus and 6-mer PMI table, from the bundled human fragments, under WORK.
 prepare_bundled_corpus() {
     local work=$1 genome="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz"
@@ -63,30 +45,44 @@ prepare_bundled_corpus() {
     run genemask-pmi score "$work/pmi/counts.npz" --k 6 --out "$work/pmi/pmi_k6.tsv"
 }
 
-# The one genemask_mlm pretraining command of every recipe: the paper's optimiser (Adam (0.9, 0.98),
-# eps 1e-6, weight decay 0.01, no clipping, polynomial decay after warm-up), 512-token blocks, seed 1.
-# Usage: pretrain_args DATA PMI_TABLE ARCH STRATEGY UPDATES LR WARMUP BATCH SAVE_DIR [extra fairseq-train options]
-# Sets the array PRETRAIN_ARGS: the fairseq-train arguments (for fairseq-train or torchrun -m fairseq_cli.train).
+# The fairseq-train arguments of every pretraining run, built by genemask_plugin/pretraining_command.py from
+# named settings (the paper's optimiser and schedule unless told otherwise; its --help lists them), which also
+# checks them (a strategy against the masking registry) and, given --gpus, sizes the batch for the node.
+# Usage: pretrain_args --data DIR --pmi-table TSV --save-dir DIR --arch NAME --updates N --lr LR --warmup N
+#            (--batch-size N | --gpus N ...) [settings] [-- more fairseq-train options]
+# Sets the array PRETRAIN_ARGS (for fairseq-train or torchrun -m fairseq_cli.train); exits on a bad setting.
 pretrain_args() {
-    local data=$1 table=$2 arch=$3 strategy=$4 updates=$5 lr=$6 warmup=$7 batch=$8 save=$9
-    shift 9
-    PRETRAIN_ARGS=(
-        "$data" --user-dir "$PLUGIN_DIR"
-        --task genemask_mlm --criterion genemask_mlm --arch "$arch"
-        --mask-strategy "$strategy" --pmi-table "$table" --tokens-per-sample 512
-        --optimizer adam --adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 0.0
-        --lr "$lr" --lr-scheduler polynomial_decay --warmup-updates "$warmup"
-        --total-num-update "$updates" --max-update "$updates"
-        --batch-size "$batch" --seed 1 --no-epoch-checkpoints --save-dir "$save" "$@"
-    )
+    mapfile -d '' PRETRAIN_ARGS < <("${PYTHON:-python3}" "$PLUGIN_DIR/pretraining_command.py" "$@")
+    wait $! || exit 2  # the builder said why, in one line
 }
 
-# genemask_tiny pretraining at CPU scale on that corpus; every strategy gets the same data, seed, batch and
-# schedule. Usage: pretrain_tiny WORK STRATEGY UPDATES SAVE_DIR [extra fairseq-train options]
+# genemask_tiny pretraining at CPU scale on that corpus; every strategy gets the same data, batch and schedule.
+# Usage: pretrain_tiny WORK STRATEGY UPDATES SAVE_DIR [pretrain_args settings, e.g. --seed N] [-- fairseq-train options]
 pretrain_tiny() {
-    local work=$1 strategy=$2 updates=$3 save=$4
+    local work=$1 strategy=$2 updates=$3 save=$4 settings=()
     shift 4
-    pretrain_args "$work/data" "$work/pmi/pmi_k6.tsv" genemask_tiny "$strategy" "$updates" 8e-4 \
-        $((updates / 20)) 16 "$save" --num-workers 1 --cpu --log-format simple "$@"
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do settings+=("$1"); shift; done
+    [ $# -eq 0 ] || shift
+    pretrain_args --data "$work/data" --pmi-table "$work/pmi/pmi_k6.tsv" --save-dir "$save" --arch genemask_tiny \
+        --strategy "$strategy" --updates "$updates" --lr 8e-4 --warmup $((updates / 20)) --batch-size 16 \
+        --num-workers 1 --cpu "${settings[@]}" -- --log-format simple "$@"
     run fairseq-train "${PRETRAIN_ARGS[@]}"
+}
+
+# Runs examples/pretrain_human.sh once per entry of the array RUNS (its options, split on spaces) on one GENOME and
+# OUT_DIR, each with the caller's further options; the corpus and PMI table are built by the first run, or reused
+# when OUT_DIR already holds them. Usage: pretrain_series RECIPE GENOME.fa[.gz] OUT_DIR [pretrain_human.sh options]
+pretrain_series() {
+    local recipe=$1 run options data_flag=()
+    shift
+    [ $# -ge 2 ] || die "usage: examples/$recipe GENOME.fa[.gz] OUT_DIR [--arch NAME] [--dry-run] [other pretrain_human.sh options]"
+    local genome=$1 out
+    out=$(realpath -m "$2")
+    shift 2
+    if [ -f "$out/data/dict.txt" ] && [ -f "$out/pmi/pmi.tsv" ]; then data_flag=(--skip-data); fi
+    for run in "${RUNS[@]}"; do
+        read -r -a options <<<"$run"
+        bash "$REPO_ROOT/examples/pretrain_human.sh" "$genome" "$out" "${options[@]}" "${data_flag[@]}" "$@"
+        data_flag=(--skip-data)
+    done
 }

@@ -49,7 +49,7 @@ CHECKPOINTS=()
 for STRATEGY in $STRATEGIES; do
     SAVE="$WORK/pretrain/$STRATEGY"
     if [ ! -f "$SAVE/checkpoint_last.pt" ] || [ "$DRY_RUN" = 1 ]; then
-        pretrain_tiny "$WORK" "$STRATEGY" "$UPDATES" "$SAVE" --log-interval 100
+        pretrain_tiny "$WORK" "$STRATEGY" "$UPDATES" "$SAVE" -- --log-interval 100
     fi
     CHECKPOINTS+=(--checkpoint "$STRATEGY=$SAVE/checkpoint_last.pt")
 done

@@ -4,13 +4,7 @@
 #   settings (lr 4e-4, warm-up 10k), and BERT's random 15% masking at 10k updates.
 # Usage: examples/pretrain_baselines.sh GENOME.fa[.gz] OUT_DIR [--arch NAME] [--dry-run] [other pretrain_human.sh options]
 source "$(dirname "$0")/_common.sh"
-[ $# -ge 2 ] || die "usage: examples/pretrain_baselines.sh GENOME.fa[.gz] OUT_DIR [--arch NAME] [--dry-run]"
-GENOME=$1
-OUT=$(realpath -m "$2")
-shift 2
-HERE=$(dirname "$0")
-DATA_FLAG=()
-if [ -f "$OUT/data/dict.txt" ] && [ -f "$OUT/pmi/pmi.tsv" ]; then DATA_FLAG=(--skip-data); fi
-bash "$HERE/pretrain_human.sh" "$GENOME" "$OUT" --strategy kmer_span --updates 10000 "${DATA_FLAG[@]}" "$@"
-bash "$HERE/pretrain_human.sh" "$GENOME" "$OUT" --strategy kmer_span --updates 120000 --lr 4e-4 --warmup 10000 --skip-data "$@"
-bash "$HERE/pretrain_human.sh" "$GENOME" "$OUT" --strategy random --updates 10000 --skip-data "$@"
+RUNS=("--strategy kmer_span --updates 10000"
+      "--strategy kmer_span --updates 120000 --lr 4e-4 --warmup 10000"
+      "--strategy random --updates 10000")
+pretrain_series pretrain_baselines.sh "$@"

@@ -5,13 +5,5 @@
 #   (kmer_span with a share of global_pmi batches rising in 100 steps to 1), each 10k updates.
 # Usage: examples/pretrain_curricula.sh GENOME.fa[.gz] OUT_DIR [--arch NAME] [--dry-run] [other pretrain_human.sh options]
 source "$(dirname "$0")/_common.sh"
-[ $# -ge 2 ] || die "usage: examples/pretrain_curricula.sh GENOME.fa[.gz] OUT_DIR [--arch NAME] [--dry-run]"
-GENOME=$1
-OUT=$(realpath -m "$2")
-shift 2
-HERE=$(dirname "$0")
-DATA_FLAG=()
-if [ -f "$OUT/data/dict.txt" ] && [ -f "$OUT/pmi/pmi.tsv" ]; then DATA_FLAG=(--skip-data); fi
-bash "$HERE/pretrain_human.sh" "$GENOME" "$OUT" --strategy global_pmi "${DATA_FLAG[@]}" "$@"
-bash "$HERE/pretrain_human.sh" "$GENOME" "$OUT" --curriculum cm_gems --skip-data "$@"
-bash "$HERE/pretrain_human.sh" "$GENOME" "$OUT" --curriculum cm_step --skip-data "$@"
+RUNS=("--strategy global_pmi" "--strategy cm_gems" "--strategy cm_step")
+pretrain_series pretrain_curricula.sh "$@"

@@ -8,9 +8,9 @@ usage() {
 Usage: examples/pretrain_human.sh GENOME.fa[.gz] OUT_DIR [options]
 
   --arch NAME           genemask_dnabert_base (default) or genemask_logo
-  --strategy NAME       genemask (default), kmer_span, random, genemask_position or global_pmi
-  --curriculum NAME     CM-GEMS mask curriculum: cm_gems (genemask, then global_pmi) or
-                        cm_step (kmer_span mixed with a rising share of global_pmi); replaces --strategy
+  --strategy NAME       masking strategy (default genemask), the CM-GEMS curricula cm_gems and cm_step included;
+                        the choices: docs/genemask_mlm.md
+  --curriculum NAME     the same as --strategy NAME (kept for older command lines)
   --cm-gems-threshold T cm_gems: switch when validation perplexity drops by less than T (default 1.0)
   --validate-every N    validate every N updates (default: at epoch ends; cm_gems: 500)
   --k K                 k-mer size (default 6)
@@ -49,12 +49,11 @@ shift 2
 ARCH=genemask_dnabert_base STRATEGY=genemask K=6 UPDATES=10000 LR=8e-4 WARMUP=500
 SEQS_PER_GPU=10 SEQS_PER_UPDATE=1000 GPUS="" NNODES=1 NODE_RANK=0 MASTER="" SKIP_DATA=0 DATA_ONLY=0
 PRECISION=auto WORKERS=""
-CURRICULUM=none CM_GEMS_THRESHOLD=1.0 VALIDATE_EVERY=""
+CM_GEMS_THRESHOLD=1.0 VALIDATE_EVERY=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --arch) ARCH=$2; shift 2 ;;
-        --strategy) STRATEGY=$2; shift 2 ;;
-        --curriculum) CURRICULUM=$2; shift 2 ;;
+        --strategy|--curriculum) STRATEGY=$2; shift 2 ;;
         --cm-gems-threshold) CM_GEMS_THRESHOLD=$2; shift 2 ;;
         --validate-every) VALIDATE_EVERY=$2; shift 2 ;;
         --k) K=$2; shift 2 ;;
@@ -79,66 +78,29 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$ARCH" in genemask_dnabert_base|genemask_logo|genemask_tiny) ;; *) die "unknown --arch $ARCH" ;; esac
-case "$STRATEGY" in genemask|kmer_span|random|genemask_position|global_pmi) ;; *) die "unknown --strategy $STRATEGY" ;; esac
-case "$PRECISION" in auto|bf16|fp16) ;; *) die "--precision must be auto, bf16 or fp16, got $PRECISION" ;; esac
-for n in "$SEQS_PER_GPU" "$SEQS_PER_UPDATE" "$NNODES" ${GPUS:+"$GPUS"} ${WORKERS:+"$WORKERS"}; do
+for n in "$NNODES" ${GPUS:+"$GPUS"}; do
     [[ "$n" =~ ^[0-9]+$ ]] || die "expected a whole number, got $n"
 done
-[ "$SEQS_PER_GPU" -ge 1 ] && [ "$SEQS_PER_UPDATE" -ge 1 ] || die "--seqs-per-gpu and --seqs-per-update must be >= 1"
-# A curriculum starts from its own local strategy (the name in the checkpoint directory is the curriculum's).
-CURRICULUM_FLAGS=()
-case "$CURRICULUM" in
-    none) RUN_NAME=$STRATEGY ;;
-    cm_gems|cm_step)
-        RUN_NAME=$CURRICULUM
-        CURRICULUM_FLAGS=(--mask-curriculum "$CURRICULUM")
-        if [ "$CURRICULUM" = cm_gems ]; then
-            STRATEGY=genemask VALIDATE_EVERY=${VALIDATE_EVERY:-500}
-            CURRICULUM_FLAGS+=(--cm-gems-threshold "$CM_GEMS_THRESHOLD")
-        else
-            STRATEGY=kmer_span
-        fi ;;
-    *) die "unknown --curriculum $CURRICULUM" ;;
-esac
-[ -z "$VALIDATE_EVERY" ] || CURRICULUM_FLAGS+=(--validate-interval-updates "$VALIDATE_EVERY")
 [ "$DRY_RUN" = 1 ] || [ "$SKIP_DATA" = 1 ] || [ -f "$GENOME" ] || die "$GENOME: no such file"
-
 [ -n "$GPUS" ] || GPUS=$(count_gpus)
-if [ "$GPUS" -ge 1 ]; then
-    if [ "$PRECISION" = auto ]; then
-        CAPABILITY=$(gpu_compute_capability)
-        DEVICE_FLAGS=("$(mixed_precision_flag "$CAPABILITY")")
-        echo "# compute capability ${CAPABILITY:-unknown}: ${DEVICE_FLAGS[0]} (force with --precision bf16|fp16)"
-    else
-        DEVICE_FLAGS=("--$PRECISION")
-    fi
-    WORLD=$((GPUS * NNODES))
-    PROCS_PER_NODE=$GPUS
-    # Explicit, so --gpus N on a node with more GPUs uses N, as the batch arithmetic below assumes.
-    DEVICE_FLAGS+=(--distributed-world-size "$WORLD")
-else
-    # No GPU: a CPU run (for trying the recipe; the paper setting needs GPUs).
-    DEVICE_FLAGS=(--cpu)
-    WORLD=1
-    PROCS_PER_NODE=1
-fi
-# The per-process batch: of the batches from SEQS_PER_GPU down to half of it (smaller ones waste the GPU), the one
-# whose update (x WORLD x update-freq) comes closest to SEQS_PER_UPDATE from above, the largest on a tie; so an
-# update holds exactly SEQS_PER_UPDATE sequences wherever the GPU count allows.
-BEST=0
-for ((b = SEQS_PER_GPU; b >= (SEQS_PER_GPU + 1) / 2; b--)); do
-    f=$(( (SEQS_PER_UPDATE + b * WORLD - 1) / (b * WORLD) ))
-    if [ "$BEST" = 0 ] || (( b * WORLD * f < BEST )); then
-        BATCH=$b UPDATE_FREQ=$f BEST=$(( b * WORLD * f ))
-    fi
-done
-[ -n "$WORKERS" ] || WORKERS=$(data_workers "$PROCS_PER_NODE")
 CORES=$(nproc 2>/dev/null || echo 2)
-echo "# $WORLD process(es) x $BATCH sequences x update-freq $UPDATE_FREQ = $((WORLD * BATCH * UPDATE_FREQ)) sequences per update (asked: $SEQS_PER_UPDATE); $WORKERS data workers per process"
-
 DATA="$OUT/data"
 COUNTS="$OUT/pmi/counts.npz"
 TABLE="$OUT/pmi/pmi.tsv"
+# cm_gems switches on validation perplexity, so it validates every 500 updates unless told otherwise.
+TASK_OPTIONS=()
+if [ "$STRATEGY" = cm_gems ]; then
+    VALIDATE_EVERY=${VALIDATE_EVERY:-500} TASK_OPTIONS=(--cm-gems-threshold "$CM_GEMS_THRESHOLD")
+fi
+# The arguments come with this node's batch, --update-freq, precision and data workers, and every setting is
+# checked there, before any data is built.
+pretrain_args --data "$DATA" --pmi-table "$TABLE" --save-dir "$OUT/checkpoints/${ARCH}_${STRATEGY}_${UPDATES}" \
+    --arch "$ARCH" --strategy "$STRATEGY" ${VALIDATE_EVERY:+--validate-every "$VALIDATE_EVERY"} \
+    --updates "$UPDATES" --lr "$LR" --warmup "$WARMUP" --seqs-per-gpu "$SEQS_PER_GPU" \
+    --seqs-per-update "$SEQS_PER_UPDATE" --gpus "$GPUS" --nnodes "$NNODES" --precision "$PRECISION" \
+    --capability "$(gpu_compute_capability)" --cores "$CORES" ${WORKERS:+--num-workers "$WORKERS"} \
+    -- "${TASK_OPTIONS[@]}" --log-format simple --log-interval 50 --save-interval-updates 1000 --keep-interval-updates 3
+
 if [ "$SKIP_DATA" != 1 ]; then
     run genemask-preprocess "$GENOME" --k "$K" --out "$DATA" --workers "$CORES" --seed 1
     run genemask-pmi count "$GENOME" --max-n 10 --out "$COUNTS" --workers "$CORES"
@@ -146,10 +108,6 @@ if [ "$SKIP_DATA" != 1 ]; then
 fi
 [ "$DATA_ONLY" != 1 ] || exit 0
 
-pretrain_args "$DATA" "$TABLE" "$ARCH" "$STRATEGY" "$UPDATES" "$LR" "$WARMUP" "$BATCH" \
-    "$OUT/checkpoints/${ARCH}_${RUN_NAME}_${UPDATES}" \
-    --update-freq "$UPDATE_FREQ" --num-workers "$WORKERS" --log-format simple --log-interval 50 \
-    --save-interval-updates 1000 --keep-interval-updates 3 "${DEVICE_FLAGS[@]}" "${CURRICULUM_FLAGS[@]}"
 if [ "$NNODES" -gt 1 ]; then
     [ -n "$MASTER" ] || die "--nnodes > 1 needs --master HOST:PORT"
     run torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS" \

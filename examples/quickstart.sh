@@ -33,8 +33,9 @@ run genemask-pmi score "$OUT/pmi/counts.npz" --k 6 --out "$OUT/pmi/pmi_k6.tsv"
 
 echo "== 2/5 pretrain genemask_tiny for $PRETRAIN_UPDATES updates (fairseq-train --task genemask_mlm)"
 rm -rf "$OUT/pretrain"
-pretrain_args "$OUT/data" "$OUT/pmi/pmi_k6.tsv" genemask_tiny genemask "$PRETRAIN_UPDATES" 8e-4 \
-    $((PRETRAIN_UPDATES / 20)) 16 "$OUT/pretrain" --num-workers 1 --log-format tqdm "${CPU_FLAG[@]}"
+pretrain_args --data "$OUT/data" --pmi-table "$OUT/pmi/pmi_k6.tsv" --save-dir "$OUT/pretrain" --arch genemask_tiny \
+    --strategy genemask --updates "$PRETRAIN_UPDATES" --lr 8e-4 --warmup $((PRETRAIN_UPDATES / 20)) --batch-size 16 \
+    --num-workers 1 "${CPU_FLAG[@]}" -- --log-format tqdm
 run fairseq-train "${PRETRAIN_ARGS[@]}"
 
 echo "== 3/5 fine-tune and evaluate Prom-core $SHOTS-shot (seeds: $SEEDS)"

@@ -28,7 +28,7 @@ for STRATEGY in genemask kmer_span; do
     SAVE="$WORK/pretrain/$STRATEGY"
     if [ ! -f "$SAVE/checkpoint_last.pt" ] || [ "$DRY_RUN" = 1 ]; then
         pretrain_tiny "$WORK" "$STRATEGY" "$MAX_UPDATE" "$SAVE" \
-            --save-interval-updates 500 --keep-interval-updates -1 --log-interval 500
+            -- --save-interval-updates 500 --keep-interval-updates -1 --log-interval 500
     fi
     for N in $CHECKPOINTS_AT; do
         CKPT="$SAVE/checkpoint_1_$N.pt"

@@ -16,8 +16,8 @@
 #            [--finetune-datasets "Prom-core Splice-40"] [--finetune-shots "10 50"] [--finetune-seeds "1 2 3"]
 #            [--jobs N] [--skip-probe] [--skip-finetune] [--only-pretrain] [--fewshot-root DIR] [--out DIR]
 #            [--dry-run]
-# Curricula (issue 13: global_pmi, cm_step, cm_gems) join the comparison once that work has landed, e.g.
-#   --variant 'cm_gems=genemask --mask-curriculum cm_gems' --variant 'global_pmi=global_pmi'
+# Curricula and other strategies join the comparison as variants, e.g.
+#   --variant 'cm_gems=cm_gems' --variant 'global_pmi=global_pmi'
 # Everything is resumable: rerun the same command to finish an interrupted run.
 source "$(dirname "$0")/_common.sh"
 
@@ -96,14 +96,14 @@ for SEED in $PRETRAIN_SEEDS; do
         SAVE="$WORK/pretrain/$LABEL/seed$SEED"
         CHECKPOINTS+=(--checkpoint "$LABEL@$SEED=$SAVE/checkpoint_last.pt")
         [ ! -f "$SAVE/checkpoint_last.pt" ] || [ "$DRY_RUN" = 1 ] || continue
+        PRETRAIN=(pretrain_tiny "$WORK" "${OPTIONS[0]}" "$UPDATES" "$SAVE" --seed "$SEED" -- "${OPTIONS[@]:1}"
+                  --log-interval 100)
         if [ "$JOBS" = 1 ] || [ "$DRY_RUN" = 1 ]; then
-            pretrain_tiny "$WORK" "${OPTIONS[0]}" "$UPDATES" "$SAVE" "${OPTIONS[@]:1}" --seed "$SEED" \
-                --log-interval 100
+            "${PRETRAIN[@]}"
         else
             [ "$RUNNING" -lt "$JOBS" ] || { wait -n; RUNNING=$((RUNNING - 1)); }
             mkdir -p "$SAVE"
-            pretrain_tiny "$WORK" "${OPTIONS[0]}" "$UPDATES" "$SAVE" "${OPTIONS[@]:1}" --seed "$SEED" \
-                --log-interval 100 >"$SAVE/pretrain.log" 2>&1 &
+            "${PRETRAIN[@]}" >"$SAVE/pretrain.log" 2>&1 &
             RUNNING=$((RUNNING + 1))
         fi
     done

@@ -5,18 +5,16 @@ Every corpus of the same k shares one vocabulary: fairseq's four specials
 order. So the token id of a k-mer is ``NUM_SPECIALS + code``, with ``code`` the
 k-mer read as a base-4 number (A=0, C=1, G=2, T=3). The ``<mask>`` symbol is
 appended by the fairseq tasks at load time, giving 4^k + 5 symbols (4101 for
-k=6, as DNABERT). This module is pure numpy and does not import fairseq.
+k=6, as DNABERT). This module is pure numpy and does not import fairseq; it reads and
+writes no files (the vocabulary's ``dict.txt`` is :mod:`genemask_preprocess.formats.fairseq_dictionary`).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import re
 
 import numpy as np
-
-from genemask_preprocess.atomic_output import atomic_file
 
 BASES = "ACGT"
 INVALID = np.uint8(4)
@@ -34,7 +32,7 @@ for _code, _base in enumerate(BASES):
     _CODE_OF_BYTE[ord(_base)] = _code
     _CODE_OF_BYTE[ord(_base.lower())] = _code  # soft-masked repeats are real sequence
 
-_KMER_RE = re.compile(r"^[ACGT]+$")
+_ACGT_RE = re.compile(r"[ACGT]+\Z")
 _LETTERS = np.frombuffer(b"ACGTN", dtype=np.uint8)
 _COMPLEMENT_CODE = np.array([3, 2, 1, 0, INVALID], dtype=np.uint8)
 
@@ -139,11 +137,6 @@ def reverse_complement_dna(dna: str) -> str:
     return decode_bases(_COMPLEMENT_CODE[encode_bases(dna)][::-1])
 
 
-def kmer_token_ids(codes: np.ndarray, k: int, dtype=np.uint16) -> np.ndarray:
-    """Token ids in the fixed k-mer dictionary of the overlapping k-mers of an A/C/G/T run."""
-    return (kmer_codes(codes, k) + NUM_SPECIALS).astype(dtype)
-
-
 def all_kmers(k: int) -> list[str]:
     """All 4^k k-mers in canonical (lexicographic A<C<G<T) order, i.e. by code."""
     check_k(k)
@@ -155,22 +148,9 @@ def kmer_of_code(code: int, k: int) -> str:
     return kmers_of_codes(np.array([code]), k)[0]
 
 
-def code_of_kmer(kmer: str) -> int:
-    """The base-4 code of an A/C/G/T k-mer string (raises ``ValueError`` otherwise)."""
-    if not _KMER_RE.match(kmer):
-        raise ValueError(f"not an A/C/G/T k-mer: {kmer!r}")
-    return int(kmer_codes(encode_bases(kmer), len(kmer))[0])
-
-
-def write_kmer_dictionary(path: str | os.PathLike, k: int) -> None:
-    """Write the fixed k-mer vocabulary as a fairseq ``dict.txt`` (``symbol count`` per line).
-
-    fairseq adds its four specials itself on load, so they are not written, and the
-    tasks append ``<mask>``. The count column is a placeholder that fairseq ignores
-    when loading a dictionary.
-    """
-    with atomic_file(path) as handle:
-        handle.writelines(f"{kmer} 1\n" for kmer in all_kmers(k))
+def is_acgt(text: str) -> bool:
+    """True if ``text`` is one or more upper-case A/C/G/T letters (a k-mer symbol)."""
+    return _ACGT_RE.match(text) is not None
 
 
 def kmer_size_of_symbols(symbols: list[str]) -> int | None:
@@ -187,6 +167,11 @@ def kmer_size_of_symbols(symbols: list[str]) -> int | None:
     if symbols[NUM_SPECIALS : NUM_SPECIALS + 4**k] != all_kmers(k):
         return None
     return k
+
+
+def kmer_size_of_embedding_rows(rows: int) -> int | None:
+    """k whose fixed vocabulary plus ``<mask>`` has ``rows`` symbols (a model's embedding rows), else ``None``."""
+    return next((k for k in range(1, MAX_K + 1) if rows == NUM_SPECIALS + 4**k + 1), None)
 
 
 def kmers_to_dna(kmer_string: str) -> str:

@@ -21,9 +21,9 @@ class GeneMaskMLMLoss(FairseqCriterion):
 
     Logs, besides ``loss``/``ppl``: ``acc`` (masked-token accuracy, %), ``mask_pct``
     (% of regular tokens masked), ``wide_pct`` (% of masked tokens inside a wide
-    PMI span) and ``global_pct`` (% of masked tokens from global PMI spans: how far a
-    mask curriculum has moved). Each is a ratio of sums, so it is exact across GPUs
-    and log intervals.
+    PMI span) and ``global_pct`` (% of masked tokens in batches whose strategy's spans are
+    global, ``spans_are_global``: how far a mask curriculum has moved). Each is a ratio of
+    sums, so it is exact across GPUs and log intervals.
     """
 
     def __init__(self, task):
@@ -57,8 +57,9 @@ class GeneMaskMLMLoss(FairseqCriterion):
         n_regular = src_tokens.ge(self.num_specials).sum()
         wide = sample.get("masked_in_wide_span")
         n_wide = wide.sum() if wide is not None else torch.zeros_like(n_regular)
-        # A batch is masked by one strategy, so its masked tokens are all global or none.
-        n_global = sample_size if sample.get("masked_by_global_pmi", False) else torch.zeros_like(sample_size)
+        # A batch is masked by one strategy, so its masked tokens are all global or none; the
+        # dataset says which, from the strategy's registry entry.
+        n_global = sample_size if sample.get("spans_are_global", False) else torch.zeros_like(sample_size)
 
         logging_output = {
             "loss": loss.data,

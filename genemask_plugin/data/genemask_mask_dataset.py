@@ -6,12 +6,12 @@ import numpy as np
 import torch
 from fairseq.data import BaseWrapperDataset, FairseqDataset, data_utils
 
-from genemask_plugin.masking import (
-    MaskingConfig,
-    position_as_token_scores,
-    replace_masked_tokens,
-    select_mask_spans,
-)
+from genemask_plugin.masking.config import MaskingConfig
+from genemask_plugin.masking.replacement import replace_masked_tokens
+from genemask_plugin.masking.strategies import select_mask_spans
+
+MASK_CANDIDATES = "mask_candidates"
+"""Item and batch key of a curriculum's other candidate masks (every one but the first)."""
 
 
 def regular_token_ids(symbols: list[str], num_specials: int, mask_idx: int) -> np.ndarray:
@@ -34,24 +34,25 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
     hash squeezed to 10^6), so it does not depend on worker count, rank or the order of
     reads, and is identical after a resume. It is computed once per item; the item is a
     dict holding the model input (``source``), the target (the original token at masked
-    positions, ``<pad>`` elsewhere) and ``wide`` (masked positions inside a wide PMI
-    span), and :meth:`collater` builds fairseq's usual MLM batch from it.
+    positions, ``<pad>`` elsewhere), ``wide`` (masked positions inside a wide PMI span) and
+    ``centres`` (how many mask centres were drawn), and :meth:`collater` builds fairseq's
+    usual MLM batch from it.
 
-    With ``global_config`` (a mask curriculum), every item also holds a second
-    candidate mask, drawn with that config from the same ``(seed, epoch, index)``
-    generator, so each candidate is exactly the mask its strategy alone gives.
-    Data-loader workers never see the update count: the batch carries both candidates
-    (the second under ``"global_pmi"``) and the task picks one per batch in its train step.
+    The strategy's registry entry says how its PMI scores are looked up and which masks to
+    draw. A curriculum's items carry one mask per candidate, each drawn from its own fresh
+    ``(seed, epoch, index)`` generator, so each is exactly the mask its strategy alone gives:
+    the first at the top level, the others under :data:`MASK_CANDIDATES`. Data-loader workers
+    never see the update count; the task picks one candidate per batch in its train step
+    (:meth:`batch_with_candidate`).
 
     Args:
         dataset: the blocks to mask.
         vocab: the fairseq dictionary, ``<mask>`` included.
         mask_idx: id of ``<mask>``.
-        config: the strategy and its knobs.
-        token_scores: float32 array of len(vocab), the PMI score of every token
-            (``-inf`` for specials and unscored k-mers); required by the PMI strategies.
+        config: the strategy and its settings.
+        token_scores: the PMI table as the task loaded it: float32 array of len(vocab), the score
+            of every token (``-inf`` for specials and unscored k-mers); required by the PMI strategies.
         seed: the run's seed.
-        global_config: the curriculum's second strategy (``global_pmi``), or None.
     """
 
     def __init__(
@@ -62,20 +63,26 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
         config: MaskingConfig,
         token_scores: np.ndarray | None = None,
         seed: int = 1,
-        global_config: MaskingConfig | None = None,
     ):
         super().__init__(dataset)
-        if config.uses_pmi or global_config is not None:
+        self.config = config
+        self.candidates = config.candidates()
+        lookups = [candidate.strategy_entry.score_lookup for candidate in self.candidates]
+        if any(lookups):
             if token_scores is None:
-                raise ValueError(f"mask strategy {(global_config or config).strategy!r} needs PMI token scores")
+                raise ValueError(f"mask strategy {config.strategy!r} needs PMI token scores")
             if len(token_scores) != len(vocab):
                 raise ValueError(
                     f"{len(token_scores)} token scores for a dictionary of {len(vocab)} symbols"
                 )
+            token_scores = np.asarray(token_scores, dtype=np.float32)
+        max_length = int(np.max(dataset.sizes)) if any(lookups) and len(dataset) else 0
+        # Per candidate: tokens -> the scores its selector takes (None: it uses no PMI).
+        self._item_scores = [
+            lookup(token_scores, vocab.nspecial, max_length) if lookup else None for lookup in lookups
+        ]
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        self.config = config
-        self.global_config = global_config
         self.seed = int(seed)
         self.pad_idx = vocab.pad()
         self.mask_idx = mask_idx
@@ -83,15 +90,6 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
         self._is_regular = np.zeros(len(vocab), dtype=bool)
         self.replacement_ids = regular_token_ids(vocab.symbols, vocab.nspecial, mask_idx)
         self._is_regular[self.replacement_ids] = True
-        self._token_scores = None
-        self._position_scores = None
-        if config.uses_pmi or global_config is not None:
-            self._token_scores = np.asarray(token_scores, dtype=np.float32)
-            if config.strategy == "genemask_position":
-                max_len = int(np.max(dataset.sizes)) if len(dataset) else 0
-                self._position_scores = position_as_token_scores(
-                    self._token_scores, max_len, num_specials=vocab.nspecial
-                )
         self.epoch = 1
 
     @property
@@ -120,51 +118,40 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
         super().set_epoch(epoch)
         self.epoch = epoch
 
-    def mask_item(self, tokens: np.ndarray, epoch: int, index: int, config: MaskingConfig | None = None):
-        """``(source, target, wide)`` numpy arrays for one item's int64 tokens (``config``: default ours)."""
-        config = config or self.config
+    def mask_item(self, tokens: np.ndarray, epoch: int, index: int, candidate: int = 0) -> dict:
+        """One item's mask by candidate ``candidate`` (0 for a plain strategy), from its int64 tokens:
+        ``{"source", "target", "wide"}`` numpy arrays and ``"centres"``."""
+        config = self.candidates[candidate]
         rng = np.random.default_rng([self.seed, int(epoch), int(index)])
         maskable = self._is_regular[tokens]
-        if config.strategy == "genemask_position":
-            scores = self._position_scores[: len(tokens)]
-        elif config.uses_pmi:
-            scores = self._token_scores[tokens]
-        else:
-            scores = None
-        masked, wide = select_mask_spans(maskable, rng, config, scores)
+        item_scores = self._item_scores[candidate]
+        selection = select_mask_spans(maskable, rng, config, item_scores(tokens) if item_scores else None)
         source = replace_masked_tokens(
             tokens,
-            masked,
+            selection.masked,
             rng,
             self.mask_idx,
             self.replacement_ids,
             config.leave_unmasked_prob,
             config.random_token_prob,
         )
-        target = np.where(masked, tokens, self.pad_idx)
-        return source, target, wide
+        target = np.where(selection.masked, tokens, self.pad_idx)
+        return {"source": source, "target": target, "wide": selection.wide, "centres": selection.centres}
+
+    def _masked_tensors(self, tokens: np.ndarray, index: int, candidate: int) -> dict:
+        mask = self.mask_item(tokens, self.epoch, index, candidate)
+        return {key: torch.from_numpy(value) if key != "centres" else value for key, value in mask.items()}
 
     def __getitem__(self, index):
         tokens = self.dataset[index]
         tokens = tokens.numpy() if torch.is_tensor(tokens) else np.asarray(tokens)
         tokens = tokens.astype(np.int64, copy=False)
-        source, target, wide = self.mask_item(tokens, self.epoch, index)
-        item = {
-            "id": index,
-            "source": torch.from_numpy(source),
-            "target": torch.from_numpy(target),
-            "wide": torch.from_numpy(wide),
-        }
-        if self.global_config is not None:
-            source, target, wide = self.mask_item(tokens, self.epoch, index, self.global_config)
-            item["global_pmi"] = {
-                "source": torch.from_numpy(source),
-                "target": torch.from_numpy(target),
-                "wide": torch.from_numpy(wide),
-            }
+        item = {"id": index, **self._masked_tensors(tokens, index, 0)}
+        if len(self.candidates) > 1:
+            item[MASK_CANDIDATES] = [self._masked_tensors(tokens, index, c) for c in range(1, len(self.candidates))]
         return item
 
-    def _collate_masks(self, masks, lengths, by_global_pmi: bool):
+    def _collate_masks(self, masks, lengths, config: MaskingConfig):
         return {
             "net_input": {
                 "src_tokens": data_utils.collate_tokens([m["source"] for m in masks], self.pad_idx),
@@ -172,14 +159,17 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
             },
             "target": data_utils.collate_tokens([m["target"] for m in masks], self.pad_idx),
             "masked_in_wide_span": data_utils.collate_tokens([m["wide"] for m in masks], False),
-            "masked_by_global_pmi": by_global_pmi,
+            "spans_are_global": config.strategy_entry.global_spans,
+            "mask_centres": sum(m["centres"] for m in masks),
         }
 
     def collater(self, samples):
-        """fairseq's MLM batch, plus ``masked_in_wide_span`` (bool, like ``target``) and
-        ``masked_by_global_pmi`` (whether the spans are global PMI spans) for the criterion.
+        """fairseq's MLM batch, plus for the criterion: ``masked_in_wide_span`` (bool, like
+        ``target``), ``spans_are_global`` (whether the strategy's masked tokens count as global
+        spans) and ``mask_centres`` (the centres drawn in the batch).
 
-        Under a curriculum, ``"global_pmi"`` holds the same keys for the second candidate mask.
+        Under a curriculum, ``batch[MASK_CANDIDATES]`` holds ``masks``, the same keys for each
+        other candidate, and ``batch_ids``.
         """
         if len(samples) == 0:
             return {}
@@ -188,11 +178,26 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
             "id": torch.LongTensor([s["id"] for s in samples]),
             "nsentences": len(samples),
             "ntokens": int(lengths.sum()),
-            **self._collate_masks(samples, lengths, self.config.strategy == "global_pmi"),
+            **self._collate_masks(samples, lengths, self.candidates[0]),
         }
-        if self.global_config is not None:
-            batch["global_pmi"] = self._collate_masks([s["global_pmi"] for s in samples], lengths, True)
-            # A numpy copy of the ids stays on the host when fairseq moves the batch to the GPU, so the
-            # train step picks a candidate without a device-to-host sync.
-            batch["global_pmi"]["batch_ids"] = batch["id"].numpy().copy()
+        if len(self.candidates) > 1:
+            batch[MASK_CANDIDATES] = {
+                "masks": [
+                    self._collate_masks([s[MASK_CANDIDATES][c - 1] for s in samples], lengths, self.candidates[c])
+                    for c in range(1, len(self.candidates))
+                ],
+                # A numpy copy of the ids stays on the host when fairseq moves the batch to the GPU, so
+                # the train step picks a candidate without a device-to-host sync.
+                "batch_ids": batch["id"].numpy().copy(),
+            }
         return batch
+
+    @staticmethod
+    def batch_with_candidate(batch: dict, candidate: int) -> dict:
+        """The batch masked by candidate ``candidate`` alone (the others dropped)."""
+        if not batch or MASK_CANDIDATES not in batch:
+            return batch
+        chosen = {key: value for key, value in batch.items() if key != MASK_CANDIDATES}
+        if candidate > 0:
+            chosen.update(batch[MASK_CANDIDATES]["masks"][candidate - 1])
+        return chosen

@@ -9,23 +9,19 @@ import shlex
 import sys
 from pathlib import Path
 
+from genemask_plugin.masking.strategies import GENEMASK
 from genemask_preprocess.atomic_output import removing_on_failure
 from genemask_preprocess.command_line import command_entry_point
 
+from ..checkpoints import ModelShape, read_model_shape
+from ..models.defaults import DEFAULT_ARCH, MAX_POSITIONS
 from .evaluate import evaluate_checkpoint
-from .finetune import (
-    ModelShape,
-    check_fits,
-    cuda_available,
-    fairseq_train_args,
-    read_model_shape,
-    run_finetune,
-    selection_metric,
-)
-from .grid import METHODS, GridConfig, parse_checkpoint_spec, run_grid
+from .finetune import FinetuneRun, run_finetune
+from .grid import run_grid
+from .grid_plan import METHODS, GridConfig, checkpoint_argument, parse_checkpoint_spec
 from .gue import TRUNCATE_CHOICES
 from .metrics import METRIC_TITLES, METRICS
-from .prepare import DEFAULT_MAX_POSITIONS, FewshotDataError, PreparedData, prepare_fewshot_data
+from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
 from .probe import POOLINGS, PROBE_C, probe_checkpoint
 from .protocol import DRAW_MODES, default_fewshot_roots
 from .statistics import STATS_FILES, write_statistics
@@ -64,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncate", choices=TRUNCATE_CHOICES,
                    help="cut sequences longer than --max-positions tokens to their first bases (start) "
                         "or their central ones (centre); without it a too-long sequence is an error")
-    p.add_argument("--max-positions", type=_positive_int, default=DEFAULT_MAX_POSITIONS,
-                   help="longest item in tokens, <s> and </s> included (default 512, as our models)")
+    p.add_argument("--max-positions", type=_positive_int, default=MAX_POSITIONS,
+                   help=f"longest item in tokens, <s> and </s> included (default {MAX_POSITIONS}, as our models)")
     p.add_argument("--exclude-overlap", action="store_true",
                    help="drop every test sequence that also occurs in the training file")
     p.add_argument("--force", action="store_true",
@@ -81,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, type=Path, help="save dir (checkpoint_last.pt, train.log)")
     p.add_argument("--arch", default=None,
-                   help="architecture from scratch (default genemask_tiny); with a checkpoint, "
+                   help=f"architecture from scratch (default {DEFAULT_ARCH}); with a checkpoint, "
                         "the checkpoint's own architecture and sizes are used")
     p.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
     p.add_argument("--max-updates", type=_positive_int, help="stop after this many updates")
@@ -103,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="the split scored (default test)")
     p.add_argument("--pooling", choices=POOLINGS, default="mean",
                    help="mean of the last layer over k-mer tokens (default) or its <s> vector")
-    p.add_argument("--arch", default="genemask_tiny", help="architecture of the random encoder ('none')")
+    p.add_argument("--arch", default=DEFAULT_ARCH, help="architecture of the random encoder ('none')")
     p.add_argument("--out", type=Path, help="metrics JSON (default: DATA/probe_SPLIT_metrics.json)")
     p.add_argument("--predictions", type=Path,
                    help="predictions TSV (default: DATA/probe_SPLIT_predictions.tsv)")
@@ -132,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dict", type=Path, dest="dictionary",
                    help="pretraining dict.txt for every checkpoint (default: the checkpoint's data "
                         "dict.txt, else the fixed k-mer vocabulary of its embedding size)")
-    p.add_argument("--arch", default="genemask_tiny", help="architecture when training from scratch")
+    p.add_argument("--arch", default=DEFAULT_ARCH, help="architecture when training from scratch")
     p.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs (quick runs)")
     p.add_argument("--max-updates", type=_positive_int, help="cap the updates per run (quick runs)")
     p.add_argument("--fairseq-args", default="", help="extra fairseq-train options, one quoted string")
@@ -140,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep each fine-tuned checkpoint (default: deleted once scored)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="evaluation batch size")
     p.add_argument("--truncate", choices=TRUNCATE_CHOICES,
-                   help="for GUE folders: cut sequences too long for 512 tokens (see prepare --truncate)")
+                   help=f"for GUE folders: cut sequences too long for {MAX_POSITIONS} tokens "
+                        "(see prepare --truncate)")
     p.add_argument("--method", choices=METHODS, default="finetune",
                    help="finetune: the paper's recipe (default); probe: logistic regression on frozen "
                         "embeddings ('none' is then a randomly initialised encoder)")
@@ -151,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p = sub.add_parser("stats", help="paired statistics of a multi-seed experiment (STRATEGY@SEED labels)")
     p.add_argument("results", type=Path, help="folder holding grid results (any depth: probe/, finetune/)")
-    p.add_argument("--reference", default="genemask", help="the strategy compared with every other one")
+    p.add_argument("--reference", default=GENEMASK.name, help="the strategy compared with every other one")
     p.add_argument("--metric", choices=METRICS, default="accuracy",
                    help="metric of summary.csv and the plot (comparisons.csv has all four)")
     p.add_argument("--out", type=Path, help="output folder (default: RESULTS)")
@@ -194,21 +191,16 @@ def cmd_prepare(args) -> int:
 
 def cmd_finetune(args) -> int:
     prepared = PreparedData.load(args.data, check=False)  # its files are checked below, unless a dry run
-    checkpoint = None if args.checkpoint.lower() == "none" else Path(args.checkpoint)
+    checkpoint = checkpoint_argument(args.checkpoint)
     if checkpoint is not None:
         shape = read_model_shape(checkpoint)
         if args.arch and args.arch != shape.arch:
             raise FewshotDataError(f"--arch {args.arch} differs from the checkpoint's {shape.arch}")
     else:
-        shape = ModelShape(arch=args.arch or "genemask_tiny")
-    check_fits(max(s.max_tokens for s in prepared.splits.values()), shape, args.data)
-    extra = args.passthrough
-    train_args = fairseq_train_args(
-        args.data, args.out, checkpoint=checkpoint, shots=args.shots, seed=args.seed,
-        n_train=prepared.splits["train"].rows, num_classes=prepared.num_classes, shape=shape,
-        cpu=not cuda_available(), epochs=args.epochs, max_updates=args.max_updates, extra=extra,
-        valid_metric=selection_metric(prepared.labels, "valid" in prepared.splits),
-    )
+        shape = ModelShape(arch=args.arch or DEFAULT_ARCH)
+    run = FinetuneRun(prepared, checkpoint, shape, args.shots, args.seed, args.epochs, args.max_updates,
+                      tuple(args.passthrough))
+    train_args = run.train_args(args.out)  # what each grid cell runs too
     print("+ fairseq-train " + shlex.join(train_args))
     if args.dry_run:
         return 0
@@ -219,6 +211,15 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def _print_scores(result: dict, what: str, order=METRICS) -> None:
+    """The scores of an ``evaluate`` or ``probe`` result: one readable line, then one JSON line."""
+    scores = "  ".join(
+        f"{METRIC_TITLES[m]} {'n/a' if result[m] is None else format(result[m], '.4f')}" for m in order
+    )
+    print(f"{result['split']} ({result['n']} sequences{what}): {scores}")
+    print(json.dumps({m: result[m] for m in METRICS}))
+
+
 def cmd_evaluate(args) -> int:
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.predictions,
                                  args.batch_size)
@@ -226,24 +227,14 @@ def cmd_evaluate(args) -> int:
         headline = PreparedData.load(args.data).headline_metric
     except FewshotDataError:
         headline = "accuracy"
-    order = [headline, *(m for m in METRICS if m != headline)]  # GUE data leads with MCC
-    scores = "  ".join(
-        f"{METRIC_TITLES[m]} {'n/a' if result[m] is None else format(result[m], '.4f')}" for m in order
-    )
-    print(f"{args.split} ({result['n']} sequences): {scores}")
-    print(json.dumps({m: result[m] for m in METRICS}))
+    _print_scores(result, "", [headline, *(m for m in METRICS if m != headline)])  # GUE data leads with MCC
     return 0
 
 
 def cmd_probe(args) -> int:
-    checkpoint = None if args.checkpoint.lower() == "none" else Path(args.checkpoint)
-    result = probe_checkpoint(checkpoint, args.data, args.split, args.out, args.predictions,
-                              args.pooling, args.batch_size, args.arch)
-    scores = "  ".join(
-        f"{METRIC_TITLES[m]} {'n/a' if result[m] is None else format(result[m], '.4f')}" for m in METRICS
-    )
-    print(f"{args.split} ({result['n']} sequences, probe): {scores}")
-    print(json.dumps({m: result[m] for m in METRICS}))
+    result = probe_checkpoint(checkpoint_argument(args.checkpoint), args.data, args.split, args.out,
+                              args.predictions, args.pooling, args.batch_size, args.arch)
+    _print_scores(result, ", probe")
     return 0
 
 

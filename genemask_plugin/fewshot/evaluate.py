@@ -11,7 +11,6 @@ The predictions TSV and the metrics JSON are written atomically.
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from pathlib import Path
@@ -23,11 +22,19 @@ from fairseq import checkpoint_utils
 import genemask_plugin  # noqa: F401  (registers architectures and the safe globals)
 from genemask_preprocess.atomic_output import atomic_file, check_can_write
 from genemask_preprocess.errors import GeneMaskError
-from genemask_preprocess.kmers import FAIRSEQ_SPECIALS
+from genemask_preprocess.formats.fairseq_dictionary import read_dictionary_symbols
+from genemask_preprocess.kmers import NUM_SPECIALS
 
-from .finetune import config_field, load_checkpoint_state
-from .metrics import Predictions, write_predictions_to
-from .prepare import METADATA_FILE, FewshotDataError, PreparedData, read_dictionary_symbols
+from ..checkpoints import (
+    CLASSIFIER_TASK,
+    config_field,
+    load_checkpoint_state,
+    task_config,
+    task_name,
+    training_data,
+)
+from .metrics import Predictions, scores_json, write_predictions_to
+from .prepare import METADATA_FILE, FewshotDataError, PreparedData
 
 
 class EvaluationError(GeneMaskError):
@@ -49,16 +56,14 @@ def predict_split(
         if not (data_dir / sub / f"{split}.idx").exists():
             raise FewshotDataError(f"{data_dir} has no {split} split ({sub}/{split}.idx missing)")
     state = load_checkpoint_state(checkpoint)
-    task_name = (config_field(config_field(state.get("cfg"), "task"), "_name")
-                 or config_field(state.get("args"), "task"))
-    task_cfg = config_field(state.get("cfg"), "task") or state.get("args")
-    del state
-    if task_name != "sentence_prediction":
+    task = task_name(state)
+    if task != CLASSIFIER_TASK:
         raise EvaluationError(
-            f"{checkpoint} is a {task_name} checkpoint, not one fine-tuned with sentence_prediction "
+            f"{checkpoint} is a {task} checkpoint, not one fine-tuned with {CLASSIFIER_TASK} "
             "(fine-tune it first: genemask-fewshot finetune / examples/finetune_fewshot.sh)"
         )
-    check_same_classes(checkpoint, task_cfg, data_dir)
+    check_same_classes(checkpoint, config_field(task_config(state), "num_classes"), training_data(state), data_dir)
+    del state
     try:
         models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
             [str(checkpoint)], arg_overrides={"data": str(data_dir)}
@@ -100,26 +105,24 @@ def predict_split(
     )
 
 
-def check_same_classes(checkpoint, task_cfg, data_dir: Path) -> None:
+def check_same_classes(checkpoint, num_classes: int | None, trained_on: Path | None, data_dir: Path) -> None:
     """Refuse data whose classes are not the model's: scores would compare unrelated class ids.
 
     The data's classes come from its ``label/dict.txt`` (checked in full when it is a
     ``prepare`` output); the model's from its config (``num_classes``) and, when its
-    fine-tuning data is still there, from that data's label dictionary.
+    fine-tuning data (``trained_on``) is still there, from that data's label dictionary.
     """
     if (data_dir / METADATA_FILE).is_file():
         PreparedData.load(data_dir)
-    data_labels = read_dictionary_symbols(data_dir / "label" / "dict.txt")[len(FAIRSEQ_SPECIALS):]
-    num_classes = config_field(task_cfg, "num_classes")
+    data_labels = read_dictionary_symbols(data_dir / "label" / "dict.txt")[NUM_SPECIALS:]
     if num_classes is not None and num_classes != len(data_labels):
         raise EvaluationError(
             f"{data_dir} has {len(data_labels)} classes ({', '.join(data_labels)}), but {checkpoint} "
             f"was fine-tuned for {num_classes}"
         )
-    trained_on = config_field(task_cfg, "data")
-    model_dict = Path(str(trained_on)) / "label" / "dict.txt" if trained_on else None
+    model_dict = trained_on / "label" / "dict.txt" if trained_on else None
     if model_dict is not None and model_dict.is_file():
-        model_labels = read_dictionary_symbols(model_dict)[len(FAIRSEQ_SPECIALS):]
+        model_labels = read_dictionary_symbols(model_dict)[NUM_SPECIALS:]
         if model_labels[: len(data_labels)] != data_labels:
             raise EvaluationError(
                 f"{data_dir}'s classes ({', '.join(data_labels)}) are not the model's "
@@ -147,14 +150,8 @@ def evaluate_checkpoint(
     check_can_write(out_json, "--out")
     check_can_write(predictions_path, "--predictions")
     predictions = predict_split(checkpoint, data_dir, split, batch_size)
-    metrics = predictions.metrics()
     result = {
-        **{name: (None if math.isnan(value) else value) for name, value in metrics.items()},
-        "n": int(len(predictions.targets)),
-        "labels": predictions.labels,
-        "predicted_per_class": {
-            label: int(np.sum(predictions.predicted == i)) for i, label in enumerate(predictions.labels)
-        },
+        **scores_json(predictions),
         "split": split,
         "checkpoint": str(checkpoint),
         "data": str(data_dir),

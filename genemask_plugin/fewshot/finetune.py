@@ -1,7 +1,8 @@
 """Few-shot fine-tuning with fairseq's built-in ``sentence_prediction`` task: the paper's recipe.
 
 :func:`fairseq_train_args` builds the ``fairseq-train`` command line: the one source of the
-recipe (``examples/finetune_fewshot.sh`` runs ``genemask-fewshot finetune``, which uses it).
+recipe. :class:`FinetuneRun` is one run of it on a prepared folder, the one path that
+``genemask-fewshot finetune`` (and so ``examples/finetune_fewshot.sh``) and every grid cell take.
 The paper (GeneMask §5) fine-tunes 10/50/100-shot sets with batch 5, lr 1e-4 for 20
 epochs and 500/1000-shot sets with batch 15, lr 5e-5 for 5 epochs; both with 10% warm-up
 then linear decay, dropout 0.1 and weight decay 0.01, and no dev-set selection: the
@@ -17,7 +18,6 @@ fairseq would otherwise spread the run over every visible GPU and multiply the b
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
@@ -26,24 +26,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from fairseq.models import ARCH_CONFIG_REGISTRY
 
-import genemask_plugin
 from genemask_preprocess.errors import GeneMaskError
+from genemask_preprocess.kmers import BOS_ID, EOS_ID
 
-PLUGIN_DIR = os.path.dirname(os.path.abspath(genemask_plugin.__file__))
-DEFAULT_ARCH = "genemask_tiny"
-DEFAULT_MAX_POSITIONS = 512
-FINAL_CHECKPOINT = "checkpoint_last.pt"
+from ..checkpoints import CLASSIFIER_TASK, LAST_CHECKPOINT, ModelShape
+from .prepare import PreparedData, is_integer_label
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The ``--user-dir`` of ``fairseq-train``: the ``genemask_plugin`` folder."""
 BEST_CHECKPOINT = "checkpoint_best.pt"
 """The checkpoint scored when a ``valid`` split selects the model."""
 LARGE_REGIME_SHOTS = 500
 """Shot counts from here on use the 500/1000-shot settings."""
-
-# Model options copied from a pretrained checkpoint so the fine-tuning model has its shape.
-_SIZE_OPTIONS = ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads")
-_CHOICE_OPTIONS = ("activation_fn", "pooler_activation_fn")
-_TRUE_FLAGS = ("encoder_normalize_before", "layernorm_embedding", "untie_weights_roberta")
+DEFAULT_SHAPE = ModelShape()
+"""The model trained from scratch when none is named."""
 
 
 class FinetuneError(GeneMaskError):
@@ -78,71 +75,6 @@ def schedule(n_train: int, recipe: FinetuneRecipe, epochs: int | None = None,
     return epochs, total, warmup
 
 
-@dataclass(frozen=True)
-class ModelShape:
-    """What the fine-tuning model must share with the pretrained one: arch and sizes."""
-
-    arch: str = DEFAULT_ARCH
-    max_positions: int = DEFAULT_MAX_POSITIONS
-    options: tuple[str, ...] = ()
-    """Extra ``fairseq-train`` model flags (sizes the checkpoint overrode)."""
-
-
-def config_field(config, name, default=None):
-    """A field of a checkpoint config saved as a dict or as an ``argparse.Namespace``."""
-    if config is None:
-        return default
-    if isinstance(config, dict):
-        return config.get(name, default)
-    return getattr(config, name, default)
-
-
-def load_checkpoint_state(checkpoint: str | os.PathLike) -> dict:
-    """A fairseq checkpoint's saved dict, memory-mapped (raises :class:`FinetuneError` if unreadable)."""
-    try:
-        state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
-    except FileNotFoundError:
-        raise FinetuneError(f"checkpoint not found: {checkpoint}") from None
-    except IsADirectoryError:
-        raise FinetuneError(f"{checkpoint} is a directory, expected a checkpoint file") from None
-    except Exception as err:  # torch raises many types for a bad file
-        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise FinetuneError(f"cannot read checkpoint {checkpoint}: {first_line}") from None
-    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not (
-        state.get("cfg") or state.get("args")
-    ):
-        what = type(state).__name__ if not isinstance(state, dict) else "a dict without a model and its config"
-        raise FinetuneError(f"{checkpoint} is not a fairseq checkpoint: it holds {what}")
-    return state
-
-
-def read_model_shape(checkpoint: str | os.PathLike) -> ModelShape:
-    """Architecture and size options of a fairseq checkpoint's model config.
-
-    Copying them means a model pretrained as ``--arch roberta_base --encoder-layers 2``
-    (or any genemask_* variant) is rebuilt with the same shape before its weights load.
-    """
-    state = load_checkpoint_state(checkpoint)
-    model_cfg = config_field(state.get("cfg"), "model") or state.get("args")
-    arch = config_field(model_cfg, "arch") or config_field(model_cfg, "_name")
-    if not arch:
-        raise FinetuneError(f"{checkpoint} has no model architecture in its config")
-    if arch not in ARCH_CONFIG_REGISTRY:
-        raise FinetuneError(f"{checkpoint}: unknown architecture {arch!r}")
-    defaults = argparse.Namespace()
-    ARCH_CONFIG_REGISTRY[arch](defaults)
-    options: list[str] = []  # only what the checkpoint changed from its --arch defaults
-    for name in _SIZE_OPTIONS + _CHOICE_OPTIONS:
-        value = config_field(model_cfg, name)
-        if value is not None and value != getattr(defaults, name, None):
-            options += [f"--{name.replace('_', '-')}", str(value)]
-    for name in _TRUE_FLAGS:
-        if config_field(model_cfg, name) is True and getattr(defaults, name, None) is not True:
-            options.append(f"--{name.replace('_', '-')}")
-    max_positions = config_field(model_cfg, "max_positions") or DEFAULT_MAX_POSITIONS
-    return ModelShape(arch, int(max_positions), tuple(options))
-
-
 def check_fits(longest_item: int, shape: ModelShape, data_dir: str | os.PathLike) -> None:
     """Raise unless ``<s>`` + the longest prepared item (k-mers + ``</s>``) fits the model's positions."""
     if longest_item + 1 > shape.max_positions:
@@ -161,7 +93,7 @@ def fairseq_train_args(
     seed: int,
     n_train: int,
     num_classes: int,
-    shape: ModelShape = ModelShape(),
+    shape: ModelShape = DEFAULT_SHAPE,
     cpu: bool = False,
     epochs: int | None = None,
     max_updates: int | None = None,
@@ -180,11 +112,11 @@ def fairseq_train_args(
     args = [
         str(data_dir),
         "--user-dir", PLUGIN_DIR,
-        "--task", "sentence_prediction",
-        "--criterion", "sentence_prediction",
+        "--task", CLASSIFIER_TASK,
+        "--criterion", CLASSIFIER_TASK,
         "--num-classes", str(num_classes),
-        "--init-token", "0",
-        "--separator-token", "2",
+        "--init-token", str(BOS_ID),
+        "--separator-token", str(EOS_ID),
         "--arch", shape.arch,
         "--max-positions", str(shape.max_positions),
         *shape.options,
@@ -238,12 +170,47 @@ def selection_metric(labels: list[str], has_valid: bool) -> str | None:
     """The dev metric that selects the model: MCC when labels are integers, accuracy otherwise."""
     if not has_valid:
         return None
-    return "mcc" if all(label.lstrip("+-").isdigit() for label in labels) else "accuracy"
+    return "mcc" if all(is_integer_label(label) for label in labels) else "accuracy"
 
 
 def final_checkpoint_name(args: list[str]) -> str:
     """``checkpoint_best.pt`` when the run selects on a dev split, else ``checkpoint_last.pt``."""
-    return BEST_CHECKPOINT if "--best-checkpoint-metric" in args else FINAL_CHECKPOINT
+    return BEST_CHECKPOINT if "--best-checkpoint-metric" in args else LAST_CHECKPOINT
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    """One fine-tuning run of the recipe on a prepared folder: ``genemask-fewshot finetune`` and each grid cell."""
+
+    data: PreparedData
+    checkpoint: Path | None
+    """The pretrained checkpoint to start from; None trains from scratch."""
+    shape: ModelShape
+    shots: int
+    seed: int
+    epochs: int | None = None
+    max_updates: int | None = None
+    extra: tuple[str, ...] = ()
+    """Options passed through to ``fairseq-train``."""
+
+    def train_args(self, save_dir: str | os.PathLike) -> list[str]:
+        """The ``fairseq-train`` arguments; raises unless the longest item fits the model's positions.
+
+        A ``valid`` split selects the model (:func:`selection_metric`); the device is the GPU if any.
+        """
+        data = self.data
+        check_fits(max(split.max_tokens for split in data.splits.values()), self.shape, data.out)
+        return fairseq_train_args(
+            data.out, save_dir, checkpoint=self.checkpoint, shots=self.shots, seed=self.seed,
+            n_train=data.splits["train"].rows, num_classes=data.num_classes, shape=self.shape,
+            cpu=not cuda_available(), epochs=self.epochs, max_updates=self.max_updates, extra=self.extra,
+            valid_metric=selection_metric(data.labels, "valid" in data.splits),
+        )
+
+    @property
+    def updates(self) -> int:
+        """How many updates the run makes."""
+        return schedule(self.data.splits["train"].rows, paper_recipe(self.shots), self.epochs, self.max_updates)[1]
 
 
 def cuda_available() -> bool:

@@ -1,14 +1,13 @@
 """The few-shot grid's summary: mean ± std over seeds as ``summary.csv``, ``summary.md`` and ``summary.png``.
 
-Reads every finished cell (``cells/*/*/*/seed*/metrics.json``) under a results folder, so grids
-run one checkpoint at a time combine. matplotlib is imported only to draw the plot.
+Reads every finished cell's record (:mod:`.cell_record`) under a results folder, so grids run
+one checkpoint at a time combine. matplotlib is imported only to draw the plot.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from genemask_preprocess.atomic_output import atomic_file
 
+from .cell_record import CellRecord, read_cell_records
 from .metrics import METRIC_TITLES, METRICS
 from .protocol import DATASET_ORDER
 
@@ -28,26 +28,16 @@ def metric_value(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def collect_cells(results: Path) -> list[dict]:
-    records = []
-    for path in sorted((results / "cells").glob("*/*/*/seed*/metrics.json")):
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return records
-
-
-def _per_class(records: list[dict]) -> str:
-    counts = sorted({c for r in records for c in r["train_per_class"].values()})
+def _per_class(records: list[CellRecord]) -> str:
+    counts = sorted({c for r in records for c in r.train_per_class.values()})
     return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
 
-def summarize(records: list[dict], checkpoint_order: list[str] = ()) -> list[dict]:
+def summarize(records: list[CellRecord], checkpoint_order: list[str] = ()) -> list[dict]:
     """Mean and sample std (ddof=1; NaN with one seed) over seeds per (checkpoint, dataset, shots)."""
     groups = defaultdict(list)
     for record in records:
-        groups[(record["checkpoint"], record["dataset"], record["shots"])].append(record)
+        groups[(record.checkpoint, record.dataset, record.shots)].append(record)
     seen = list(dict.fromkeys([*checkpoint_order, *sorted({key[0] for key in groups})]))
 
     def sort_key(key):
@@ -61,10 +51,10 @@ def summarize(records: list[dict], checkpoint_order: list[str] = ()) -> list[dic
         row = {
             "checkpoint": key[0], "dataset": key[1], "shots": key[2],
             "per_class": _per_class(group), "seeds": len(group),
-            "n_test": group[0]["n_test"],
+            "n_test": group[0].n_test,
         }
         for metric in METRICS:
-            values = np.array([metric_value(r["metrics"][metric]) for r in group], dtype=np.float64)
+            values = np.array([metric_value(r.metrics[metric]) for r in group], dtype=np.float64)
             row[f"{metric}_mean"] = float(np.mean(values))
             row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
         rows.append(row)
@@ -77,9 +67,9 @@ def _fmt(mean: float, std: float) -> str:
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
-def metric_order(records: list[dict]) -> list[str]:
+def metric_order(records: list[CellRecord]) -> list[str]:
     """Metrics in table order: MCC first when every cell is GUE data (how the field reports GUE)."""
-    lead = "mcc" if records and all(r.get("headline") == "mcc" for r in records) else "accuracy"
+    lead = "mcc" if records and all(r.headline == "mcc" for r in records) else "accuracy"
     return [lead, *(m for m in METRICS if m != lead)]
 
 
@@ -133,7 +123,7 @@ def plot_summary(rows: list[dict]) -> bytes:
 
 def write_summary(results: Path, checkpoint_order: list[str] = ()) -> list[dict]:
     """``summary.csv``, ``summary.md`` and ``summary.png`` over every finished cell under ``results``."""
-    records = collect_cells(results)
+    records = read_cell_records(results)
     rows = summarize(records, checkpoint_order)
     if not rows:
         return rows

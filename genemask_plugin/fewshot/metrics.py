@@ -12,7 +12,6 @@ import csv
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
@@ -75,6 +74,19 @@ class Predictions:
         return classification_metrics(self.targets, self.probs)
 
 
+def scores_json(predictions: Predictions) -> dict:
+    """The scores a metrics JSON holds: the four metrics (``null`` where undefined), ``n``, the labels
+    and how many sequences were predicted as each class."""
+    return {
+        **{name: (None if math.isnan(value) else value) for name, value in predictions.metrics().items()},
+        "n": int(len(predictions.targets)),
+        "labels": predictions.labels,
+        "predicted_per_class": {
+            label: int(np.sum(predictions.predicted == i)) for i, label in enumerate(predictions.labels)
+        },
+    }
+
+
 def write_predictions(path: str | os.PathLike, predictions: Predictions) -> None:
     """Write the predictions TSV (atomically: a failed run leaves no partial file)."""
     with atomic_file(path, newline="") as handle:
@@ -91,23 +103,3 @@ def write_predictions_to(handle, predictions: Predictions) -> None:
         strict=True,
     ):
         writer.writerow([int(i), labels[target], labels[predicted], *(f"{p:.6g}" for p in row)])
-
-
-def read_predictions(path: str | os.PathLike) -> Predictions:
-    """Inverse of :func:`write_predictions` (raises ``ValueError`` on a malformed file)."""
-    path = Path(path)
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))
-    header = rows[0] if rows else []
-    if header[:3] != ["index", "target", "prediction"] or len(header) < 5:
-        raise ValueError(f"{path}: expected header 'index target prediction prob_...', got {header}")
-    labels = [name.removeprefix("prob_") for name in header[3:]]
-    class_of = {label: i for i, label in enumerate(labels)}
-    body = rows[1:]
-    try:
-        index = np.array([int(r[0]) for r in body], dtype=np.int64)
-        targets = np.array([class_of[r[1]] for r in body], dtype=np.int64)
-        probs = np.array([[float(x) for x in r[3:]] for r in body], dtype=np.float64)
-    except (KeyError, ValueError, IndexError) as err:
-        raise ValueError(f"{path}: malformed row: {err}") from None
-    return Predictions(labels, index, targets, probs.reshape(len(body), len(labels)))

@@ -29,19 +29,28 @@ import numpy as np
 
 from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
 from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.fairseq_dictionary import (
+    DictionaryError,
+    KmerVocabulary,
+    fairseq_int_dtype,
+    load_kmer_vocabulary,
+    read_dictionary_symbols,
+    write_dictionary,
+)
 from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter, check_indexed_dataset
 from genemask_preprocess.formats.text_table import read_labelled_rows
 from genemask_preprocess.kmers import (
     EOS_ID,
     FAIRSEQ_SPECIALS,
     INVALID,
+    MASK_SYMBOL,
     NUM_SPECIALS,
     encode_bases,
     kmer_codes,
-    kmer_size_of_symbols,
     kmers_to_dna,
 )
 
+from ..models.defaults import MAX_POSITIONS
 from .gue import fit_sequence, gue_split_files, is_gue_folder
 
 SPLITS = ("train", "valid", "test")
@@ -49,88 +58,11 @@ METADATA_FILE = "fewshot.json"
 """Written by :func:`prepare_fewshot_data` into the output directory: k, labels, per-split counts."""
 OUTPUT_NAMES = ("input0", "label", METADATA_FILE)
 """Everything :func:`prepare_fewshot_data` writes into its output directory."""
-_ACGT_RE = re.compile(r"^[ACGT]+$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
-DEFAULT_MAX_POSITIONS = 512
-"""Longest prepared item in tokens, ``<s>`` and ``</s>`` included (our architectures' positions)."""
 
 
 class FewshotDataError(InputError):
-    """Bad few-shot input (file, header, row or dictionary), with a one-line message."""
-
-
-def fairseq_int_dtype(num_symbols: int) -> type:
-    """The token dtype ``fairseq-preprocess`` picks for a dictionary of this size."""
-    return np.uint16 if num_symbols < 65500 else np.uint32
-
-
-# ---------------------------------------------------------------------------------------------
-# Pretraining dictionary
-
-
-@dataclass(frozen=True)
-class KmerVocabulary:
-    """A fairseq ``dict.txt`` of k-mers, as a vectorised k-mer code -> token id lookup."""
-
-    path: Path
-    symbols: list[str]
-    k: int
-    id_of_code: np.ndarray
-    """int64 array of length 4^k: token id of each k-mer code, -1 if the k-mer is not in the dict."""
-
-    @property
-    def dtype(self) -> type:
-        return fairseq_int_dtype(len(self.symbols))
-
-
-def read_dictionary_symbols(path: str | os.PathLike) -> list[str]:
-    """Symbols of a fairseq ``dict.txt`` as ``Dictionary.load`` orders them (specials first)."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise FewshotDataError(f"cannot read dictionary {path}: {err}") from None
-    symbols = list(FAIRSEQ_SPECIALS)
-    for number, line in enumerate(lines, 1):
-        line = line.rstrip()
-        if not line:
-            continue
-        fields = line.rsplit(" ", 1)
-        if fields[-1] == "#fairseq:overwrite":
-            fields = fields[0].rsplit(" ", 1)
-        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            raise FewshotDataError(
-                f"{path} line {number}: expected 'symbol count' (a fairseq dict.txt), got {line!r}"
-            )
-        symbols.append(fields[0])
-    return symbols
-
-
-def load_kmer_vocabulary(path: str | os.PathLike) -> KmerVocabulary:
-    """Read the pretraining ``dict.txt`` and find its k.
-
-    Our fixed vocabulary (``genemask_preprocess.kmers``) is recognised directly; any other
-    dictionary whose A/C/G/T symbols all have one length k (e.g. a frequency-ordered
-    DNABERT vocabulary) is accepted too, and its k-mers are looked up by symbol.
-    """
-    path = Path(path)
-    symbols = read_dictionary_symbols(path)
-    k = kmer_size_of_symbols(symbols)
-    if k is not None:
-        id_of_code = np.arange(NUM_SPECIALS, NUM_SPECIALS + 4**k, dtype=np.int64)
-        return KmerVocabulary(path, symbols, k, id_of_code)
-    kmer_ids = [i for i, s in enumerate(symbols) if _ACGT_RE.match(s)]
-    lengths = {len(symbols[i]) for i in kmer_ids}
-    if len(lengths) != 1:
-        found = "no A/C/G/T k-mers" if not lengths else f"k-mers of lengths {sorted(lengths)}"
-        raise FewshotDataError(f"{path} is not a k-mer dictionary: it has {found}")
-    k = lengths.pop()
-    if k > 12:
-        raise FewshotDataError(f"{path}: k-mers of length {k} are too long for a k-mer vocabulary")
-    id_of_code = np.full(4**k, -1, dtype=np.int64)
-    codes = kmer_codes(encode_bases("".join(symbols[i] for i in kmer_ids)), k)[::k]
-    id_of_code[codes] = kmer_ids
-    return KmerVocabulary(path, symbols, k, id_of_code)
+    """Bad few-shot input (file, header, row or prepared folder), with a one-line message."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,15 +149,20 @@ def read_fewshot_tsv(path: str | os.PathLike, k: int) -> list[FewshotRow]:
 # Labels
 
 
+def is_integer_label(label: str) -> bool:
+    """True for a label written as an integer (``0``, ``-1``, ``+2``): such classes sort and select by number."""
+    return _INT_RE.match(label) is not None
+
+
 def sorted_labels(labels: Sequence[str]) -> list[str]:
     """Distinct labels in class order: numeric if all are integers (so "0" is class 0, "10" after "9")."""
     distinct = set(labels)
-    if all(_INT_RE.match(label) for label in distinct):
+    if all(is_integer_label(label) for label in distinct):
         return sorted(distinct, key=int)
     return sorted(distinct)
 
 
-RESERVED_LABELS = (*FAIRSEQ_SPECIALS, "<mask>")
+RESERVED_LABELS = (*FAIRSEQ_SPECIALS, MASK_SYMBOL)
 
 
 def check_labels(path, rows: Sequence[FewshotRow]) -> None:
@@ -250,15 +187,6 @@ def check_labels(path, rows: Sequence[FewshotRow]) -> None:
                 f"{path} line {row.line}: label {row.label!r} is the number of label {first[0]!r} (line {first[1]}) "
                 "written another way; write each class one way"
             )
-
-
-def write_label_dictionary(path: Path, labels: Sequence[str], counts: Counter) -> None:
-    """A fixed fairseq label dict: one line per class in class order, so class i is token id 4 + i.
-
-    Written inside :func:`prepare_fewshot_data`'s atomic output folder.
-    """
-    with open(path, "w") as handle:
-        handle.writelines(f"{label} {counts[label]}\n" for label in labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,8 +277,8 @@ class PreparedData:
         directory = Path(self.out)
         bad = self._damaged
         try:
-            label_symbols = read_dictionary_symbols(directory / "label" / "dict.txt")[len(FAIRSEQ_SPECIALS):]
-        except FewshotDataError as err:
+            label_symbols = read_dictionary_symbols(directory / "label" / "dict.txt")[NUM_SPECIALS:]
+        except DictionaryError as err:
             raise bad(str(err)) from None
         if label_symbols != self.labels:
             raise bad(f"label/dict.txt holds {label_symbols}, but {METADATA_FILE} says {self.labels}")
@@ -397,7 +325,7 @@ def prepare_fewshot_data(
     exclude_overlap: bool = False,
     force: bool = False,
     truncate: str | None = None,
-    max_positions: int = DEFAULT_MAX_POSITIONS,
+    max_positions: int = MAX_POSITIONS,
     overlap_source: str | os.PathLike | None = None,
 ) -> PreparedData:
     """Tokenize and binarize few-shot TSVs (or a GUE folder) into ``out`` (the ``sentence_prediction`` layout).
@@ -471,7 +399,8 @@ def prepare_fewshot_data(
         (staging / "input0").mkdir()
         (staging / "label").mkdir()
         shutil.copyfile(vocab.path, staging / "input0" / "dict.txt")
-        write_label_dictionary(staging / "label" / "dict.txt", labels, train_counts)
+        # class i is token id 4 + i: one line per class, in class order
+        write_dictionary(staging / "label" / "dict.txt", labels, [train_counts[label] for label in labels])
         label_dtype = fairseq_int_dtype(NUM_SPECIALS + len(labels) + 1)
         for name, split_rows in rows.items():
             with IndexedDatasetWriter(str(staging / "input0" / name), dtype=vocab.dtype) as writer:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ import numpy as np
 import torch
 from fairseq import checkpoint_utils
 from fairseq.data import Dictionary
-from fairseq.models import ARCH_CONFIG_REGISTRY
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -35,11 +33,17 @@ from sklearn.preprocessing import StandardScaler
 import genemask_plugin  # noqa: F401  (registers architectures and the safe globals)
 from genemask_preprocess.atomic_output import atomic_file
 from genemask_preprocess.formats.indexed_dataset import read_indexed_dataset
-from genemask_preprocess.kmers import BOS_ID, NUM_SPECIALS, PAD_ID
+from genemask_preprocess.kmers import BOS_ID, MASK_SYMBOL, NUM_SPECIALS, PAD_ID
 
-from .evaluate import EvaluationError
-from .finetune import DEFAULT_ARCH, config_field, load_checkpoint_state
-from .metrics import Predictions, write_predictions
+from ..checkpoints import (
+    CLASSIFIER_TASK,
+    CheckpointError,
+    architecture_options,
+    load_checkpoint_state,
+    task_name,
+)
+from ..models.defaults import DEFAULT_ARCH
+from .metrics import Predictions, scores_json, write_predictions
 from .prepare import FewshotDataError, PreparedData
 
 PROBE_C = 1.0
@@ -95,20 +99,14 @@ def read_split(data_dir: str | os.PathLike, split: str) -> PreparedSplitItems:
 
 def load_frozen_encoder(checkpoint: str | os.PathLike, dictionary_dir: str | os.PathLike):
     """A pretrained (``genemask_mlm``) checkpoint's model in eval mode; ``dictionary_dir`` holds its dict.txt."""
-    if not Path(checkpoint).is_file():
-        raise EvaluationError(f"checkpoint not found: {checkpoint}")
-    state = load_checkpoint_state(checkpoint)
-    task_name = (config_field(config_field(state.get("cfg"), "task"), "_name")
-                 or config_field(state.get("args"), "task"))
-    del state
-    if task_name == "sentence_prediction":
-        raise EvaluationError(f"{checkpoint} is a fine-tuned checkpoint: probe a pretrained one")
+    if task_name(load_checkpoint_state(checkpoint)) == CLASSIFIER_TASK:
+        raise CheckpointError(f"{checkpoint} is a fine-tuned checkpoint: probe a pretrained one")
     try:
         models, _, _ = checkpoint_utils.load_model_ensemble_and_task(
             [str(checkpoint)], arg_overrides={"data": str(dictionary_dir)}
         )
     except Exception as err:
-        raise EvaluationError(f"cannot load {checkpoint}: {err}") from None
+        raise CheckpointError(f"cannot load {checkpoint}: {err}") from None
     return models[0].eval()
 
 
@@ -116,13 +114,10 @@ def random_encoder(dictionary_path: str | os.PathLike, arch: str = DEFAULT_ARCH,
     """A randomly initialised encoder of ``arch`` (the "no pretraining" floor), seeded."""
     from fairseq.models.roberta import RobertaModel
 
-    if arch not in ARCH_CONFIG_REGISTRY:
-        raise EvaluationError(f"unknown architecture {arch!r}")
-    dictionary = Dictionary.load(str(dictionary_path))
-    dictionary.add_symbol("<mask>")
-    args = argparse.Namespace(arch=arch)
-    ARCH_CONFIG_REGISTRY[arch](args)
+    args = architecture_options(arch)
     args.tokens_per_sample = args.max_positions
+    dictionary = Dictionary.load(str(dictionary_path))
+    dictionary.add_symbol(MASK_SYMBOL)
     task = argparse.Namespace(source_dictionary=dictionary, dictionary=dictionary)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -202,15 +197,9 @@ def probe_checkpoint(
 
 
 def probe_result(predictions: Predictions, pooling: str) -> dict:
-    """The metrics JSON fields shared with ``evaluate`` (NaN metrics as null), plus the probe's settings."""
-    metrics = predictions.metrics()
+    """The metrics JSON fields shared with ``evaluate`` (:func:`.metrics.scores_json`), plus the probe's settings."""
     return {
-        **{name: (None if math.isnan(value) else value) for name, value in metrics.items()},
-        "n": int(len(predictions.targets)),
-        "labels": predictions.labels,
-        "predicted_per_class": {
-            label: int(np.sum(predictions.predicted == i)) for i, label in enumerate(predictions.labels)
-        },
+        **scores_json(predictions),
         "method": "probe",
         "pooling": pooling,
         "probe_C": PROBE_C,

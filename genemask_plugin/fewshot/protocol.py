@@ -30,8 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-import genemask_plugin
-
 from .gue import is_gue_folder
 from .prepare import FewshotDataError
 
@@ -67,7 +65,7 @@ def default_fewshot_roots() -> list[Path]:
 
     The full benchmark sets are not bundled: pass their folder with ``--fewshot-root``.
     """
-    bundled = Path(genemask_plugin.__file__).resolve().parents[1] / "data" / "fewshot"
+    bundled = Path(__file__).resolve().parents[2] / "data" / "fewshot"  # genemask_plugin/fewshot/ -> the checkout
     return [bundled] if bundled.is_dir() else []
 
 

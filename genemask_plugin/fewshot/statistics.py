@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -31,8 +30,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import wilcoxon
 
+from genemask_plugin.masking.strategies import GENEMASK
 from genemask_preprocess.atomic_output import atomic_file
 
+from .cell_record import CellRecord, read_cell_records
 from .grid_summary import metric_value
 from .metrics import METRIC_TITLES, METRICS
 from .protocol import DATASET_ORDER
@@ -49,20 +50,6 @@ def split_label(label: str) -> tuple[str, int | None]:
     if sep and seed.isdigit():
         return strategy, int(seed)
     return label, None
-
-
-def collect_records(results: Path) -> list[dict]:
-    """Every finished cell's ``metrics.json`` under ``results`` (any depth: probe/ and finetune/ grids)."""
-    records = []
-    for path in sorted(Path(results).glob("**/cells/*/*/*/seed*/metrics.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        record.setdefault("method", "finetune")
-        record.setdefault("draw", "file")
-        records.append(record)
-    return records
 
 
 Cell = tuple[str, str, int]
@@ -86,15 +73,15 @@ class SeedMean:
     draw: str
 
 
-def pretraining_seed_means(records: list[dict], metric: str = "accuracy") -> dict[Cell, dict[str, dict]]:
+def pretraining_seed_means(records: list[CellRecord], metric: str = "accuracy") -> dict[Cell, dict[str, dict]]:
     """``{cell: {strategy: {pretraining seed (None: one model): SeedMean}}}``."""
     values = defaultdict(list)
     draws = {}
     for record in records:
-        strategy, seed = split_label(record["checkpoint"])
-        key = ((record["method"], record["dataset"], int(record["shots"])), strategy, seed)
-        values[key].append(metric_value(record["metrics"][metric]))
-        draws[key] = record["draw"]
+        strategy, seed = split_label(record.checkpoint)
+        key = ((record.method, record.dataset, int(record.shots)), strategy, seed)
+        values[key].append(metric_value(record.metrics[metric]))
+        draws[key] = record.draw
     out: dict[Cell, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
     for (cell, strategy, seed), vals in values.items():
         arr = np.array(vals, dtype=np.float64)
@@ -188,7 +175,7 @@ def spreads(means: dict[Cell, dict[str, dict]]) -> list[dict]:
     return rows
 
 
-def comparison_rows(records: list[dict], reference: str, metrics=METRICS) -> list[dict]:
+def comparison_rows(records: list[CellRecord], reference: str, metrics=METRICS) -> list[dict]:
     """The reference against every other strategy, per cell and pooled over each method's cells."""
     rows = []
     for metric in metrics:
@@ -303,9 +290,9 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def write_statistics(results: Path, out: Path, reference: str = "genemask", metric: str = "accuracy") -> dict:
+def write_statistics(results: Path, out: Path, reference: str = GENEMASK.name, metric: str = "accuracy") -> dict:
     """``summary.csv``/``.md`` (spreads, for ``metric``), ``comparisons.csv``/``.md`` (every metric), ``effects.png``."""
-    records = collect_records(results)
+    records = read_cell_records(results, any_depth=True)  # probe/ and finetune/ grids alike
     if not records:
         return {"records": 0}
     summary = spreads(pretraining_seed_means(records, metric))

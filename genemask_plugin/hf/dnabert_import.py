@@ -27,34 +27,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from fairseq.models import ARCH_CONFIG_REGISTRY
 
 from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
 from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 from genemask_preprocess.kmers import (
     FAIRSEQ_SPECIALS,
     MASK_SYMBOL,
     MAX_K,
+    PAD_ID,
     all_kmers,
-    write_kmer_dictionary,
+    is_acgt,
 )
 
-from .layer_names import FAIRSEQ_ENCODER, FAIRSEQ_LM_HEAD, encoder_layer_names
+from ..checkpoints import architecture_options
+from .layer_names import (
+    FAIRSEQ_ENCODER,
+    FAIRSEQ_LAYER_NORM_EPS,
+    FAIRSEQ_LM_HEAD,
+    encoder_layer_names,
+)
 
 BERT_SPECIAL_OF = {"<s>": "[CLS]", "<pad>": "[PAD]", "</s>": "[SEP]", "<unk>": "[UNK]", MASK_SYMBOL: "[MASK]"}
 """Our special symbol -> the BERT special whose rows it takes."""
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 IMPORT_FILES = ("checkpoint.pt", "dict.txt", "import.json")
-PADDING_IDX = FAIRSEQ_SPECIALS.index("<pad>")
 SIZE_FLAGS = {"encoder_layers": "num_hidden_layers", "encoder_embed_dim": "hidden_size",
               "encoder_attention_heads": "num_attention_heads", "encoder_ffn_embed_dim": "intermediate_size"}
 CANDIDATE_ARCHS = ("genemask_dnabert_base", "genemask_logo", "genemask_tiny")
-_KMER_RE = re.compile(r"^[ACGT]+$")
 
 
 class DnabertImportError(InputError):
@@ -88,7 +92,7 @@ def read_bert_vocabulary(path: Path, expected_k: int | None = None) -> BertVocab
         raise DnabertImportError(f"{path} lacks the BERT special tokens {missing} (not a DNABERT vocab.txt)")
     specials = set(BERT_SPECIAL_OF.values())
     others = [t for t in tokens if t not in specials]
-    bad = next((t for t in others if not _KMER_RE.match(t)), None)
+    bad = next((t for t in others if not is_acgt(t)), None)
     if bad is not None:
         raise DnabertImportError(f"{path}: {bad!r} is neither a BERT special nor an A/C/G/T k-mer "
                                  "(only DNABERT-style k-mer vocabularies import)")
@@ -149,24 +153,19 @@ def nearest_architecture(config) -> tuple[str, dict[str, int]]:
     sizes = {ours: int(getattr(config, theirs)) for ours, theirs in SIZE_FLAGS.items()}
     sizes["max_positions"] = int(config.max_position_embeddings)
     for arch in CANDIDATE_ARCHS:
-        defaults = argparse.Namespace()
-        ARCH_CONFIG_REGISTRY[arch](defaults)
+        defaults = architecture_options(arch)
         overrides = {name: v for name, v in sizes.items() if getattr(defaults, name) != v}
         if not overrides:
             return arch, {}
     arch = CANDIDATE_ARCHS[0]
-    defaults = argparse.Namespace()
-    ARCH_CONFIG_REGISTRY[arch](defaults)
+    defaults = architecture_options(arch)
     return arch, {name: v for name, v in sizes.items() if getattr(defaults, name) != v}
 
 
 def fairseq_model_args(bert_config, arch: str, overrides: dict[str, int]) -> argparse.Namespace:
     """The model config saved in the checkpoint (what ``genemask-fewshot finetune`` reads)."""
-    args = argparse.Namespace(arch=arch, _name=arch, **overrides,
-                              dropout=float(bert_config.hidden_dropout_prob),
-                              attention_dropout=float(bert_config.attention_probs_dropout_prob))
-    ARCH_CONFIG_REGISTRY[arch](args)
-    return args
+    return architecture_options(arch, _name=arch, **overrides, dropout=float(bert_config.hidden_dropout_prob),
+                                attention_dropout=float(bert_config.attention_probs_dropout_prob))
 
 
 def fairseq_state_dict(bert, vocab: BertVocabulary) -> dict[str, torch.Tensor]:
@@ -175,8 +174,8 @@ def fairseq_state_dict(bert, vocab: BertVocabulary) -> dict[str, torch.Tensor]:
     rows = vocab.rows_in_our_order()
     enc = FAIRSEQ_ENCODER
     bert_positions = w["bert.embeddings.position_embeddings.weight"]
-    positions = torch.zeros(bert_positions.shape[0] + PADDING_IDX + 1, bert_positions.shape[1])
-    positions[PADDING_IDX + 1 :] = bert_positions + w["bert.embeddings.token_type_embeddings.weight"][0]
+    positions = torch.zeros(bert_positions.shape[0] + PAD_ID + 1, bert_positions.shape[1])
+    positions[PAD_ID + 1 :] = bert_positions + w["bert.embeddings.token_type_embeddings.weight"][0]
     embed = w["bert.embeddings.word_embeddings.weight"][rows]
     decoder = w["cls.predictions.decoder.weight"][rows]
     out = {
@@ -253,7 +252,7 @@ def import_dnabert(folder: str | os.PathLike, out: str | os.PathLike, expected_k
     result = ImportResult(out, arch, overrides, vocab.k)
     record = {"source": str(folder.resolve()), "k": vocab.k, "arch": arch, "overrides": overrides,
               "fairseq_flags": result.fairseq_flags(),
-              "layer_norm_eps": {"bert": bert.config.layer_norm_eps, "fairseq": 1e-5}}
+              "layer_norm_eps": {"bert": bert.config.layer_norm_eps, "fairseq": FAIRSEQ_LAYER_NORM_EPS}}
     with atomic_directory(out, force=force, owned=IMPORT_FILES) as staging:
         torch.save(state, staging / "checkpoint.pt")
         write_kmer_dictionary(staging / "dict.txt", vocab.k)

@@ -34,19 +34,35 @@ import torch
 from fairseq.models import ARCH_MODEL_REGISTRY
 from safetensors import SafetensorError
 
-from genemask_plugin.fewshot.finetune import config_field, load_checkpoint_state
-from genemask_plugin.fewshot.prepare import (
-    FewshotDataError,
+from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
+from genemask_preprocess.errors import InputError, OutputError
+from genemask_preprocess.formats.fairseq_dictionary import (
     load_kmer_vocabulary,
     read_dictionary_symbols,
 )
-from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
-from genemask_preprocess.errors import InputError, OutputError
-from genemask_preprocess.kmers import FAIRSEQ_SPECIALS, MASK_SYMBOL, MAX_K, NUM_SPECIALS, all_kmers
+from genemask_preprocess.kmers import (
+    FAIRSEQ_SPECIALS,
+    MASK_SYMBOL,
+    NUM_SPECIALS,
+    PAD_ID,
+    all_kmers,
+    kmer_size_of_embedding_rows,
+)
 
+from ..checkpoints import (
+    CLASSIFIER_TASK,
+    LAST_CHECKPOINT,
+    config_field,
+    load_checkpoint_state,
+    model_config,
+    task_config,
+    task_name,
+    training_data,
+)
 from .layer_names import (
     FAIRSEQ_CLASSIFIER,
     FAIRSEQ_ENCODER,
+    FAIRSEQ_LAYER_NORM_EPS,
     FAIRSEQ_LM_HEAD,
     count_layers,
     encoder_layer_names,
@@ -55,9 +71,6 @@ from .model_card import ModelFacts, model_card
 from .tokenizer import save_kmer_tokenizer
 
 MLM_TASKS = ("genemask_mlm", "masked_lm")
-CLASSIFIER_TASK = "sentence_prediction"
-FAIRSEQ_LAYER_NORM_EPS = 1e-5
-PADDING_IDX = FAIRSEQ_SPECIALS.index("<pad>")
 EXPORT_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
 
 
@@ -76,6 +89,8 @@ class FairseqRoberta:
     weights: dict[str, torch.Tensor]
     num_updates: int | None
     restored_from: str | None
+    trained_on: Path | None
+    """The data folder recorded in the checkpoint."""
 
     def option(self, name, default=None):
         return config_field(self.model_cfg, name, default)
@@ -94,11 +109,8 @@ def read_fairseq_roberta(checkpoint: str | os.PathLike) -> FairseqRoberta:
     if path.is_dir():
         raise ExportError(f"{path} is a directory; give the checkpoint file (e.g. {path}/checkpoint_last.pt)")
     state = load_checkpoint_state(path)
-    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-        raise ExportError(f"{path} is not a fairseq checkpoint (no 'model' weights)")
     cfg = state.get("cfg")
-    model_cfg = config_field(cfg, "model") or state.get("args")
-    task_cfg = config_field(cfg, "task") or state.get("args")
+    model_cfg = model_config(state)
     arch = config_field(model_cfg, "arch") or config_field(model_cfg, "_name")
     model_class = ARCH_MODEL_REGISTRY.get(arch)
     weights = state["model"]
@@ -108,15 +120,16 @@ def read_fairseq_roberta(checkpoint: str | os.PathLike) -> FairseqRoberta:
             f"{path} is not a RoBERTa checkpoint (architecture {arch!r}); genemask-hf exports the "
             "roberta family (genemask_dnabert_base, genemask_logo, genemask_tiny, roberta_*)"
         )
-    task = config_field(task_cfg, "_name") or config_field(task_cfg, "task")
+    task = task_name(state)
     if task not in (*MLM_TASKS, CLASSIFIER_TASK):
         raise ExportError(f"{path} is a {task!r} checkpoint; export takes {', '.join(MLM_TASKS)} "
                           f"(masked LM) or {CLASSIFIER_TASK} (classifier) checkpoints")
     history = state.get("optimizer_history") or [{}]
     restored = config_field(config_field(cfg, "checkpoint"), "restore_file") or config_field(
         state.get("args"), "restore_file")
-    result = FairseqRoberta(path, model_cfg, task_cfg, task, weights, history[-1].get("num_updates"),
-                            None if restored in (None, "checkpoint_last.pt") else str(restored))
+    result = FairseqRoberta(path, model_cfg, task_config(state), task, weights, history[-1].get("num_updates"),
+                            None if restored in (None, LAST_CHECKPOINT) else str(restored),
+                            training_data(state))
     _check_supported(result)
     return result
 
@@ -145,10 +158,8 @@ def _check_supported(model: FairseqRoberta) -> None:
 
 
 def data_folder(model: FairseqRoberta, data: str | os.PathLike | None) -> Path | None:
-    if data is not None:
-        return Path(data)
-    recorded = model.task_option("data")
-    return Path(str(recorded).split(os.pathsep)[0]) if recorded else None
+    """``--data`` if given, else the data folder the checkpoint records."""
+    return Path(data) if data is not None else model.trained_on
 
 
 def dictionary_symbols(model: FairseqRoberta, data: Path | None) -> tuple[list[str], int]:
@@ -158,18 +169,12 @@ def dictionary_symbols(model: FairseqRoberta, data: Path | None) -> tuple[list[s
     if data is not None:
         dict_path = data / "input0" / "dict.txt" if model.is_classifier else data / "dict.txt"
     if dict_path is not None and dict_path.is_file():
-        try:
-            vocab = load_kmer_vocabulary(dict_path)
-        except FewshotDataError as err:
-            raise ExportError(
-                f"{err}; only k-mer models export (a SentencePiece model's pieces need its own "
-                "tokenizer, which genemask-hf does not build)"
-            ) from None
+        vocab = load_kmer_vocabulary(dict_path)  # only k-mer models export: a tokenizer of pieces is not built
         symbols, k = list(vocab.symbols), vocab.k
         if MASK_SYMBOL not in symbols:
             symbols.append(MASK_SYMBOL)  # the tasks append it at load time
     else:
-        k = next((k for k in range(1, MAX_K + 1) if rows == NUM_SPECIALS + 4**k + 1), None)
+        k = kmer_size_of_embedding_rows(rows)
         if model.is_classifier or k is None:
             where = f"{dict_path} not found" if dict_path else "the checkpoint records no data folder"
             raise ExportError(f"{model.path}: cannot find its dictionary ({where}); pass --data "
@@ -249,7 +254,7 @@ def roberta_config(model: FairseqRoberta, symbols: list[str], labels: list[str])
         max_position_embeddings=w[f"{FAIRSEQ_ENCODER}.embed_positions.weight"].shape[0],
         type_vocab_size=1,
         layer_norm_eps=FAIRSEQ_LAYER_NORM_EPS,
-        pad_token_id=PADDING_IDX,
+        pad_token_id=PAD_ID,
         bos_token_id=symbols.index("<s>"),
         eos_token_id=symbols.index("</s>"),
         tie_word_embeddings=not model.option("untie_weights_roberta", False),
@@ -262,7 +267,7 @@ def roberta_config(model: FairseqRoberta, symbols: list[str], labels: list[str])
 
 def max_tokens(model: FairseqRoberta) -> int:
     """Longest input in tokens, ``<s>`` and ``</s>`` included (positions minus the pad offset)."""
-    return model.weights[f"{FAIRSEQ_ENCODER}.embed_positions.weight"].shape[0] - PADDING_IDX - 1
+    return model.weights[f"{FAIRSEQ_ENCODER}.embed_positions.weight"].shape[0] - PAD_ID - 1
 
 
 # ---------------------------------------------------------------------------------------------

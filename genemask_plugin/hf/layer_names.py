@@ -1,4 +1,4 @@
-"""Parameter names of one transformer encoder: fairseq RoBERTa vs transformers BERT/RoBERTa.
+"""Parameter names of one transformer encoder, fairseq RoBERTa vs transformers BERT/RoBERTa, and its LayerNorm eps.
 
 fairseq's ``TransformerEncoderLayer`` and transformers' ``BertLayer``/``RobertaLayer`` are the
 same post-LayerNorm block, so a layer maps one to one by name. This table is the one place
@@ -11,6 +11,8 @@ FAIRSEQ_ENCODER = "encoder.sentence_encoder"
 FAIRSEQ_LM_HEAD = "encoder.lm_head"
 FAIRSEQ_CLASSIFIER = "classification_heads.sentence_classification_head"
 """fairseq's default ``--classification-head-name`` of ``sentence_prediction``."""
+FAIRSEQ_LAYER_NORM_EPS = 1e-5
+"""fairseq's LayerNorm epsilon, fixed (BERT's is 1e-12; RoBERTa's config states it)."""
 
 # fairseq layer sub-module -> transformers layer sub-module (each has .weight and .bias)
 _LAYER_MODULES = (

@@ -1,4 +1,4 @@
-"""The paper's architectures as variants of fairseq's RoBERTa (512 learned positions).
+"""The paper's architectures as variants of fairseq's RoBERTa (512 learned positions, :data:`.defaults.MAX_POSITIONS`).
 
 They are plain ``roberta`` models, so ``sentence_prediction`` fine-tuning and
 ``RobertaModel.from_pretrained`` work on their checkpoints unchanged.
@@ -7,6 +7,8 @@ They are plain ``roberta`` models, so ``sentence_prediction`` fine-tuning and
 from fairseq.models import register_model_architecture
 from fairseq.models.roberta.model import base_architecture
 from fairseq.utils import safe_getattr
+
+from .defaults import MAX_POSITIONS
 
 
 def _set_defaults(args, **defaults):
@@ -25,7 +27,7 @@ def genemask_dnabert_base(args):
         encoder_ffn_embed_dim=3072,
         dropout=0.1,
         attention_dropout=0.1,
-        max_positions=512,
+        max_positions=MAX_POSITIONS,
     )
     base_architecture(args)
 
@@ -42,7 +44,7 @@ def genemask_logo(args):
         dropout=0.0,
         attention_dropout=0.0,
         activation_dropout=0.0,
-        max_positions=512,
+        max_positions=MAX_POSITIONS,
     )
     base_architecture(args)
 
@@ -58,6 +60,6 @@ def genemask_tiny(args):
         encoder_ffn_embed_dim=128,
         dropout=0.1,
         attention_dropout=0.1,
-        max_positions=512,
+        max_positions=MAX_POSITIONS,
     )
     base_architecture(args)

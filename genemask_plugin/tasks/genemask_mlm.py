@@ -1,14 +1,17 @@
 """The ``genemask_mlm`` task: masked-LM pretraining on k-mer corpora with GeneMask masking.
 
 The config fields are real types (no ``from __future__ import annotations``, and
-``Optional`` rather than ``X | None``): fairseq builds the argparse flags from them.
+``Optional`` rather than ``X | None``): fairseq builds the argparse flags from them. The
+masking flags are generated from :class:`~genemask_plugin.masking.config.MaskingConfig`
+(:class:`MaskingFlags`); the task wires the datasets and asks the strategy's registry entry
+whether it needs a PMI table and whether it is a curriculum.
 """
 
 import contextlib
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Optional
 
 import numpy as np
@@ -19,10 +22,11 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
-from genemask_plugin.curriculum import CURRICULA, MaskCurriculum
-from genemask_plugin.data.genemask_mask_dataset import GeneMaskMaskDataset
+from genemask_plugin.checkpoints import LAST_CHECKPOINT, read_task_state
+from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES, GeneMaskMaskDataset
 from genemask_plugin.data.item_block_dataset import ItemBlockDataset
-from genemask_plugin.masking import STRATEGIES, MaskingConfig
+from genemask_plugin.masking.config import MaskingConfig
+from genemask_plugin.masking.strategies import STRATEGIES, strategy_named
 from genemask_preprocess.command_line import DEBUG_ENV, one_line
 from genemask_preprocess.errors import GeneMaskError, InputError
 from genemask_preprocess.formats.pmi_table import load_token_scores
@@ -30,8 +34,9 @@ from genemask_preprocess.kmers import kmer_size_of_symbols
 
 logger = logging.getLogger(__name__)
 
-MASK_STRATEGY_CHOICES = ChoiceEnum(list(STRATEGIES))
-MASK_CURRICULUM_CHOICES = ChoiceEnum(list(CURRICULA))
+NO_CURRICULUM = "none"
+CURRICULA = [name for name, strategy in STRATEGIES.items() if strategy.is_curriculum]
+MASK_CURRICULUM_CHOICES = ChoiceEnum([NO_CURRICULUM, *CURRICULA])
 
 
 class GeneMaskTaskError(InputError):
@@ -64,13 +69,22 @@ def user_errors():
         raise SystemExit(1) from None
 
 
-def _masking_field(name: str):
-    """A config field whose default and help are MaskingConfig's knob ``name``."""
-    return field(default=MaskingConfig.default_of(name), metadata={"help": MaskingConfig.help_of(name)})
+def _masking_flag_fields() -> list[tuple]:
+    """``(name, type, field)`` of one task field per MaskingConfig setting that is a flag."""
+    out = []
+    for name, setting in MaskingConfig.flags().items():
+        choices = setting.metadata["choices"]
+        flag_type = ChoiceEnum(list(choices)) if choices else setting.type
+        out.append((name, flag_type, field(default=setting.default, metadata={"help": setting.metadata["help"]})))
+    return out
+
+
+MaskingFlags = make_dataclass("MaskingFlags", _masking_flag_fields(), bases=(FairseqDataclass,))
+"""The masking flags: each MaskingConfig setting's name (``strategy``: ``mask_strategy``), type, default and help."""
 
 
 @dataclass
-class GeneMaskMLMConfig(FairseqDataclass):
+class GeneMaskMLMConfig(MaskingFlags):
     data: str = field(
         default=MISSING,
         metadata={
@@ -85,38 +99,22 @@ class GeneMaskMLMConfig(FairseqDataclass):
             "are split into blocks ending with </s>"
         },
     )
-    mask_strategy: MASK_STRATEGY_CHOICES = _masking_field("strategy")
     pmi_table: Optional[str] = field(  # noqa: UP045 (fairseq needs a typing.Optional)
         default=None,
         metadata={
-            "help": "PMI table TSV from genemask-pmi; its n == k rows score the k-mer tokens. "
-            "Required by genemask, genemask_position, global_pmi and every --mask-curriculum, "
-            "ignored by the others"
+            "help": "PMI table TSV from genemask-pmi; its n == k rows score the k-mer tokens. Required by "
+            + ", ".join(name for name, strategy in STRATEGIES.items() if strategy.needs_pmi_table)
+            + "; ignored by the others"
         },
     )
     pmi_column: str = field(
         default="npmi", metadata={"help": "PMI table column that ranks the tokens"}
     )
-    # The masking knobs: defaults and help come from MaskingConfig, the one source.
-    centre_prob: Optional[float] = _masking_field("centre_prob")  # noqa: UP045 (fairseq needs typing.Optional)
-    wide_half_width: int = _masking_field("wide_half_width")
-    high_fraction: float = _masking_field("high_fraction")
-    all_wide_below: int = _masking_field("all_wide_below")
-    leave_unmasked_prob: float = _masking_field("leave_unmasked_prob")
-    random_token_prob: float = _masking_field("random_token_prob")
     mask_curriculum: MASK_CURRICULUM_CHOICES = field(
-        default="none",
+        default=NO_CURRICULUM,
         metadata={
-            "help": "CM-GEMS mask curricula (they replace --mask-strategy; need --pmi-table): cm_gems: "
-            "genemask, then global_pmi for good from the first validation whose perplexity dropped by "
-            "less than --cm-gems-threshold since the previous one; cm_step: at update u of --max-update U "
-            "a batch uses global_pmi with probability floor(u/(U/100))/100, else kmer_span. "
-            "--centre-prob sets the local strategy's; global_pmi uses 0.15/11"
+            "help": "deprecated: --mask-curriculum C means --mask-strategy C (" + ", ".join(CURRICULA) + ")"
         },
-    )
-    cm_gems_threshold: float = field(
-        default=1.0,
-        metadata={"help": "cm_gems: switch when validation perplexity drops by less than this (> 0)"},
     )
     # fairseq reuses the DataLoader and its workers across epochs by default, which
     # freezes the epoch-1 masks whenever --num-workers >= 1 (docs/genemask_mlm.md, fresh masks every epoch).
@@ -151,54 +149,53 @@ class GeneMaskMLMTask(FairseqTask):
         self.dictionary = dictionary
         self.mask_idx = dictionary.add_symbol("<mask>")
         self.kmer_size = kmer_size_of_symbols(dictionary.symbols)
-        self.curriculum = None
-        self.global_masking = None  # the curriculum's second strategy
-        strategy = str(cfg.mask_strategy)
         try:
-            if str(cfg.mask_curriculum) != "none":
-                self.curriculum = MaskCurriculum(
-                    str(cfg.mask_curriculum), cfg.seed, cfg.cm_gems_threshold, cfg.max_update or None
-                )
-                if strategy not in (MaskingConfig.default_of("strategy"), self.curriculum.local_strategy):
-                    logger.warning(f"--mask-curriculum {cfg.mask_curriculum} replaces --mask-strategy {strategy}")
-                strategy = self.curriculum.local_strategy
-                self.global_masking = self._masking_config(cfg, "global_pmi", centre_prob=None)
-            self.masking = self._masking_config(cfg, strategy, cfg.centre_prob)
+            self.masking = MaskingConfig.from_flags(cfg, strategy=self._strategy_name(cfg), k=self.kmer_size)
+            entry = self.masking.strategy_entry
+            self.curriculum = (
+                entry.curriculum(self.masking, cfg.seed, cfg.max_update or None) if entry.is_curriculum else None
+            )
         except ValueError as err:
             raise GeneMaskTaskError(f"genemask_mlm: {err}") from None
         if self.kmer_size is None:
             logger.info("dictionary is not a k-mer vocabulary: the base mask span is one token")
-        elif self.kmer_size != 6 and cfg.centre_prob is None and self.masking.strategy != "random":
+        elif entry.paper_centre_prob_k not in (None, self.kmer_size) and cfg.centre_prob is None:
             logger.warning(
                 f"k={self.kmer_size}: the default centre probability {self.masking.centre_prob} "
-                "was tuned for k=6; set --centre-prob to target ~15% masked tokens"
+                f"was tuned for k={entry.paper_centre_prob_k}; set --centre-prob to target ~15% masked tokens"
             )
         self.token_scores = None
         if self.uses_pmi and load_pmi_table:
             self.token_scores = self._load_token_scores()
         if not self.uses_pmi and cfg.pmi_table:
-            logger.info(f"--mask-strategy {cfg.mask_strategy} does not use --pmi-table")
+            logger.info(f"--mask-strategy {self.masking.strategy} does not use --pmi-table")
         logger.info(f"masking: {self.masking}")
         if self.curriculum is not None:
-            logger.info(f"mask curriculum {self.curriculum.describe()}; then {self.global_masking}")
+            logger.info(
+                f"mask curriculum {self.curriculum.describe()}; candidates: "
+                + "; ".join(map(str, self.masking.candidates()))
+            )
         self._curriculum_restored = False
         self._first_valid_subset = False
 
-    def _masking_config(self, cfg, strategy: str, centre_prob) -> MaskingConfig:
-        return MaskingConfig(
-            strategy=strategy,
-            k=self.kmer_size,
-            centre_prob=centre_prob,
-            wide_half_width=cfg.wide_half_width,
-            high_fraction=cfg.high_fraction,
-            all_wide_below=cfg.all_wide_below,
-            leave_unmasked_prob=cfg.leave_unmasked_prob,
-            random_token_prob=cfg.random_token_prob,
+    @staticmethod
+    def _strategy_name(cfg: GeneMaskMLMConfig) -> str:
+        """``--mask-strategy``, or the strategy the deprecated ``--mask-curriculum`` names (one warning)."""
+        strategy, curriculum = str(cfg.mask_strategy), str(cfg.mask_curriculum)
+        if curriculum == NO_CURRICULUM:
+            return strategy
+        # Old commands paired the curriculum with its first candidate (or left the default).
+        expected = {MaskingConfig.flags()["mask_strategy"].default, curriculum}
+        expected.update(candidate.name for candidate in strategy_named(curriculum).candidates)
+        replaced = "" if strategy in expected else f", replacing --mask-strategy {strategy}"
+        logger.warning(
+            f"--mask-curriculum is deprecated: --mask-curriculum {curriculum} means --mask-strategy {curriculum}{replaced}"
         )
+        return curriculum
 
     @property
     def uses_pmi(self) -> bool:
-        return self.masking.uses_pmi or self.global_masking is not None
+        return self.masking.uses_pmi
 
     @classmethod
     def setup_task(cls, cfg: GeneMaskMLMConfig, **kwargs):
@@ -217,12 +214,9 @@ class GeneMaskMLMTask(FairseqTask):
 
     def _load_token_scores(self) -> np.ndarray:
         if not self.cfg.pmi_table:
-            what = (
-                f"--mask-curriculum {self.cfg.mask_curriculum}"
-                if self.curriculum is not None
-                else f"--mask-strategy {self.cfg.mask_strategy}"
+            raise GeneMaskTaskError(
+                f"--mask-strategy {self.masking.strategy} needs --pmi-table (a table from genemask-pmi)"
             )
-            raise GeneMaskTaskError(f"{what} needs --pmi-table (a table from genemask-pmi)")
         scores = load_token_scores(
             self.cfg.pmi_table, self.dictionary.symbols, column=self.cfg.pmi_column
         )
@@ -262,32 +256,22 @@ class GeneMaskMLMTask(FairseqTask):
             self.masking,
             token_scores=self.token_scores,
             seed=self.cfg.seed,
-            global_config=self.global_masking,
         )
         shuffle = np.random.default_rng(self.cfg.seed).permutation(len(dataset))
         self.datasets[split] = SortDataset(dataset, sort_order=[shuffle, dataset.sizes])
 
     # ------------------------------------------------------------ mask curriculum
 
-    def _batch_in_regime(self, sample, use_global: bool):
-        """The batch with the chosen candidate mask (the other one dropped)."""
-        if not sample or "global_pmi" not in sample:
-            return sample
-        chosen = {key: value for key, value in sample.items() if key != "global_pmi"}
-        if use_global:
-            chosen.update((key, value) for key, value in sample["global_pmi"].items() if key != "batch_ids")
-        return chosen
-
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        if self.curriculum is not None and sample and "global_pmi" in sample:
+        if self.curriculum is not None and sample and MASK_CANDIDATES in sample:
             self.curriculum.num_updates = update_num + 1  # done once this step is (for the logs)
-            use_global = self.curriculum.batch_uses_global_pmi(update_num, sample["global_pmi"]["batch_ids"])
-            sample = self._batch_in_regime(sample, use_global)
+            candidate = self.curriculum.batch_candidate(update_num, sample[MASK_CANDIDATES]["batch_ids"])
+            sample = GeneMaskMaskDataset.batch_with_candidate(sample, candidate)
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def valid_step(self, sample, model, criterion):
         if self.curriculum is not None:
-            sample = self._batch_in_regime(sample, self.curriculum.validation_uses_global_pmi())
+            sample = GeneMaskMaskDataset.batch_with_candidate(sample, self.curriculum.validation_candidate())
         return super().valid_step(sample, model, criterion)
 
     def begin_epoch(self, epoch, model):
@@ -302,7 +286,7 @@ class GeneMaskMLMTask(FairseqTask):
         super().begin_valid_epoch(epoch, model)
 
     def post_validate(self, model, stats, agg):
-        """fairseq-train's hook after each validation subset: cm_gems judges the first subset's perplexity.
+        """fairseq-train's hook after each validation subset: a curriculum sees the first subset's perplexity.
 
         Every rank sees the same all-reduced loss, so every rank switches at the same update.
         """
@@ -314,14 +298,14 @@ class GeneMaskMLMTask(FairseqTask):
         perplexity = 2 ** agg["loss"].avg  # the criterion's loss is in bits; 2**bits == exp(nats)
         if self.curriculum.observe_validation(stats["num_updates"], perplexity):
             logger.info(
-                f"mask curriculum: validation perplexity {perplexity:.3f} dropped by less than "
-                f"{self.curriculum.threshold} since the previous validation; {self.curriculum.describe()}"
+                f"mask curriculum: validation perplexity {perplexity:.3f} changed the regime; "
+                f"{self.curriculum.describe()}"
             )
 
     def _resumed_checkpoint(self) -> Optional[str]:  # noqa: UP045
         """The file fairseq-train resumes from (its rule for --restore-file), or None on a fresh start."""
-        if self.cfg.restore_file == "checkpoint_last.pt":
-            path = os.path.join(self.cfg.save_dir, "checkpoint_last.pt")
+        if self.cfg.restore_file == LAST_CHECKPOINT:
+            path = os.path.join(self.cfg.save_dir, LAST_CHECKPOINT)
         else:
             path = self.cfg.restore_file
         return path if os.path.isfile(path) else None
@@ -334,9 +318,7 @@ class GeneMaskMLMTask(FairseqTask):
         if not distributed or torch.distributed.get_rank() == 0:
             path = self._resumed_checkpoint()
             if path is not None:
-                # mmap: only the (small) task state is read, not the weights and optimizer state.
-                checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-                state = checkpoint.get("task_state", {}).get("mask_curriculum")
+                state = read_task_state(path).get("mask_curriculum")
                 if state is None:
                     logger.warning(f"{path} holds no mask curriculum state: the curriculum starts afresh")
         if distributed and torch.distributed.get_world_size() > 1:

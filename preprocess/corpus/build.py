@@ -50,6 +50,7 @@ from genemask_preprocess.corpus.summary import (
 )
 from genemask_preprocess.corpus.text_corpus import TextCorpusWriter
 from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.fairseq_dictionary import write_dictionary, write_kmer_dictionary
 from genemask_preprocess.formats.genome import GenomeSource, open_genome
 from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter
 from genemask_preprocess.kmers import (
@@ -60,7 +61,6 @@ from genemask_preprocess.kmers import (
     decode_bases,
     encode_bases,
     reverse_complement_dna,
-    write_kmer_dictionary,
 )
 from genemask_preprocess.parallel_map import parallel_map
 
@@ -336,7 +336,7 @@ def _prepare_vocabulary(
     except RuntimeError as err:
         raise PreprocessError(f"SentencePiece training failed: {str(err).splitlines()[0]}") from None
     encoder = SentencePieceEncoder(sp_model)
-    encoder.write_dictionary(tmp_dir / "dict.txt")
+    write_dictionary(tmp_dir / "dict.txt", encoder.pieces)
     learned = encoder.processor.get_piece_size()
     if learned < config.sp_vocab_size:  # sentencepiece stops early when the data has no more merges
         warnings.append(

@@ -117,13 +117,3 @@ def chunk_fingerprints(codes: np.ndarray, chunks: Chunks) -> tuple[np.ndarray, n
     """64-bit fingerprints of each chunk and of its reverse complement (see :func:`encode_chunks`)."""
     forward, reverse, _, _ = encode_chunks(codes, chunks, None)
     return forward, reverse
-
-
-def chunk_kmer_tokens(
-    codes: np.ndarray, chunks: Chunks, k: int, reverse_complement: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(tokens, sizes)`` of the chunks' k-mer items (see :func:`encode_chunks`)."""
-    _, _, tokens, sizes = encode_chunks(codes, chunks, k, reverse_complement)
-    return tokens, sizes
-
-

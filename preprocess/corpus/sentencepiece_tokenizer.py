@@ -100,13 +100,8 @@ class SentencePieceEncoder:
 
     @property
     def pieces(self) -> list[str]:
-        """The regular pieces in SentencePiece id order (``<unk>`` excluded): the dict.txt symbols."""
+        """The regular pieces in SentencePiece id order (``<unk>`` excluded): the ``dict.txt`` symbols."""
         return [self.processor.id_to_piece(i) for i in range(1, self.processor.get_piece_size())]
-
-    def write_dictionary(self, path: str | os.PathLike) -> None:
-        """Write the fairseq ``dict.txt`` (``piece 1`` per line, in id order)."""
-        with open(path, "w") as handle:
-            handle.writelines(f"{piece} 1\n" for piece in self.pieces)
 
     def encode(self, sequences: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """fairseq token ids of the sequences, each followed by ``</s>``, as ``(flat uint16 tokens, int32 sizes)``."""

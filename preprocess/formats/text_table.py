@@ -1,9 +1,11 @@
 """Delimited text tables: the one opener (plain or gzip, sniffed by content) and the one row reader.
 
-Used by every TSV/CSV format: genome TSVs, few-shot ``sequence<TAB>label`` files, GUE
-``sequence,label`` CSVs, COUNTS and PMI tables. Fields may be double-quoted, a UTF-8 BOM is
-ignored, fields of any length are accepted (a long sequence is valid input), and a
-malformed file raises :class:`~genemask_preprocess.errors.InputError` naming file and line.
+Used by the labelled-sequence tables and genome TSVs: few-shot ``sequence<TAB>label`` files and
+GUE ``sequence,label`` CSVs (``genemask-fewshot prepare``, the motif sequence sets) and DNABERT-style
+genome TSVs (:mod:`.genome`). COUNTS and PMI tables, plain numeric TSVs, have their own
+readers (:mod:`.ngram_counts_file`, :mod:`.pmi_table`). Fields may be double-quoted, a UTF-8 BOM
+is ignored, fields of any length are accepted (a long sequence is valid input), and a malformed
+file raises :class:`~genemask_preprocess.errors.InputError` naming file and line.
 """
 
 from __future__ import annotations

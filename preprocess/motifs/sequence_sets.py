@@ -81,17 +81,6 @@ class SequenceKmers:
         return hits[keep] / self.lengths[keep]
 
 
-def kmer_set_density(sequences: Sequence[str], k: int, member: np.ndarray) -> np.ndarray:
-    """Per sequence, the fraction of its k-mer positions whose k-mer is in the set (``member``: (4^k,) bool).
-
-    Sequences with no k-mer get NaN.
-    """
-    out = np.full(len(sequences), np.nan)
-    matrix = SequenceKmers(sequences, k)
-    out[matrix.lengths > 0] = matrix.density(member)
-    return out
-
-
 @dataclass(frozen=True)
 class SequenceComparison:
     group: str

@@ -1,6 +1,7 @@
 """The shell recipes in examples/: their --dry-run prints commands that our CLIs and fairseq accept."""
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -108,7 +109,8 @@ def test_pretrain_human_precision_can_be_forced(tmp_path, option, capability, fl
 
 
 def test_pretrain_human_without_a_known_capability_uses_fp16():
-    args = pretrain_human_args({"PATH": "/usr/bin:/bin"}, "--gpus", "2")
+    # no nvidia-smi on this PATH, only our interpreter (the recipes build their command with it)
+    args = pretrain_human_args({"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}, "--gpus", "2")
     assert args.fp16 and not args.bf16
 
 
@@ -152,10 +154,14 @@ def test_pretrain_human_multinode_goes_through_torchrun():
     assert args.distributed_world_size == 16 and (args.batch_size, args.update_freq) == (9, [7])
 
 
-def test_pretrain_human_rejects_unknown_strategy():
+def test_pretrain_human_checks_the_strategy_against_the_masking_registry():
+    from genemask_plugin.masking.strategies import STRATEGIES
+
     result = subprocess.run(["bash", str(EXAMPLES / "pretrain_human.sh"), "g.fa", "o", "--strategy", "bogus",
                              "--dry-run"], capture_output=True, text=True)
-    assert result.returncode == 2 and "unknown --strategy" in result.stderr
+    assert result.returncode == 2 and result.stdout == ""  # before any command is printed
+    (line,) = result.stderr.splitlines()
+    assert "--strategy" in line and "'bogus'" in line and all(f"'{name}'" in line for name in STRATEGIES)
 
 
 def test_baselines_cover_dnabert_and_bert_settings():
@@ -171,14 +177,14 @@ def test_curricula_recipe_runs_the_cm_gems_paper_settings():
     commands = dry_run("pretrain_curricula.sh", "GRCh38.fa.gz", "/tmp/out", "--gpus", "2", "--dry-run")
     assert [c[0] for c in commands].count("genemask-preprocess") == 1
     trained = check_commands(commands)
-    runs = {(a.mask_strategy, a.mask_curriculum): a for a in trained}
-    assert set(runs) == {("global_pmi", "none"), ("genemask", "cm_gems"), ("kmer_span", "cm_step")}
+    runs = {a.mask_strategy: a for a in trained}
+    assert set(runs) == {"global_pmi", "cm_gems", "cm_step"}
     for args in trained:  # the paper's schedule, as pretrain_human.sh runs genemask
         assert (args.max_update, args.lr, args.warmup_updates, args.arch) == (10000, [8e-4], 500, "genemask_dnabert_base")
         assert args.pmi_table == "/tmp/out/pmi/pmi.tsv" and args.fp16
-    gems = runs[("genemask", "cm_gems")]
+    gems = runs["cm_gems"]
     assert gems.cm_gems_threshold == 1.0 and gems.validate_interval_updates == 500
-    assert runs[("kmer_span", "cm_step")].validate_interval_updates == 0
+    assert runs["cm_step"].validate_interval_updates == 0
     assert len({a.save_dir for a in trained}) == 3
 
 
@@ -186,11 +192,11 @@ def test_pretrain_human_passes_curriculum_options():
     commands = dry_run("pretrain_human.sh", "g.fa", "/tmp/out", "--curriculum", "cm_gems", "--cm-gems-threshold",
                        "2.5", "--validate-every", "250", "--skip-data", "--gpus", "1", "--dry-run")
     (args,) = check_commands(commands)
-    assert (args.mask_curriculum, args.cm_gems_threshold, args.validate_interval_updates) == ("cm_gems", 2.5, 250)
+    assert (args.mask_strategy, args.cm_gems_threshold, args.validate_interval_updates) == ("cm_gems", 2.5, 250)
     assert args.save_dir.endswith("genemask_dnabert_base_cm_gems_10000")
     result = subprocess.run(["bash", str(EXAMPLES / "pretrain_human.sh"), "g.fa", "o", "--curriculum", "warm",
                              "--dry-run"], capture_output=True, text=True)
-    assert result.returncode == 2 and "unknown --curriculum" in result.stderr
+    assert result.returncode == 2 and "--strategy: invalid choice: 'warm'" in result.stderr
 
 
 def test_quickstart_dry_run():
@@ -241,10 +247,10 @@ def test_settle_experiment_pretrains_every_strategy_and_seed_at_equal_compute():
     # equal compute: the commands differ only in --mask-strategy, --seed and the save dir
     def without_differences(argv):
         out, skip = [], False
-        for i, arg in enumerate(argv):
+        for arg in argv:
             if skip:
                 skip = False
-            elif arg in ("--mask-strategy", "--save-dir") or (arg == "--seed" and i > argv.index("--seed")):
+            elif arg in ("--mask-strategy", "--seed", "--save-dir"):
                 skip = True
             else:
                 out.append(arg)
@@ -264,21 +270,27 @@ def test_settle_experiment_pretrains_every_strategy_and_seed_at_equal_compute():
 
 def test_settle_experiment_defaults_to_bundled_data_and_takes_more_variants():
     commands = dry_run("settle_experiment.sh", "--pretrain-seeds", "1", "--variant",
-                       "cm_gems=genemask --mask-curriculum cm_gems", "--dry-run")
+                       "cm_gems=cm_gems", "--dry-run")
     probe = parse_own_cli(commands[-3])
     assert probe.datasets == ["Prom-core"] and probe.shots == [10, 50] and probe.roots == [REPO / "data" / "fewshot"]
     cm_gems = [c for c in commands if c[0] == "fairseq-train" and "cm_gems" in c]
-    assert len(cm_gems) == 1 and cm_gems[0][cm_gems[0].index("--mask-strategy") + 1] == "genemask"
+    assert len(cm_gems) == 1 and cm_gems[0][cm_gems[0].index("--mask-strategy") + 1] == "cm_gems"
     assert "cm_gems@1=" in " ".join(commands[-3])
     result = subprocess.run(["bash", str(EXAMPLES / "settle_experiment.sh"), "--probe-datasets", "Splice-40",
                              "--dry-run"], capture_output=True, text=True)
     assert result.returncode == 2 and "pass --fewshot-root" in result.stderr
 
 
-def test_every_pretraining_goes_through_the_one_shared_command():
-    """The genemask_mlm command is written once (examples/_common.sh: pretrain_args)."""
+def test_every_pretraining_goes_through_the_one_builder():
+    """The recipes write no fairseq-train arguments: _common.sh's pretrain_args gets them from
+    genemask_plugin/pretraining_command.py, and every fairseq-train runs what it built."""
+    trainings = []
     for script in EXAMPLES.glob("*.sh"):
-        assert script.read_text().count("--criterion genemask_mlm") == (script.name == "_common.sh"), script.name
+        text = "\n".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith("#"))
+        assert "--criterion" not in text and "--mask-strategy" not in text, script.name
+        trainings += re.findall(r"(?:run fairseq-train|-m fairseq_cli\.train) (.*)$", text, re.M)
+    assert len(trainings) == 4 and set(trainings) == {'"${PRETRAIN_ARGS[@]}"'}
+    assert "pretraining_command.py" in (EXAMPLES / "_common.sh").read_text()
 
 
 def test_reproduce_fewshot_needs_the_full_sets():

@@ -8,21 +8,20 @@ from genemask_preprocess.kmers import (
     all_kmers,
     base_digits,
     check_k,
-    code_of_kmer,
     codes_of_kmers,
     decode_bases,
     dna_to_kmer_string,
     dna_to_kmers,
     encode_bases,
+    is_acgt,
     kmer_codes,
     kmer_of_code,
+    kmer_size_of_embedding_rows,
     kmer_size_of_symbols,
-    kmer_token_ids,
     kmers_of_codes,
     kmers_to_dna,
     reverse_complement_codes,
     reverse_complement_dna,
-    write_kmer_dictionary,
 )
 
 
@@ -48,8 +47,6 @@ def test_kmer_codes_match_base4_reading_of_each_kmer(k):
     codes = kmer_codes(encode_bases(dna), k)
     expected = [int("".join(str("ACGT".index(b)) for b in dna[i : i + k]), 4) for i in range(len(dna) - k + 1)]
     assert codes.tolist() == expected
-    assert kmer_token_ids(encode_bases(dna), k).tolist() == [c + 4 for c in expected]
-    assert kmer_token_ids(encode_bases(dna), k).dtype == np.uint16
 
 
 def test_kmer_codes_of_a_too_short_run_is_empty():
@@ -60,11 +57,22 @@ def test_vocabulary_order_and_code_roundtrip():
     vocab = all_kmers(3)
     assert len(vocab) == 64 and vocab[:3] == ["AAA", "AAC", "AAG"] and vocab[-1] == "TTT"
     assert vocab == sorted(vocab)
+    assert codes_of_kmers(vocab, 3).tolist() == list(range(64))
     for code, kmer in enumerate(vocab):
-        assert code_of_kmer(kmer) == code
         assert kmer_of_code(code, 3) == kmer
-    with pytest.raises(ValueError):
-        code_of_kmer("ACN")
+    with pytest.raises(ValueError, match="not an A/C/G/T k-mer: 'ACN'"):
+        codes_of_kmers(["ACG", "ACN"], 3)
+
+
+def test_is_acgt_accepts_only_upper_case_acgt_words():
+    assert is_acgt("ACGT") and is_acgt("T")
+    assert not any(map(is_acgt, ["", "acgt", "ACGN", "AC GT", "ACGT\n", "<s>"]))
+
+
+def test_k_of_a_models_embedding_rows():
+    assert [kmer_size_of_embedding_rows(4 + 4**k + 1) for k in (1, 6, kmers.MAX_K)] == [1, 6, kmers.MAX_K]
+    assert kmer_size_of_embedding_rows(4 + 4**6) is None  # no <mask> row: not our vocabulary
+    assert kmer_size_of_embedding_rows(4 + 4**8 + 1) is None  # beyond MAX_K
 
 
 @pytest.mark.parametrize("bad", [0, 8, -1, 2.0, "6"])
@@ -72,18 +80,6 @@ def test_check_k_rejects_unsupported_sizes(bad):
     with pytest.raises(ValueError, match="k must be"):
         check_k(bad)
     assert check_k(kmers.MAX_K) == 7
-
-
-def test_dictionary_loads_in_fairseq_with_the_contract_ids(tmp_path):
-    from fairseq.data import Dictionary
-
-    write_kmer_dictionary(tmp_path / "dict.txt", 4)
-    dictionary = Dictionary.load(str(tmp_path / "dict.txt"))
-    assert len(dictionary) == 4 + 4**4
-    assert dictionary.index("AAAA") == 4 and dictionary.index("TTTT") == 4 + 255
-    assert dictionary.index("ACGT") == 4 + code_of_kmer("ACGT")
-    dictionary.add_symbol("<mask>")
-    assert kmer_size_of_symbols(dictionary.symbols) == 4
 
 
 def test_kmer_size_of_symbols_rejects_other_vocabularies():

@@ -10,7 +10,7 @@ from fairseq import options, tasks
 from fairseq.logging import metrics
 
 from genemask_plugin.criterions.genemask_mlm import GeneMaskMLMLoss
-from genemask_preprocess.kmers import write_kmer_dictionary
+from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 
 PLUGIN_ARGS = ["--user-dir", "genemask_plugin", "--task", "genemask_mlm", "--criterion", "genemask_mlm"]
 
@@ -112,7 +112,7 @@ def test_metrics_of_a_trained_batch_match_its_mask(setup):
     assert values["wide_pct"] == pytest.approx(100 * wide / masked.sum().item(), abs=0.01)
     assert values["global_pct"] == 0.0
     with torch.no_grad():
-        _, _, log = criterion(model, {**batch, "masked_by_global_pmi": True})
+        _, _, log = criterion(model, {**batch, "spans_are_global": True})
     assert log["n_global"] == log["sample_size"] == masked.sum().item()
     assert _reduce([log])["global_pct"] == 100.0
     assert np.isfinite(values["loss"])

@@ -6,9 +6,9 @@ import torch
 from fairseq.data import Dictionary, ListDataset
 
 import genemask_plugin.data.genemask_mask_dataset as mask_dataset_module
-from genemask_plugin.data.genemask_mask_dataset import GeneMaskMaskDataset, regular_token_ids
+from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES, GeneMaskMaskDataset, regular_token_ids
 from genemask_plugin.data.item_block_dataset import ItemBlockDataset
-from genemask_plugin.masking import MaskingConfig
+from genemask_plugin.masking.config import MaskingConfig
 from genemask_preprocess.kmers import all_kmers
 
 K = 3
@@ -37,13 +37,12 @@ def make_items(n=60, seed=0, unk_every=0):
     return ListDataset(items, np.array([len(t) for t in items]))
 
 
-def make_dataset(vocab, items, strategy="genemask", seed=1, global_config=None, **knobs):
+def make_dataset(vocab, items, strategy="genemask", seed=1, **knobs):
     mask_idx = vocab.index("<mask>")
     scores = np.random.default_rng(5).standard_normal(len(vocab)).astype(np.float32)
     scores[: vocab.nspecial] = scores[mask_idx] = -np.inf
     config = MaskingConfig(strategy=strategy, k=K, **knobs)
-    return GeneMaskMaskDataset(items, vocab, mask_idx, config, token_scores=scores, seed=seed,
-                               global_config=global_config)
+    return GeneMaskMaskDataset(items, vocab, mask_idx, config, token_scores=scores, seed=seed)
 
 
 def test_regular_token_ids_exclude_specials_mask_and_padding_symbols(vocab):
@@ -99,7 +98,7 @@ def test_global_pmi_mask_is_a_pure_function_of_seed_epoch_and_index_and_changes_
     b.set_epoch(2)
     assert all(torch.equal(a[i]["target"], b[i]["target"]) for i in reversed(range(len(a))))
     batch = a.collater([a[i] for i in range(4)])
-    assert batch["masked_by_global_pmi"] is True
+    assert batch["spans_are_global"] is True
     assert torch.equal(batch["masked_in_wide_span"], batch["target"].ne(PAD))  # every span is global
     b.set_epoch(3)
     # The spans follow the item's top tokens, so only their number m (drawn per epoch) moves them;
@@ -111,26 +110,48 @@ def test_global_pmi_mask_is_a_pure_function_of_seed_epoch_and_index_and_changes_
     assert not any(torch.equal(a[i]["source"], b[i]["source"]) for i in long_items)
 
 
-def test_curriculum_items_carry_both_candidates_each_the_plain_strategys_mask(vocab):
+@pytest.mark.parametrize(("curriculum", "local"), [("cm_step", "kmer_span"), ("cm_gems", "genemask")])
+def test_curriculum_items_carry_both_candidates_each_the_plain_strategys_mask(vocab, curriculum, local):
     items = make_items(n=20)
-    both = make_dataset(vocab, items, "kmer_span", global_config=MaskingConfig("global_pmi", k=K))
-    local, global_ = make_dataset(vocab, items, "kmer_span"), make_dataset(vocab, items, "global_pmi")
-    for dataset in (both, local, global_):
+    both = make_dataset(vocab, items, curriculum)
+    local_, global_ = make_dataset(vocab, items, local), make_dataset(vocab, items, "global_pmi")
+    for dataset in (both, local_, global_):
         dataset.set_epoch(5)
     for i in range(len(items)):
         item = both[i]
-        assert torch.equal(item["source"], local[i]["source"]) and torch.equal(item["target"], local[i]["target"])
-        assert torch.equal(item["global_pmi"]["source"], global_[i]["source"])
-        assert torch.equal(item["global_pmi"]["target"], global_[i]["target"])
+        assert torch.equal(item["source"], local_[i]["source"]) and torch.equal(item["target"], local_[i]["target"])
+        assert len(item[MASK_CANDIDATES]) == 1
+        assert torch.equal(item[MASK_CANDIDATES][0]["source"], global_[i]["source"])
+        assert torch.equal(item[MASK_CANDIDATES][0]["target"], global_[i]["target"])
     batch = both.collater([both[i] for i in (3, 0, 7)])
-    assert batch["masked_by_global_pmi"] is False and batch["global_pmi"]["masked_by_global_pmi"] is True
-    assert isinstance(batch["global_pmi"]["batch_ids"], np.ndarray)  # stays on the host
-    assert batch["global_pmi"]["batch_ids"].tolist() == [3, 0, 7]
+    others = batch[MASK_CANDIDATES]
+    assert batch["spans_are_global"] is False and others["masks"][0]["spans_are_global"] is True
+    assert isinstance(others["batch_ids"], np.ndarray)  # stays on the host
+    assert others["batch_ids"].tolist() == [3, 0, 7]
     plain = global_.collater([global_[i] for i in (3, 0, 7)])
-    for key in ("target", "masked_in_wide_span"):
-        assert torch.equal(batch["global_pmi"][key], plain[key])
-    assert torch.equal(batch["global_pmi"]["net_input"]["src_tokens"], plain["net_input"]["src_tokens"])
-    assert "global_pmi" not in local.collater([local[0]])
+    for key in ("target", "masked_in_wide_span", "mask_centres"):
+        assert torch.equal(torch.as_tensor(others["masks"][0][key]), torch.as_tensor(plain[key]))
+    assert torch.equal(others["masks"][0]["net_input"]["src_tokens"], plain["net_input"]["src_tokens"])
+    assert MASK_CANDIDATES not in local_.collater([local_[0]])
+    # Choosing a candidate gives exactly the plain strategy's batch.
+    chosen = GeneMaskMaskDataset.batch_with_candidate(batch, 1)
+    assert MASK_CANDIDATES not in chosen and chosen["spans_are_global"] is True
+    assert torch.equal(chosen["target"], plain["target"]) and torch.equal(chosen["id"], plain["id"])
+    first = GeneMaskMaskDataset.batch_with_candidate(batch, 0)
+    assert first.keys() == local_.collater([local_[0]]).keys() and torch.equal(first["target"], batch["target"])
+
+
+def test_batch_counts_the_mask_centres_drawn(vocab):
+    items = make_items(n=8)
+    dataset = make_dataset(vocab, items, "kmer_span", centre_prob=0.05)
+    samples = [dataset[i] for i in range(8)]
+    # Every centre is drawn with the item's own generator, as the selector draws them.
+    expected = [
+        int(((np.random.default_rng([1, 1, i]).random(len(items[i])) < 0.05) & (items[i].numpy() >= 4)).sum())
+        for i in range(8)
+    ]
+    assert [s["centres"] for s in samples] == expected and sum(expected) > 0
+    assert dataset.collater(samples)["mask_centres"] == sum(expected)
 
 
 def test_seed_uses_the_full_seed_space(vocab):

@@ -5,6 +5,7 @@ import itertools
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +15,10 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc
 
 from genemask_plugin.fewshot.cli import main
 from genemask_plugin.fewshot.finetune import PLUGIN_DIR
-from genemask_plugin.fewshot.metrics import read_predictions
+from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 from genemask_preprocess.formats.genome import open_genome
 from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter
-from genemask_preprocess.kmers import (
-    NUM_SPECIALS,
-    acgt_runs,
-    encode_bases,
-    kmer_token_ids,
-    write_kmer_dictionary,
-)
+from genemask_preprocess.kmers import EOS_ID, NUM_SPECIALS, acgt_runs, encode_bases, kmer_codes
 
 REPO = Path(__file__).resolve().parents[3]
 FRAGMENTS = REPO / "data" / "genomes" / "human_fewshot_fragments.fa.gz"
@@ -48,7 +43,7 @@ def build_corpus(directory, n_records=300):
     for record in itertools.islice(open_genome(FRAGMENTS).records(), n_records):
         codes = encode_bases(record.sequence)
         for start, end in acgt_runs(codes, min_length=6):
-            items.append(np.append(kmer_token_ids(codes[start:end], 6)[:510], 2))
+            items.append(np.append(kmer_codes(codes[start:end], 6)[:510] + NUM_SPECIALS, EOS_ID).astype(np.uint16))
     with IndexedDatasetWriter(directory / "train") as writer:
         writer.add_many(items)
     return directory
@@ -95,12 +90,10 @@ def test_pretrain_finetune_evaluate(tmp_path, one_thread, capsys):
     assert metrics["mcc"] == pytest.approx(matthews_corrcoef(target, predicted), abs=1e-12)
     positive = [float(row["prob_1"]) for row in rows]  # written to 6 significant digits
     assert metrics["auroc"] == pytest.approx(roc_auc_score([t == "1" for t in target], positive), abs=1e-4)
-    predictions = read_predictions(cell / "test_predictions.tsv")
-    assert len(predictions.targets) == 5920
-    np.testing.assert_array_equal(predictions.index, np.arange(5920))  # back in file order
-    assert np.bincount(predictions.targets).tolist() == [2926, 2994]  # Prom-core test labels
-    assert len(np.unique(predictions.probs[:, 1])) > 1000  # the output depends on the input ...
-    assert set(np.unique(predictions.predicted)) == {0, 1}  # ... enough to predict both classes
+    assert [int(row["index"]) for row in rows] == list(range(5920))  # back in file order
+    assert Counter(target) == {"0": 2926, "1": 2994}  # Prom-core test labels
+    assert len(set(positive)) > 1000  # the output depends on the input ...
+    assert set(predicted) == {"0", "1"}  # ... enough to predict both classes
 
     # the kept checkpoint through `evaluate`: plugin imported, no env vars, same numbers
     data = cell.parent / "data"

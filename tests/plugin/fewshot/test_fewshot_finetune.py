@@ -1,6 +1,5 @@
-"""The paper's fine-tuning recipe, the shell recipe that runs it, and the checkpoint's model shape."""
+"""The paper's fine-tuning recipe, one run of it on a prepared folder, and the shell recipe that runs it."""
 
-import argparse
 import json
 import os
 import shlex
@@ -10,19 +9,20 @@ from pathlib import Path
 import pytest
 import torch
 
+from genemask_plugin.checkpoints import ModelShape
 from genemask_plugin.fewshot.finetune import (
     PLUGIN_DIR,
     FinetuneError,
     FinetuneRecipe,
-    ModelShape,
+    FinetuneRun,
     check_fits,
     cuda_available,
     fairseq_train_args,
     paper_recipe,
-    read_model_shape,
     run_finetune,
     schedule,
 )
+from genemask_plugin.fewshot.prepare import PreparedData
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "examples" / "finetune_fewshot.sh"
@@ -133,33 +133,21 @@ def save_checkpoint(path, model_cfg):
     return path
 
 
-def test_model_shape_copies_what_the_checkpoint_changed(tmp_path):
-    cfg = argparse.Namespace(arch="roberta_base", _name="roberta", encoder_layers=1, encoder_embed_dim=32,
-                             encoder_ffn_embed_dim=3072, encoder_attention_heads=2, max_positions=128,
-                             activation_fn="relu", pooler_activation_fn="tanh",
-                             encoder_normalize_before=True, layernorm_embedding=True,
-                             untie_weights_roberta=False)
-    shape = read_model_shape(save_checkpoint(tmp_path / "a.pt", cfg))
-    assert shape.arch == "roberta_base" and shape.max_positions == 128
-    assert list(shape.options) == ["--encoder-layers", "1", "--encoder-embed-dim", "32",
-                                   "--encoder-attention-heads", "2", "--activation-fn", "relu",
-                                   "--encoder-normalize-before"]
-
-
-def test_model_shape_of_a_named_architecture_needs_no_options(tmp_path):
-    cfg = {"_name": "genemask_tiny", "arch": "genemask_tiny", "encoder_layers": 2, "encoder_embed_dim": 64,
-           "encoder_ffn_embed_dim": 128, "encoder_attention_heads": 2, "max_positions": 512}
-    assert read_model_shape(save_checkpoint(tmp_path / "b.pt", cfg)) == ModelShape("genemask_tiny", 512, ())
-
-
-def test_model_shape_errors(tmp_path):
-    with pytest.raises(FinetuneError, match="checkpoint not found"):
-        read_model_shape(tmp_path / "missing.pt")
-    (tmp_path / "junk.pt").write_text("not a checkpoint")
-    with pytest.raises(FinetuneError, match="cannot read checkpoint"):
-        read_model_shape(tmp_path / "junk.pt")
-    with pytest.raises(FinetuneError, match="unknown architecture 'no_such_arch'"):
-        read_model_shape(save_checkpoint(tmp_path / "c.pt", {"arch": "no_such_arch"}))
+def test_a_run_on_a_prepared_folder_is_the_recipe_with_its_counts(tmp_path):
+    """FinetuneRun (what `finetune` and every grid cell run) reads sizes, classes and dev split from the data."""
+    data = PreparedData.load(write_meta(tmp_path / "data", 23, ["0", "1", "2"]), check=False)
+    shape = ModelShape("genemask_logo", 256, ("--encoder-layers", "1"))
+    run = FinetuneRun(data, Path("pre.pt"), shape, shots=50, seed=4, max_updates=9, extra=("--fp16",))
+    assert run.train_args(tmp_path / "o") == fairseq_train_args(
+        data.out, tmp_path / "o", checkpoint=Path("pre.pt"), shots=50, seed=4, n_train=23, num_classes=3,
+        shape=shape, cpu=not cuda_available(), max_updates=9, extra=("--fp16",))
+    assert run.updates == 9 and FinetuneRun(data, None, shape, 50, 4).updates == 20 * 5  # 23 rows: 5 batches
+    data.splits["valid"] = data.splits["train"]
+    selected = run.train_args(tmp_path / "o")
+    assert option(selected, "--best-checkpoint-metric") == "mcc" and "--report-mcc" in selected
+    data.splits["train"].max_tokens = 256
+    with pytest.raises(FinetuneError, match="up to 257 tokens"):
+        run.train_args(tmp_path / "o")
 
 
 def test_failed_training_is_reported_with_its_log(tmp_path):

@@ -7,18 +7,20 @@ test_fewshot_end_to_end.py); everything else (prepare, planning, settings, summa
 import argparse
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from genemask_plugin.fewshot import grid, grid_summary
+from genemask_plugin.fewshot import cell_runner, grid, grid_plan
+from genemask_plugin.fewshot.cell_record import read_cell_records
 from genemask_plugin.fewshot.cli import main
 from genemask_plugin.fewshot.finetune import FinetuneError
 from genemask_plugin.fewshot.prepare import FewshotDataError
 from genemask_plugin.fewshot.protocol import resolve_cell_files
-from genemask_preprocess.kmers import write_kmer_dictionary
+from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 
 RNG = np.random.default_rng(11)
 BASE = {"scratch": 0.5, "GeneMask": 0.7}
@@ -63,8 +65,8 @@ class FakeTraining:
 
     def __init__(self, monkeypatch, fail=()):
         self.runs, self.fail = [], set(fail)
-        monkeypatch.setattr(grid, "run_finetune", self.run_finetune)
-        monkeypatch.setattr(grid, "evaluate_checkpoint", self.evaluate)
+        monkeypatch.setattr(cell_runner, "run_finetune", self.run_finetune)
+        monkeypatch.setattr(cell_runner, "evaluate_checkpoint", self.evaluate)
 
     @staticmethod
     def cell_of(path):
@@ -91,22 +93,22 @@ class FakeTraining:
 
 def config(root, out, checkpoints, **overrides):
     settings = dict(
-        checkpoints=[grid.parse_checkpoint_spec(c) for c in checkpoints], datasets=["Prom-core"],
+        checkpoints=[grid_plan.parse_checkpoint_spec(c) for c in checkpoints], datasets=["Prom-core"],
         shots=[10, 50], seeds=[1, 2, 3], out=out, roots=[root], dictionary=root / "dict.txt",
     )
     settings.update(overrides)
-    return grid.GridConfig(**settings)
+    return grid_plan.GridConfig(**settings)
 
 
 def test_parse_checkpoint_spec(tmp_path):
-    assert grid.parse_checkpoint_spec("none") == grid.CheckpointSpec("scratch", None)
-    assert grid.parse_checkpoint_spec("from scratch=none") == grid.CheckpointSpec("from scratch", None)
-    assert grid.parse_checkpoint_spec("GM=/x/ckpt.pt") == grid.CheckpointSpec("GM", Path("/x/ckpt.pt"))
-    assert grid.parse_checkpoint_spec("/runs/kmer_span/checkpoint_last.pt").label == "kmer_span"
+    assert grid_plan.parse_checkpoint_spec("none") == grid_plan.CheckpointSpec("scratch", None)
+    assert grid_plan.parse_checkpoint_spec("from scratch=none") == grid_plan.CheckpointSpec("from scratch", None)
+    assert grid_plan.parse_checkpoint_spec("GM=/x/ckpt.pt") == grid_plan.CheckpointSpec("GM", Path("/x/ckpt.pt"))
+    assert grid_plan.parse_checkpoint_spec("/runs/kmer_span/checkpoint_last.pt").label == "kmer_span"
     odd = tmp_path / "a=b.pt"
     odd.write_text("")
-    assert grid.parse_checkpoint_spec(str(odd)).path == odd  # an existing path is a path
-    assert grid.slug("from scratch") == "from_scratch"
+    assert grid_plan.parse_checkpoint_spec(str(odd)).path == odd  # an existing path is a path
+    assert grid_plan.slug("from scratch") == "from_scratch"
 
 
 def test_protocol_files(root):
@@ -212,6 +214,18 @@ def test_crashed_cell_is_reported_and_the_grid_goes_on(root, tmp_path, checkpoin
     assert "1 cells run, 11 already finished, 0 failed" in capsys.readouterr().out
 
 
+def test_a_grid_cell_runs_what_the_finetune_command_runs(root, tmp_path, monkeypatch, capsys):
+    fake = FakeTraining(monkeypatch)
+    out = tmp_path / "results"
+    grid.run_grid(config(root, out, ["none"], shots=[10], seeds=[2], max_updates=3), progress=False)
+    [(_, cell_args)] = fake.runs
+    capsys.readouterr()
+    cell = out / "cells" / "scratch" / "Prom-core" / "10"
+    assert main(["finetune", "none", str(cell / "data"), "--shots", "10", "--seed", "2", "--max-updates", "3",
+                 "--out", str(cell / "seed2" / "train"), "--dry-run"]) == 0
+    assert shlex.split(capsys.readouterr().out.strip().removeprefix("+ ")) == ["fairseq-train", *cell_args]
+
+
 def test_protocols_in_one_grid(root, tmp_path, monkeypatch):
     """Prom-300 scores the pool minus training sequences; Splice-40 reports its true count per class."""
     FakeTraining(monkeypatch)
@@ -219,9 +233,9 @@ def test_protocols_in_one_grid(root, tmp_path, monkeypatch):
     cfg = config(root, out, ["none"], datasets=["Prom-300", "Splice-40"], shots=[10], seeds=[1],
                  test_files={"Splice-40": root / "splice_test.tsv"})
     assert grid.run_grid(cfg, progress=False).finished == 2
-    records = {r["dataset"]: r for r in grid_summary.collect_cells(out)}
-    assert records["Prom-300"]["excluded_overlap"] == 4 and records["Prom-300"]["n_test"] == 8
-    assert records["Splice-40"]["train_per_class"] == {"0": 20, "1": 20, "2": 20}
+    records = {r.dataset: r for r in read_cell_records(out)}
+    assert records["Prom-300"].excluded_overlap == 4 and records["Prom-300"].n_test == 8
+    assert records["Splice-40"].train_per_class == {"0": 20, "1": 20, "2": 20}
     table = (out / "summary.md").read_text()
     assert "| Splice-40 | 10 | 20 | scratch |" in table
 
@@ -250,11 +264,11 @@ def test_dictionary_from_the_embedding_size(tmp_path):
     path = tmp_path / "ckpt.pt"
     torch.save({"cfg": {"task": {"data": str(tmp_path / "gone")}},
                 "model": {"encoder.sentence_encoder.embed_tokens.weight": torch.zeros(4**3 + 5, 2)}}, path)
-    cfg = grid.GridConfig([], [], [], [], tmp_path / "out", [])
-    dictionary = grid.resolve_dictionary(cfg, grid.CheckpointSpec("x", path))
+    cfg = grid_plan.GridConfig([], [], [], [], tmp_path / "out", [])
+    dictionary = cell_runner.resolve_dictionary(cfg, grid_plan.CheckpointSpec("x", path))
     assert dictionary.read_text().splitlines()[:2] == ["AAA 1", "AAC 1"]
     assert len(dictionary.read_text().splitlines()) == 64
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "dict.txt").write_text("AAA 1\n")
     torch.save({"cfg": {"task": {"data": str(tmp_path / "data")}}, "model": {}}, path)
-    assert grid.resolve_dictionary(cfg, grid.CheckpointSpec("x", path)) == tmp_path / "data" / "dict.txt"
+    assert cell_runner.resolve_dictionary(cfg, grid_plan.CheckpointSpec("x", path)) == tmp_path / "data" / "dict.txt"

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from genemask_plugin.checkpoints import LAST_CHECKPOINT
 from genemask_plugin.fewshot.cli import main
 from genemask_plugin.fewshot.finetune import (
     BEST_CHECKPOINT,
-    FINAL_CHECKPOINT,
     fairseq_train_args,
     final_checkpoint_name,
     selection_metric,
 )
 from genemask_plugin.fewshot.gue import fit_sequence, max_bases
 from genemask_plugin.fewshot.prepare import FewshotDataError, PreparedData, prepare_fewshot_data
+from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 from genemask_preprocess.formats.indexed_dataset import read_indexed_dataset
-from genemask_preprocess.kmers import write_kmer_dictionary
 
 GUE = Path(__file__).resolve().parents[2] / "data" / "gue_prom_core"
 
@@ -89,7 +89,7 @@ def test_folder_without_train_csv_and_extra_files_are_errors(tmp_path, dict6):
 def test_dev_split_selects_the_model_by_mcc():
     common = dict(checkpoint=None, shots=50, seed=1, n_train=100, num_classes=2)
     plain = fairseq_train_args("d", "s", **common)
-    assert "--disable-validation" in plain and final_checkpoint_name(plain) == FINAL_CHECKPOINT
+    assert "--disable-validation" in plain and final_checkpoint_name(plain) == LAST_CHECKPOINT
     selected = fairseq_train_args("d", "s", valid_metric=selection_metric(["0", "1"], True), **common)
     assert "--disable-validation" not in selected and final_checkpoint_name(selected) == BEST_CHECKPOINT
     joined = " ".join(selected)

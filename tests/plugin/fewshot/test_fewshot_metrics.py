@@ -1,5 +1,6 @@
 """Few-shot metrics on fixed prediction files: hand-computed values, scikit-learn, and the file format."""
 
+import csv
 import itertools
 import math
 from pathlib import Path
@@ -11,13 +12,24 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc
 from genemask_plugin.fewshot.metrics import (
     Predictions,
     classification_metrics,
-    read_predictions,
+    scores_json,
     write_predictions,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 BINARY = DATA / "fewshot_predictions_binary.tsv"
 THREE_CLASS = DATA / "fewshot_predictions_3class.tsv"
+
+
+def read_predictions(path) -> Predictions:
+    """A predictions TSV back into arrays: the tests' reader (the package only writes the file)."""
+    with open(path, newline="") as handle:
+        header, *body = list(csv.reader(handle, delimiter="\t"))
+    assert header[:3] == ["index", "target", "prediction"]
+    labels = [name.removeprefix("prob_") for name in header[3:]]
+    return Predictions(labels, np.array([int(row[0]) for row in body]),
+                       np.array([labels.index(row[1]) for row in body]),
+                       np.array([[float(x) for x in row[3:]] for row in body]))
 
 
 def pairwise_auroc(scores, positive):
@@ -125,11 +137,10 @@ def test_predictions_file_round_trip(tmp_path):
     assert rows[1].split("\t")[2] == "abc"[int(np.argmax(probs[0]))]
 
 
-def test_malformed_predictions_file(tmp_path):
-    path = tmp_path / "p.tsv"
-    path.write_text("index\ttarget\tprediction\tprob_0\tprob_1\n0\t7\t0\t0.5\t0.5\n")
-    with pytest.raises(ValueError, match="malformed row"):
-        read_predictions(path)
-    path.write_text("id\tlabel\n")
-    with pytest.raises(ValueError, match="expected header"):
-        read_predictions(path)
+def test_scores_json_holds_nulls_for_undefined_metrics_and_the_predicted_counts():
+    predictions = Predictions(["neg", "pos"], np.arange(3), np.array([1, 1, 1]),
+                              np.array([[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]]))
+    scores = scores_json(predictions)
+    assert scores["auroc"] is None and scores["accuracy"] == pytest.approx(2 / 3)
+    assert scores["n"] == 3 and scores["labels"] == ["neg", "pos"]
+    assert scores["predicted_per_class"] == {"neg": 1, "pos": 2}

@@ -10,13 +10,17 @@ from genemask_plugin.fewshot.cli import main
 from genemask_plugin.fewshot.prepare import (
     FewshotDataError,
     PreparedData,
-    load_kmer_vocabulary,
     prepare_fewshot_data,
     sorted_labels,
 )
 from genemask_preprocess.errors import OutputError
+from genemask_preprocess.formats.fairseq_dictionary import (
+    DictionaryError,
+    load_kmer_vocabulary,
+    write_kmer_dictionary,
+)
 from genemask_preprocess.formats.indexed_dataset import read_indexed_dataset
-from genemask_preprocess.kmers import all_kmers, write_kmer_dictionary
+from genemask_preprocess.kmers import all_kmers
 
 BUNDLED_FEWSHOT = Path(__file__).resolve().parents[3] / "data" / "fewshot"
 K = 3
@@ -229,7 +233,7 @@ def test_single_class_training_file(tmp_path, vocab_dict):
 def test_not_a_kmer_dictionary(tmp_path, train_rows):
     path = tmp_path / "dict.txt"
     path.write_text("AC 1\nACG 1\n▁hello 3\n")
-    with pytest.raises(FewshotDataError, match="not a k-mer dictionary"):
+    with pytest.raises(DictionaryError, match="not a k-mer dictionary"):
         prepare_fewshot_data(write_tsv(tmp_path / "train.tsv", train_rows), path, tmp_path / "out")
 
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from genemask_plugin.fewshot import grid
+from genemask_plugin.fewshot import cell_runner, grid, grid_plan
 from genemask_plugin.fewshot.cli import main
 from genemask_plugin.fewshot.metrics import classification_metrics
 from genemask_plugin.fewshot.prepare import FewshotDataError, PreparedData, prepare_fewshot_data
 from genemask_plugin.fewshot.probe import embed_items, fit_probe, random_encoder, read_split
 from genemask_plugin.fewshot.protocol import draw_per_class
-from genemask_preprocess.kmers import write_kmer_dictionary
+from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 
 RNG = np.random.default_rng(5)
 
@@ -135,16 +135,16 @@ def root(tmp_path_factory):
 
 
 def probe_config(root, out, **overrides):
-    settings = dict(checkpoints=[grid.parse_checkpoint_spec("no pretraining=none")], datasets=["Splice-40"],
+    settings = dict(checkpoints=[grid_plan.parse_checkpoint_spec("no pretraining=none")], datasets=["Splice-40"],
                     shots=[10], seeds=[1, 2, 3], out=out, roots=[root], dictionary=root / "dict.txt",
                     test_files={"Splice-40": root / "splice_test.tsv"}, method="probe", draw="per-class")
     settings.update(overrides)
-    return grid.GridConfig(**settings)
+    return grid_plan.GridConfig(**settings)
 
 
 def test_grid_probe_draws_per_class_and_resumes(root, tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    monkeypatch.setattr(grid, "run_finetune", lambda *a: pytest.fail("the probe must not fine-tune"))
+    monkeypatch.setattr(cell_runner, "run_finetune", lambda *a: pytest.fail("the probe must not fine-tune"))
     cfg = probe_config(root, tmp_path / "results")
     report = grid.run_grid(cfg, progress=False)
     assert report.finished == 3 and not report.failed
@@ -174,8 +174,8 @@ def test_grid_finetune_per_class_draws_its_own_training_file(root, tmp_path, mon
         n = PreparedData.load(data).splits["test"].rows
         return {"accuracy": 0.5, "macro_f1": 0.5, "mcc": 0.0, "auroc": 0.5, "n": n, "predicted_per_class": {}}
 
-    monkeypatch.setattr(grid, "run_finetune", fake_finetune)
-    monkeypatch.setattr(grid, "evaluate_checkpoint", fake_evaluate)
+    monkeypatch.setattr(cell_runner, "run_finetune", fake_finetune)
+    monkeypatch.setattr(cell_runner, "evaluate_checkpoint", fake_evaluate)
     cfg = probe_config(root, tmp_path / "ft", method="finetune", seeds=[1, 2], keep_checkpoints=True)
     assert grid.run_grid(cfg, progress=False).finished == 2
     assert [s.splits["train"].per_class for s, _ in seen] == [{"0": 10, "1": 10, "2": 10}] * 2

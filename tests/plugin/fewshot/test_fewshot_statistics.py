@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from genemask_plugin.fewshot import statistics as st
+from genemask_plugin.fewshot.cell_record import CellRecord
 from genemask_plugin.fewshot.cli import main
 
 CELLS = [("Prom-core", 10), ("Prom-core", 50), ("Splice-40", 10), ("Splice-40", 50)]
@@ -30,8 +31,9 @@ def records(shift, noise=0.02, seeds=5, eval_seeds=3, rng_seed=0, method="probe"
 
 def record(label, dataset, shots, seed, accuracy, method="probe"):
     metrics = {"accuracy": accuracy, "macro_f1": accuracy, "mcc": 2 * accuracy - 1, "auroc": None}
-    return {"checkpoint": label, "dataset": dataset, "shots": shots, "seed": seed, "metrics": metrics,
-            "method": method, "draw": "per-class"}
+    return CellRecord(label, dataset, shots, seed, metrics, train_per_class={"0": 10, "1": 10}, n_train=20,
+                      n_test=100, excluded_overlap=0, predicted_per_class={"0": 50, "1": 50}, seconds=1.0,
+                      settings={}, method=method, draw="per-class")
 
 
 def test_split_label():
@@ -99,10 +101,10 @@ def test_spreads_report_between_and_within():
 
 def write_cells(root, recs):
     for r in recs:
-        path = (root / r["method"] / "cells" / r["checkpoint"].replace("@", "_") / r["dataset"] / str(r["shots"])
-                / f"seed{r['seed']}" / "metrics.json")
+        path = (root / r.method / "cells" / r.checkpoint.replace("@", "_") / r.dataset / str(r.shots)
+                / f"seed{r.seed}" / "metrics.json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(r))
+        path.write_text(json.dumps(r.to_json()))
 
 
 def test_stats_command_writes_tables_and_plot(tmp_path, capsys):

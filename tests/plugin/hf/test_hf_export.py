@@ -21,17 +21,17 @@ from hf_test_helpers import (
     tiny_pretraining,
 )
 
-from genemask_plugin.fewshot.prepare import load_kmer_vocabulary, token_ids
+from genemask_plugin.checkpoints import load_checkpoint_state
+from genemask_plugin.fewshot.prepare import token_ids
 from genemask_plugin.hf import export as export_module
 from genemask_plugin.hf.cli import main
 from genemask_plugin.hf.export import ExportError, export_checkpoint
 from genemask_plugin.hf.tokenizer import build_kmer_tokenizer
-from genemask_preprocess.kmers import (
-    FAIRSEQ_SPECIALS,
-    MASK_SYMBOL,
-    all_kmers,
+from genemask_preprocess.formats.fairseq_dictionary import (
+    load_kmer_vocabulary,
     write_kmer_dictionary,
 )
+from genemask_preprocess.kmers import FAIRSEQ_SPECIALS, MASK_SYMBOL, all_kmers
 
 TOLERANCE = 1e-4  # fp32, max abs over every logit of every real token
 
@@ -111,8 +111,6 @@ def test_random_model_exports_with_identical_logits(tmp_path, corpus, arch):
 
 @pytest.mark.slow
 def test_trained_tiny_model_exports_through_the_cli(tmp_path, capsys):
-    from genemask_plugin.fewshot.finetune import load_checkpoint_state
-
     build_corpus, pretrain = tiny_pretraining()
     corpus = build_corpus(tmp_path / "corpus", n_records=60)
     checkpoint = pretrain(corpus, tmp_path / "pretrain")  # genemask_tiny, 5 updates

@@ -15,7 +15,8 @@ from hf_test_helpers import (
     tiny_pretraining,
 )
 
-from genemask_plugin.fewshot.finetune import PLUGIN_DIR, read_model_shape
+from genemask_plugin.checkpoints import read_model_shape
+from genemask_plugin.fewshot.finetune import PLUGIN_DIR
 from genemask_plugin.hf.cli import main
 from genemask_plugin.hf.dnabert_import import import_dnabert, read_bert_vocabulary
 from genemask_preprocess.kmers import all_kmers, dna_to_kmer_string

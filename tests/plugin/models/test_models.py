@@ -4,7 +4,7 @@ import pytest
 import torch
 from fairseq import options, tasks
 
-from genemask_preprocess.kmers import write_kmer_dictionary
+from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 
 PAPER = {
     # arch: (layers, hidden, heads, ffn, dropout)

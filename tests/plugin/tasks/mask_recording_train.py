@@ -3,8 +3,8 @@
 Usage: ``python tests/mask_recording_train.py RECORD.jsonl <fairseq-train arguments>``.
 Each rank appends one JSON line per training sequence to ``RECORD.jsonl.rank<R>``:
 ``{"epoch", "update", "id", "masked", "global", "batch"}``, ``masked`` being the masked
-positions of the sequence, ``global`` whether its batch used global_pmi masks and
-``batch`` the ids of its batch. The recording
+positions of the sequence, ``global`` whether its batch's masked tokens count as global spans
+(a CM-GEMS curriculum chose its global_pmi candidate) and ``batch`` the ids of its batch. The recording
 wraps the criterion and the task's train step; the product code is untouched.
 """
 
@@ -41,7 +41,7 @@ def main():
                 for row, index in enumerate(batch):
                     positions = masked[row].nonzero().view(-1).tolist()
                     row_record = {"epoch": epoch["now"], "update": epoch["update"], "id": index, "masked": positions,
-                                  "global": bool(sample.get("masked_by_global_pmi", False)), "batch": batch}
+                                  "global": bool(sample.get("spans_are_global", False)), "batch": batch}
                     handle.write(json.dumps(row_record) + "\n")
         return forward(self, model, sample, reduce)
 

@@ -18,8 +18,14 @@ from fairseq import options, tasks
 from fairseq.data import data_utils
 from fairseq.models.roberta import RobertaModel
 
-from genemask_plugin.masking import MaskingConfig
-from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask, GeneMaskTaskError
+from genemask_plugin.masking.config import MaskingConfig
+from genemask_plugin.masking.spans import centre_first_offsets
+from genemask_plugin.tasks.genemask_mlm import (
+    GeneMaskMLMConfig,
+    GeneMaskMLMTask,
+    GeneMaskTaskError,
+    MaskingFlags,
+)
 from genemask_preprocess.corpus.cli import main as preprocess_main
 from genemask_preprocess.errors import GeneMaskError
 from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter
@@ -140,15 +146,22 @@ def test_pmi_strategies_require_a_table(corpus):
     assert task.token_scores is None
 
 
-def test_masking_defaults_and_help_come_from_masking_config():
-    """One source: the task's flags default to MaskingConfig's knobs, and MaskingConfig validates them."""
+def test_masking_settings_are_declared_once_in_masking_config():
+    """Every masking setting is a task field with MaskingConfig's default, help and type, and nothing more."""
     cfg = GeneMaskMLMConfig(data="d", seed=1)
-    knobs = {f.name: f for f in dataclasses.fields(MaskingConfig)}
-    for name in ("centre_prob", "wide_half_width", "high_fraction", "all_wide_below",
-                 "leave_unmasked_prob", "random_token_prob"):
-        assert getattr(cfg, name) == knobs[name].default, name
-        assert GeneMaskMLMConfig.__dataclass_fields__[name].metadata["help"] == knobs[name].metadata["help"]
-    assert cfg.mask_strategy == knobs["strategy"].default
+    task_fields = {f.name: f for f in dataclasses.fields(GeneMaskMLMConfig)}
+    settings = {f.name: f for f in dataclasses.fields(MaskingConfig)}
+    flags = MaskingConfig.flags()
+    assert set(flags) == {"mask_strategy", *(set(settings) - {"strategy", "k"})}
+    assert [f.name for f in dataclasses.fields(MaskingFlags)] == ["_name", *flags]
+    for name, setting in flags.items():
+        assert getattr(cfg, name) == setting.default == settings[setting.name].default, name
+        assert task_fields[name].metadata["help"] == setting.metadata["help"] == settings[setting.name].metadata["help"]
+        if name != "mask_strategy":  # a ChoiceEnum of the registry's names
+            assert task_fields[name].type == setting.type, name
+    assert [choice.value for choice in task_fields["mask_strategy"].type] == list(settings["strategy"].metadata["choices"])
+    # The parsed task config reads back as the same MaskingConfig, setting by setting.
+    assert MaskingConfig.from_flags(cfg, k=6) == MaskingConfig()
 
 
 @pytest.mark.parametrize(
@@ -179,7 +192,7 @@ def test_non_kmer_dictionary_masks_one_token_spans(tmp_path):
     with IndexedDatasetWriter(tmp_path / "valid") as writer:
         writer.add_many([np.append(rng.integers(4, 12, 300), 2) for _ in range(40)])
     task = GeneMaskMLMTask.setup_task(GeneMaskMLMConfig(data=str(tmp_path), seed=1, mask_strategy="kmer_span"))
-    assert task.kmer_size is None and task.masking.span_offsets.tolist() == [0]
+    assert task.kmer_size is None and task.masking.k is None and centre_first_offsets(task.masking.k).tolist() == [0]
     task.load_dataset("valid")
     fractions = [task.dataset("valid")[i]["target"].ne(1).float().mean().item() for i in range(40)]
     assert 0.015 < np.mean(fractions) < 0.035  # 0.025 centres, one token each

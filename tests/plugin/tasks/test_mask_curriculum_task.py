@@ -12,7 +12,9 @@ import torch
 from fairseq import options, tasks
 from test_genemask_mlm_task import BIN, PLUGIN, TABLE, TRAIN_FLAGS, _env, _free_port, write_fasta
 
-from genemask_plugin.curriculum import MaskCurriculum, cm_step_global_probability
+from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES
+from genemask_plugin.masking.config import MaskingConfig
+from genemask_plugin.masking.curricula import StepwiseSchedule, stepwise_probability
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask, GeneMaskTaskError
 from genemask_preprocess.errors import GeneMaskError
 
@@ -36,11 +38,12 @@ def setup(data, **overrides):
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"mask_curriculum": "cm_gems", "pmi_table": None}, "--mask-curriculum cm_gems needs --pmi-table"),
-     ({"mask_curriculum": "cm_step", "pmi_table": None}, "--mask-curriculum cm_step needs --pmi-table"),
-     ({"mask_curriculum": "cm_gems", "cm_gems_threshold": 0.0}, "positive perplexity drop"),
-     ({"mask_curriculum": "cm_gems", "cm_gems_threshold": -2.0}, "positive perplexity drop"),
-     ({"mask_curriculum": "cm_step", "max_update": 0}, "cm_step needs --max-update")],
+    [({"mask_strategy": "cm_gems", "pmi_table": None}, "--mask-strategy cm_gems needs --pmi-table"),
+     ({"mask_strategy": "cm_step", "pmi_table": None}, "--mask-strategy cm_step needs --pmi-table"),
+     ({"mask_curriculum": "cm_step", "pmi_table": None}, "--mask-strategy cm_step needs --pmi-table"),
+     ({"mask_strategy": "cm_gems", "cm_gems_threshold": 0.0}, "positive perplexity drop"),
+     ({"mask_strategy": "cm_gems", "cm_gems_threshold": -2.0}, "positive perplexity drop"),
+     ({"mask_strategy": "cm_step", "max_update": 0}, "--mask-strategy cm_step needs --max-update")],
 )
 def test_bad_curriculum_settings_are_one_line_task_errors(data, overrides, message):
     with pytest.raises(GeneMaskTaskError, match=message) as caught:
@@ -48,27 +51,44 @@ def test_bad_curriculum_settings_are_one_line_task_errors(data, overrides, messa
     assert isinstance(caught.value, GeneMaskError) and "\n" not in str(caught.value)
 
 
-def test_cli_flags_build_the_curriculum(data):
+@pytest.mark.parametrize("flag", ["--mask-strategy", "--mask-curriculum"])
+def test_cli_flags_build_the_curriculum(data, flag, caplog):
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, [
         str(data), "--user-dir", PLUGIN, "--task", "genemask_mlm", "--criterion", "genemask_mlm",
-        "--arch", "genemask_tiny", "--pmi-table", str(TABLE), "--mask-curriculum", "cm_step", "--max-update", "500",
+        "--arch", "genemask_tiny", "--pmi-table", str(TABLE), flag, "cm_step", "--max-update", "500",
     ])
-    assert args.mask_curriculum == "cm_step" and args.cm_gems_threshold == 1.0
-    task = tasks.setup_task(args)
-    assert task.masking.strategy == "kmer_span" and task.masking.centre_prob == 0.025
-    assert task.global_masking.strategy == "global_pmi" and task.global_masking.wide_half_width == 5
-    assert task.curriculum.max_update == 500
-    gems = setup(data, mask_curriculum="cm_gems", cm_gems_threshold=2.5)
-    assert gems.masking.strategy == "genemask" and gems.curriculum.threshold == 2.5
+    assert args.cm_gems_threshold == 1.0
+    with caplog.at_level("WARNING"):
+        task = tasks.setup_task(args)
+    # The deprecated --mask-curriculum means --mask-strategy, with one warning line.
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if flag == "--mask-curriculum":
+        assert args.mask_curriculum == "cm_step" and args.mask_strategy == "genemask"
+        assert warnings == ["--mask-curriculum is deprecated: --mask-curriculum cm_step means --mask-strategy cm_step"]
+    else:
+        assert args.mask_strategy == "cm_step" and warnings == []
+    assert task.masking.strategy == "cm_step" and task.masking.centre_prob == 0.025
+    local, global_ = task.masking.candidates()
+    assert local.strategy == "kmer_span" and local.centre_prob == 0.025
+    assert global_.strategy == "global_pmi" and global_.wide_half_width == 5
+    assert isinstance(task.curriculum, StepwiseSchedule) and task.curriculum.max_update == 500
+    gems = setup(data, mask_strategy="cm_gems", cm_gems_threshold=2.5)
+    assert gems.masking.candidates()[0].strategy == "genemask" and gems.curriculum.threshold == 2.5
     assert setup(data).curriculum is None and "mask_curriculum" not in setup(data).state_dict()
 
 
-def test_train_step_uses_the_candidate_the_rule_picks(data):
-    task = setup(data, mask_curriculum="cm_step", max_update=100)
-    task.load_dataset("train")
-    dataset = task.dataset("train")
-    batch = dataset.collater([dataset[i] for i in range(6)])
+def test_deprecated_curriculum_flag_says_which_strategy_it_replaces(data, caplog):
+    with caplog.at_level("WARNING"):
+        task = setup(data, mask_strategy="random", mask_curriculum="cm_gems")
+    assert task.masking.strategy == "cm_gems"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["--mask-curriculum is deprecated: --mask-curriculum cm_gems means --mask-strategy cm_gems, "
+                        "replacing --mask-strategy random"]
+
+
+def _train_step_choices(task, batch, updates):
+    """Run the task's train step at ``updates`` with a recording criterion; the batches the criterion saw."""
     seen = []
 
     class Recorder:
@@ -87,27 +107,94 @@ def test_train_step_uses_the_candidate_the_rule_picks(data):
         def backward(self, loss):
             pass
 
-    for update in (0, 30, 70, 100):
+    for update in updates:
         task.train_step(batch, Model(), Recorder(), Optimizer(), update)
-        expected = task.curriculum.batch_uses_global_pmi(update, batch["id"].numpy())
-        chosen = batch["global_pmi"] if expected else batch
-        assert seen[-1]["masked_by_global_pmi"] is expected and "global_pmi" not in seen[-1]
-        assert torch.equal(seen[-1]["target"], chosen["target"])
-        assert torch.equal(seen[-1]["net_input"]["src_tokens"], chosen["net_input"]["src_tokens"])
-    assert [s["masked_by_global_pmi"] for s in seen][0] is False and seen[-1]["masked_by_global_pmi"] is True
+    return seen
+
+
+def test_train_step_uses_the_candidate_the_rule_picks(data):
+    task = setup(data, mask_strategy="cm_step", max_update=100)
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    batch = dataset.collater([dataset[i] for i in range(6)])
+    updates = (0, 30, 70, 100)
+    seen = _train_step_choices(task, batch, updates)
+    for update, sample in zip(updates, seen, strict=True):
+        candidate = task.curriculum.batch_candidate(update, batch["id"].numpy())
+        chosen = batch[MASK_CANDIDATES]["masks"][0] if candidate else batch
+        assert sample["spans_are_global"] is bool(candidate) and MASK_CANDIDATES not in sample
+        assert torch.equal(sample["target"], chosen["target"])
+        assert torch.equal(sample["net_input"]["src_tokens"], chosen["net_input"]["src_tokens"])
+    assert seen[0]["spans_are_global"] is False and seen[-1]["spans_are_global"] is True
 
 
 def test_curriculum_state_round_trips_through_the_task_state(data):
-    task = setup(data, mask_curriculum="cm_gems")
+    task = setup(data, mask_strategy="cm_gems")
     task.curriculum.observe_validation(100, 50.0)
     task.curriculum.observe_validation(200, 49.5)
     state = task.state_dict()
     assert state["mask_curriculum"]["switch_update"] == 200
-    fresh = setup(data, mask_curriculum="cm_gems")
+    fresh = setup(data, mask_strategy="cm_gems")
     fresh.load_state_dict(state)
     assert fresh.curriculum.switch_update == 200 and fresh.curriculum.valid_history == [(100, 50.0), (200, 49.5)]
-    with pytest.raises(GeneMaskTaskError, match="resume with the same curriculum"):
-        setup(data, mask_curriculum="cm_step").load_state_dict(state)
+    with pytest.raises(GeneMaskTaskError, match="resume with the same strategy"):
+        setup(data, mask_strategy="cm_step").load_state_dict(state)
+
+
+# A checkpoint written before curricula were strategies: its config says --mask-curriculum, and its
+# task state holds the curriculum under "mask_curriculum" (both rules wrote every key).
+OLD_TASK_STATE = {"mask_curriculum": {"kind": "cm_gems", "num_updates": 230, "switch_update": 200,
+                                      "valid_history": [[100, 50.0], [200, 49.5]]}}
+
+
+@pytest.mark.parametrize("settings", [{"mask_curriculum": "cm_gems"}, {"mask_strategy": "cm_gems"}])
+def test_an_old_checkpoint_resumes(data, tmp_path, settings):
+    """fairseq-train's resume path: the task reads the old task state from checkpoint_last.pt itself."""
+    old = {"model": {}, "cfg": {"task": {"_name": "genemask_mlm", **settings}}, "task_state": OLD_TASK_STATE}
+    torch.save(old, tmp_path / "checkpoint_last.pt")
+    task = setup(data, save_dir=str(tmp_path), restore_file="checkpoint_last.pt", **settings)
+    task.begin_epoch(1, model=None)
+    assert task.curriculum.switch_update == 200 and task.curriculum.num_updates == 230
+    assert task.curriculum.valid_history == [(100, 50.0), (200, 49.5)]
+    assert task.curriculum.describe() == "cm_gems: global_pmi masking since update 200"
+    assert task.curriculum.validation_candidate() == 1
+    # fairseq-validate's path: the task state is handed to load_state_dict.
+    validating = setup(data, **settings)
+    validating.load_state_dict(OLD_TASK_STATE)
+    assert validating.curriculum.switch_update == 200
+
+
+def test_a_curriculum_over_three_candidates_is_one_entry(data, monkeypatch):
+    """The next curricula (RandomMask) have more than two candidates: the item, batch and train step carry N."""
+    from genemask_plugin.masking import strategies
+    from genemask_plugin.masking.curricula import MaskCurriculum
+
+    class ByThirds(MaskCurriculum):
+        def batch_candidate(self, update, batch_ids):
+            return min(2, 3 * update // self.max_update)
+
+        def describe(self):
+            return f"{self.name}: by thirds"
+
+    entry = strategies.MaskStrategy(
+        name="test_thirds", help="kmer_span, then random, then global_pmi", paper_centre_prob=0.025,
+        candidates=(strategies.KMER_SPAN, strategies.RANDOM, strategies.GLOBAL_PMI), curriculum=ByThirds,
+    )
+    monkeypatch.setitem(strategies.STRATEGIES, entry.name, entry)
+    task = setup(data, mask_strategy=entry.name, max_update=90)
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    batch = dataset.collater([dataset[i] for i in range(4)])
+    assert len(batch[MASK_CANDIDATES]["masks"]) == 2
+    plain = {}
+    for name in ("kmer_span", "random", "global_pmi"):
+        plain_task = setup(data, mask_strategy=name)  # the later candidates keep their paper centre probability
+        plain_task.load_dataset("train")
+        plain[name] = plain_task.dataset("train").collater([plain_task.dataset("train")[i] for i in range(4)])
+    seen = _train_step_choices(task, batch, (0, 40, 80))
+    for sample, name in zip(seen, ("kmer_span", "random", "global_pmi"), strict=True):
+        assert torch.equal(sample["target"], plain[name]["target"]), name
+        assert sample["spans_are_global"] is (name == "global_pmi")
 
 
 # ---------------------------------------------------------------- end to end
@@ -136,16 +223,16 @@ def _train_inner_global_pct(log):
 
 @pytest.mark.slow
 def test_cm_step_schedule_workers_and_resume(data, tmp_path):
-    flags = ["--mask-curriculum", "cm_step", "--max-update", "60", "--batch-size", "4", "--update-freq", "2"]
+    flags = ["--mask-strategy", "cm_step", "--max-update", "60", "--batch-size", "4", "--update-freq", "2"]
     log = _train(data, tmp_path / "a", tmp_path / "a.jsonl", *flags, "--num-workers", "2",
                  "--save-interval-updates", "30")
     full = _records(tmp_path / "a.jsonl.rank0")
     assert {u for u, _ in full} == set(range(60))
 
     # Every batch made the choice the pure rule gives for (seed, update, batch ids).
-    rule = MaskCurriculum("cm_step", seed=3, max_update=60)
+    rule = StepwiseSchedule(MaskingConfig("cm_step"), seed=3, max_update=60)
     batches = {(u, batch): g for (u, _), (_, g, batch) in full.items()}
-    assert all(rule.batch_uses_global_pmi(u, batch) == g for (u, batch), g in batches.items())
+    assert all(rule.batch_candidate(u, batch) == int(g) for (u, batch), g in batches.items())
 
     # global_pct rises roughly linearly with the update: each logged interval near the schedule's
     # expected share, and strongly correlated with the update.
@@ -155,7 +242,7 @@ def test_cm_step_schedule_workers_and_resume(data, tmp_path):
     assert pcts[0] < 30 and pcts[-1] > 70
     assert np.corrcoef([u for u, _ in logged], pcts)[0, 1] > 0.9
     for u, pct in logged:
-        p = np.mean([cm_step_global_probability(x, 60) for x in range(u - 10, u)])
+        p = np.mean([stepwise_probability(x, 60) for x in range(u - 10, u)])
         assert abs(pct - 100 * p) < 25, (u, pct, p)
 
     # Resume in the middle (update 30, mid-epoch) with no data-loader workers: the same masks and choices.
@@ -174,7 +261,7 @@ def test_cm_step_choice_is_the_same_rule_on_two_ranks(data, tmp_path):
     for rank in (0, 1):
         cmd = [
             sys.executable, str(Path(__file__).with_name("mask_recording_train.py")), str(tmp_path / "ddp.jsonl"),
-            str(data), *TRAIN_FLAGS, "--save-dir", str(tmp_path / "ckpt"), "--no-save", "--mask-curriculum", "cm_step",
+            str(data), *TRAIN_FLAGS, "--save-dir", str(tmp_path / "ckpt"), "--no-save", "--mask-strategy", "cm_step",
             "--max-update", "8", "--num-workers", "0", "--distributed-world-size", "2", "--distributed-rank", str(rank),
             "--distributed-init-method", f"tcp://127.0.0.1:{port}", "--distributed-no-spawn",
             "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp",
@@ -183,13 +270,13 @@ def test_cm_step_choice_is_the_same_rule_on_two_ranks(data, tmp_path):
     outputs = [p.communicate(timeout=400)[0] for p in procs]
     for p, out in zip(procs, outputs, strict=True):
         assert p.returncode == 0, out[-3000:]
-    rule = MaskCurriculum("cm_step", seed=3, max_update=8)
+    rule = StepwiseSchedule(MaskingConfig("cm_step"), seed=3, max_update=8)
     choices = []
     for rank in (0, 1):
         records = _records(tmp_path / f"ddp.jsonl.rank{rank}")
         assert {u for u, _ in records} == set(range(8))
         for (update, _), (_, used_global, batch) in records.items():
-            assert used_global == rule.batch_uses_global_pmi(update, batch)
+            assert int(used_global) == rule.batch_candidate(update, batch)
             choices.append(used_global)
     assert any(choices) and not all(choices)
 
@@ -200,7 +287,7 @@ def _valid_ppls(log):
 
 @pytest.mark.slow
 def test_cm_gems_switches_once_and_resumes_switched(data, tmp_path):
-    flags = ["--mask-curriculum", "cm_gems", "--cm-gems-threshold", "200", "--max-update", "30",
+    flags = ["--mask-strategy", "cm_gems", "--cm-gems-threshold", "200", "--max-update", "30",
              "--validate-interval-updates", "5", "--save-interval-updates", "5", "--num-workers", "0"]
     log = _train(data, tmp_path / "a", tmp_path / "a.jsonl", *flags)
     ppls = _valid_ppls(log)

@@ -5,14 +5,20 @@ from chunk_helpers import random_dna as _random_dna
 
 from genemask_preprocess.corpus import encoding
 from genemask_preprocess.corpus.chunking import Chunks
-from genemask_preprocess.corpus.encoding import chunk_fingerprints, chunk_kmer_tokens
+from genemask_preprocess.corpus.encoding import chunk_fingerprints, encode_chunks
 from genemask_preprocess.kmers import (
     EOS_ID,
+    NUM_SPECIALS,
     decode_bases,
     encode_bases,
-    kmer_token_ids,
+    kmer_codes,
     reverse_complement_dna,
 )
+
+
+def kmer_ids(codes, k):
+    """Token ids of the fixed vocabulary, from the plain codec: 4 + each k-mer's code."""
+    return (kmer_codes(codes, k) + NUM_SPECIALS).tolist()
 
 
 @pytest.mark.parametrize("k", [1, 3, 6, 7])
@@ -20,7 +26,7 @@ def test_tokens_are_the_kmer_ids_of_each_chunk_plus_eos(k, monkeypatch):
     monkeypatch.setattr(encoding, "_WINDOW_BASES", 3000)  # exercise several windows
     dna = _random_dna(20_000, seed=k) + "NNNN" + _random_dna(5000, seed=99).lower() + "Y" + _random_dna(700)
     codes, chunks = _chunk(dna, min_bases=k)
-    both, both_sizes = chunk_kmer_tokens(codes, chunks, k, reverse_complement=True)
+    _, _, both, both_sizes = encode_chunks(codes, chunks, k, reverse_complement=True)
     tokens, rc_tokens = both[: both.size // 2], both[both.size // 2 :]
     sizes, rc_sizes = both_sizes[: len(chunks)], both_sizes[len(chunks) :]
     assert tokens.dtype == np.uint16 and sizes.dtype == np.int32
@@ -30,17 +36,17 @@ def test_tokens_are_the_kmer_ids_of_each_chunk_plus_eos(k, monkeypatch):
         piece = codes[chunks.starts[i] : chunks.starts[i] + chunks.lengths[i]]
         item = tokens[bounds[i] : bounds[i + 1]]
         assert item[-1] == EOS_ID
-        assert item[:-1].tolist() == kmer_token_ids(piece, k).tolist()
+        assert item[:-1].tolist() == kmer_ids(piece, k)
         rc_piece = encode_bases(reverse_complement_dna(decode_bases(piece)))
-        assert rc_tokens[bounds[i] : bounds[i + 1] - 1].tolist() == kmer_token_ids(rc_piece, k).tolist()
-    no_rc = chunk_kmer_tokens(codes, chunks, k)
-    assert np.array_equal(no_rc[0], tokens) and np.array_equal(no_rc[1], sizes)
+        assert rc_tokens[bounds[i] : bounds[i + 1] - 1].tolist() == kmer_ids(rc_piece, k)
+    _, _, no_rc, no_rc_sizes = encode_chunks(codes, chunks, k)
+    assert np.array_equal(no_rc, tokens) and np.array_equal(no_rc_sizes, sizes)
 
 
 def test_chunks_shorter_than_k_are_refused():
     codes = encode_bases("ACGTACGT")
     with pytest.raises(ValueError):
-        chunk_kmer_tokens(codes, Chunks(np.array([0]), np.array([3])), 6)
+        encode_chunks(codes, Chunks(np.array([0]), np.array([3])), 6)
 
 
 def test_fingerprints_identify_equal_sequences_and_reverse_complements(monkeypatch):

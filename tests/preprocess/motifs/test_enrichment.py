@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import fisher_exact
 
 from genemask_preprocess.errors import InputError
-from genemask_preprocess.kmers import code_of_kmer
+from genemask_preprocess.kmers import codes_of_kmers
 from genemask_preprocess.motifs import MotifAnalysisError
 from genemask_preprocess.motifs import enrichment as en
 from genemask_preprocess.motifs import pwm_scoring as ps
@@ -125,7 +125,7 @@ def fake_scores(table, matching_kmers, k=3):
         for i in range(2)
     ]
     scores = np.full((2, 4**k), 0.5, dtype=np.float32)
-    scores[0, [code_of_kmer(x) for x in matching_kmers]] = 0.9
+    scores[0, codes_of_kmers(list(matching_kmers), k)] = 0.9
     zeros = np.zeros((2, 4**k), dtype=np.int8)
     return ps.MotifScores(k, "embedded", matrices, scores, zeros + 1, zeros.astype(np.int16))
 

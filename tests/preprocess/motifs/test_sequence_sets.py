@@ -35,8 +35,8 @@ def test_compare_sequence_sets_density_and_tests(toy_table):
     null_sets = np.array([[0, 1], [2, 3]])  # the first is the top set itself
     _, null = ss.compare_sequence_sets(positives, background, table, groups, null_sets)
     result = {r.group: r for r in comparisons}
-    pos = ss.kmer_set_density(positives, 3, member_codes)
-    neg = ss.kmer_set_density(background, 3, member_codes)
+    pos = ss.SequenceKmers(positives, 3).density(member_codes)
+    neg = ss.SequenceKmers(background, 3).density(member_codes)
     # Non-ACGT letters split the sequence: TTTT|NN|a gives 2 + 1 k-mers.
     assert pos[2] == pytest.approx(1 / 3)
     assert result["top"].positive_density == pytest.approx(pos.mean())

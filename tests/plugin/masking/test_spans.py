@@ -1,4 +1,4 @@
-"""Unit tests of the pure masking core on hand-built tokens and PMI arrays."""
+"""Unit tests of the selection cores on hand-built tokens and PMI arrays."""
 
 from pathlib import Path
 
@@ -6,19 +6,22 @@ import numpy as np
 import pysam
 import pytest
 
-from genemask_plugin.masking import (
-    DNABERT_FIRST_KMER_ID,
-    PAPER_CENTRE_PROB,
-    MaskingConfig,
+from genemask_plugin.masking.config import MaskingConfig
+from genemask_plugin.masking.score_lookup import position_as_token_scores
+from genemask_plugin.masking.spans import (
+    MaskSelection,
     base_span_offsets,
-    position_as_token_scores,
-    replace_masked_tokens,
-    select_mask_spans,
+    centre_first_offsets,
+    select_global_pmi_spans,
+    select_kmer_spans,
+    select_local_pmi_spans,
+    select_random_tokens,
 )
+from genemask_plugin.masking.strategies import select_mask_spans
 from genemask_preprocess.formats.pmi_table import load_token_scores
-from genemask_preprocess.kmers import NUM_SPECIALS, all_kmers, encode_bases, kmer_token_ids
+from genemask_preprocess.kmers import NUM_SPECIALS, all_kmers, encode_bases, kmer_codes
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 YEAST = REPO / "data" / "genomes" / "S288C_chr01_chr06.fa.gz"  # bundled: chromosomes I and VI
 MASK = NUM_SPECIALS + 4**6
 
@@ -36,8 +39,11 @@ class FixedCentres:
 
 
 def spans(centres, n, config, scores=None, maskable=None):
+    """``(masked, wide)`` of ``config``'s strategy with centres at ``centres``."""
     maskable = np.ones(n, dtype=bool) if maskable is None else maskable
-    return select_mask_spans(maskable, FixedCentres(centres), config, scores)
+    selection = select_mask_spans(maskable, FixedCentres(centres), config, scores)
+    assert isinstance(selection, MaskSelection) and selection.centres == int(maskable[centres].sum())
+    return selection.masked, selection.wide
 
 
 def positions(mask):
@@ -52,33 +58,30 @@ def test_base_span_offsets_follow_dnabert(k, expected):
     assert base_span_offsets(k).tolist() == expected
 
 
-def test_paper_defaults():
-    assert MaskingConfig().centre_prob == 0.0176
-    assert MaskingConfig(strategy="kmer_span").centre_prob == 0.025
-    assert MaskingConfig(strategy="random").centre_prob == 0.15
-    assert MaskingConfig(centre_prob=0.03).centre_prob == 0.03
-    config = MaskingConfig()
-    assert (config.wide_half_width, config.high_fraction, config.all_wide_below) == (5, 0.5, 0)
-    assert (config.leave_unmasked_prob, config.random_token_prob) == (0.1, 0.1)
-    assert set(PAPER_CENTRE_PROB) == {"genemask", "kmer_span", "random", "genemask_position", "global_pmi"}
-    assert MaskingConfig(strategy="global_pmi").centre_prob == pytest.approx(0.0136, abs=1e-4)
-    assert MaskingConfig(strategy="global_pmi").uses_pmi
+def test_centre_first_offsets_break_ties_by_distance_then_left():
+    assert centre_first_offsets(6).tolist() == [0, -1, 1, -2, 2, 3]
+    assert centre_first_offsets(None).tolist() == [0]
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"strategy": "pmi"},
-        {"centre_prob": 0.0},
-        {"centre_prob": 1.5},
-        {"wide_half_width": -1},
-        {"high_fraction": 1.2},
-        {"leave_unmasked_prob": 0.6, "random_token_prob": 0.6},
-    ],
-)
-def test_bad_config_is_rejected(kwargs):
-    with pytest.raises(ValueError):
-        MaskingConfig(**kwargs)
+SELECTORS = [select_kmer_spans, select_random_tokens, select_local_pmi_spans, select_global_pmi_spans]
+
+
+@pytest.mark.parametrize("select", SELECTORS)
+def test_every_selector_draws_only_the_centres_from_the_generator(select):
+    """The replacement draws that follow start at the same place whatever the strategy (the golden masks rely on it)."""
+    n = 300
+    maskable = np.ones(n, dtype=bool)
+    maskable[[0, -1]] = False
+    scores = np.random.default_rng(9).standard_normal(n).astype(np.float32)
+    for centre_prob in (0.05, 1e-9):  # some centres, and none
+        rng, reference = np.random.default_rng(4), np.random.default_rng(4)
+        selection = select(maskable, rng, MaskingConfig(centre_prob=centre_prob), scores)
+        expected_centres = int(((reference.random(n) < centre_prob) & maskable).sum())
+        assert selection.centres == expected_centres
+        assert rng.random() == reference.random()
+        assert selection.masked.dtype == selection.wide.dtype == bool
+        assert not (selection.wide & ~selection.masked).any() and not selection.masked[[0, -1]].any()
+    assert expected_centres == 0 and not selection.masked.any()
 
 
 def test_kmer_span_offsets_truncation_and_union():
@@ -163,40 +166,6 @@ def test_wide_spans_truncate_at_the_ends():
     assert positions(masked) == positions(wide)
 
 
-def test_position_ablation_decodes_positions_as_dnabert_ids():
-    token_scores = np.full(MASK + 1, -np.inf, dtype=np.float32)
-    token_scores[NUM_SPECIALS:MASK] = np.arange(4**6, dtype=np.float32)
-    by_position = position_as_token_scores(token_scores, 512)
-    assert np.isneginf(by_position[:DNABERT_FIRST_KMER_ID]).all()
-    assert by_position[DNABERT_FIRST_KMER_ID] == token_scores[NUM_SPECIALS]  # position 5 -> AAAAAA
-    assert all_kmers(6)[0] == "AAAAAA"
-    np.testing.assert_array_equal(by_position[5:], np.arange(507))
-
-
-def test_position_ablation_ignores_the_sequence_and_genemask_does_not():
-    rng = np.random.default_rng(0)
-    token_scores = rng.standard_normal(MASK + 1).astype(np.float32)
-    token_scores[:NUM_SPECIALS] = token_scores[MASK] = -np.inf
-    by_position = position_as_token_scores(token_scores, 512)
-    maskable = np.ones(512, dtype=bool)
-    maskable[[0, -1]] = False
-    seq_a, seq_b = (rng.integers(NUM_SPECIALS, MASK, 512) for _ in range(2))
-    same_for_position, same_for_genemask = [], []
-    for item in range(20):
-        ablation = [
-            select_mask_spans(maskable, np.random.default_rng(item), MaskingConfig("genemask_position"), by_position)[0]
-            for _ in (seq_a, seq_b)
-        ]
-        genemask = [
-            select_mask_spans(maskable, np.random.default_rng(item), MaskingConfig(), token_scores[seq])[0]
-            for seq in (seq_a, seq_b)
-        ]
-        same_for_position.append(np.array_equal(*ablation))
-        same_for_genemask.append(np.array_equal(*genemask))
-    assert all(same_for_position)
-    assert not all(same_for_genemask)
-
-
 def _yeast_windows(n_items: int, n_tokens: int, k: int = 6) -> np.ndarray:
     """Real DNA: consecutive windows of chromosome VI of S288C, as k-mer token ids."""
     with pysam.FastaFile(str(YEAST)) as fasta:
@@ -204,7 +173,7 @@ def _yeast_windows(n_items: int, n_tokens: int, k: int = 6) -> np.ndarray:
     assert len(dna) == n_items * (n_tokens + k - 1)
     codes = encode_bases(dna)
     step = n_tokens + k - 1
-    return np.stack([kmer_token_ids(codes[i * step : (i + 1) * step], k).astype(np.int64) for i in range(n_items)])
+    return np.stack([kmer_codes(codes[i * step : (i + 1) * step], k) + NUM_SPECIALS for i in range(n_items)])
 
 
 @pytest.mark.parametrize("strategy", ["genemask", "kmer_span", "genemask_position", "random"])
@@ -219,7 +188,8 @@ def test_masked_fraction_of_510_token_items_is_about_15_percent(strategy):
     fractions, wide_shares = [], []
     for index, item in enumerate(items):
         scores = by_position if strategy == "genemask_position" else token_scores[item]
-        masked, wide = select_mask_spans(maskable, np.random.default_rng([1, 1, index]), config, scores)
+        selection = select_mask_spans(maskable, np.random.default_rng([1, 1, index]), config, scores)
+        masked, wide = selection.masked, selection.wide
         fractions.append(masked.mean())
         wide_shares.append(wide.sum() / max(masked.sum(), 1))
     assert 0.13 <= np.mean(fractions) <= 0.17, np.mean(fractions)
@@ -261,7 +231,7 @@ def test_global_pmi_matches_its_definition_by_stable_sort():
         scores[rng.random(n) < 0.1] = -np.inf
         maskable = rng.random(n) < 0.9
         config = MaskingConfig("global_pmi", wide_half_width=int(rng.integers(0, 4)), centre_prob=float(rng.uniform(0.01, 0.5)))
-        masked, _ = select_mask_spans(maskable, np.random.default_rng(seed), config, scores)
+        masked = select_mask_spans(maskable, np.random.default_rng(seed), config, scores).masked
         m = int(((np.random.default_rng(seed).random(n) < config.centre_prob) & maskable).sum())
         candidates = np.flatnonzero(maskable)
         expected = np.zeros(n, dtype=bool)
@@ -288,42 +258,10 @@ def test_global_pmi_masked_fraction_of_510_token_items_is_10_to_18_percent():
     maskable = np.ones(510, dtype=bool)
     config = MaskingConfig("global_pmi")
     fractions = [
-        select_mask_spans(maskable, np.random.default_rng([1, 1, index]), config, token_scores[item])[0].mean()
+        select_mask_spans(maskable, np.random.default_rng([1, 1, index]), config, token_scores[item]).masked.mean()
         for index, item in enumerate(items)
     ]
     assert 0.10 <= np.mean(fractions) <= 0.18, np.mean(fractions)
     # The spans follow the sequence: two different items get different masks from the same generator seed.
-    a, b = (select_mask_spans(maskable, np.random.default_rng(0), config, token_scores[item])[0] for item in items[:2])
+    a, b = (select_mask_spans(maskable, np.random.default_rng(0), config, token_scores[item]).masked for item in items[:2])
     assert not np.array_equal(a, b)
-
-
-def test_replacement_proportions_and_only_regular_tokens():
-    rng = np.random.default_rng(0)
-    n = 200_000
-    tokens = np.full(n, 7, dtype=np.int64)
-    masked = rng.random(n) < 0.5
-    replacement_ids = np.arange(NUM_SPECIALS, 10)
-    source = replace_masked_tokens(tokens, masked, rng, 10, replacement_ids, 0.1, 0.1)
-    assert np.array_equal(source[~masked], tokens[~masked])
-    m = source[masked]
-    n_masked = masked.sum()
-    as_mask = np.mean(m == 10)
-    unchanged = np.mean(m == 7)
-    # Random tokens equal the original 1 time in 6 here: expected unchanged = 0.1 + 0.1 / 6.
-    sd = np.sqrt(0.25 / n_masked)
-    assert abs(as_mask - 0.8) < 5 * sd
-    assert abs(unchanged - (0.1 + 0.1 / 6)) < 5 * sd
-    drawn = m[(m != 10)]
-    assert set(np.unique(drawn)) == set(replacement_ids.tolist())  # uniform over regular ids only
-    counts = np.bincount(m[(m != 10) & (m != 7)], minlength=10)[NUM_SPECIALS:]
-    counts = np.delete(counts, 7 - NUM_SPECIALS)
-    assert counts.min() > 0.8 * counts.mean()
-
-
-@pytest.mark.parametrize("leave, rand, expected", [(0.0, 0.0, (1.0, 0.0)), (1.0, 0.0, (0.0, 1.0))])
-def test_replacement_extremes(leave, rand, expected):
-    rng = np.random.default_rng(1)
-    tokens = np.arange(NUM_SPECIALS, 1004)
-    masked = np.ones(1000, dtype=bool)
-    source = replace_masked_tokens(tokens, masked, rng, 5000, np.arange(NUM_SPECIALS, 4100), leave, rand)
-    assert (np.mean(source == 5000), np.mean(source == tokens)) == expected

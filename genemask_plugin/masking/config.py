@@ -1,0 +1,129 @@
+"""``MaskingConfig``: the one declaration of every masking setting (default, help, validation).
+
+The ``genemask_mlm`` task's masking flags are generated from these fields (name, type,
+default and help; ``strategy`` is ``--mask-strategy``) and a config is read back from the
+parsed flags with :meth:`MaskingConfig.from_flags`, so a setting is added here and nowhere else.
+
+The field types are real types (no ``from __future__ import annotations``, ``Optional``
+rather than ``X | None``) because fairseq builds the flags from them.
+"""
+
+import math
+from dataclasses import Field, dataclass, field, fields, replace
+from typing import Optional
+
+from genemask_plugin.masking.strategies import (
+    CM_GEMS,
+    GENEMASK,
+    GLOBAL_PMI,
+    RANDOM,
+    STRATEGIES,
+    MaskStrategy,
+    strategy_help,
+    strategy_named,
+)
+
+
+def _setting(default, help: str, flag: Optional[str] = "", choices: Optional[tuple] = None):  # noqa: UP045
+    """A setting; ``flag`` is its task field ('' = the same name, None = no flag)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+def _paper_centre_probs() -> str:
+    return ", ".join(f"{s.name} {s.paper_centre_prob:.4g}" for s in STRATEGIES.values() if not s.is_curriculum)
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    """The strategy and every setting of the masking; the defaults are the papers'.
+
+    Each field's ``metadata``: ``help`` (the flag's help, argparse-escaped: ``%%`` for a percent
+    sign), ``flag`` (its task field name) and ``choices``.
+    """
+
+    strategy: str = _setting(GENEMASK.name, strategy_help(), flag="mask_strategy", choices=tuple(STRATEGIES))
+    k: Optional[int] = _setting(  # noqa: UP045 (fairseq needs typing.Optional)
+        6, "k of the overlapping k-mer tokens (sets the base span); None for non-overlapping tokens", flag=None
+    )
+    centre_prob: Optional[float] = _setting(  # noqa: UP045
+        None,
+        f"probability that a token is a mask centre (for {RANDOM.name}: that it is masked); default: the "
+        f"paper's value for the strategy {_paper_centre_probs()} (all but {RANDOM.name} target ~15%% of "
+        "6-mer tokens); a curriculum's first candidate takes it, the others keep their paper value",
+    )
+    wide_half_width: int = _setting(
+        5,
+        f"half-width h of the wide span (2h+1 tokens) around a best-PMI token ({GLOBAL_PMI.name}: around "
+        "each top token)",
+    )
+    high_fraction: float = _setting(0.5, "fraction of centres, best by PMI, that also mask the wide span")
+    all_wide_below: int = _setting(
+        0,
+        "if fewer than this many centres are in the high set, all centres get the wide span "
+        "(the reference code's rule: 5; 0 = off)",
+    )
+    leave_unmasked_prob: float = _setting(0.1, "probability that a masked token is left unchanged")
+    random_token_prob: float = _setting(
+        0.1,
+        "probability that a masked token is replaced by a random regular token (never a special, never <mask>)",
+    )
+    cm_gems_threshold: float = _setting(
+        1.0, f"{CM_GEMS.name}: switch when validation perplexity drops by less than this (> 0)"
+    )
+
+    def __post_init__(self):
+        object.__setattr__(self, "strategy", str(self.strategy))  # fairseq's ChoiceEnum -> its name
+        entry = strategy_named(self.strategy)
+        if self.centre_prob is None:
+            object.__setattr__(self, "centre_prob", entry.paper_centre_prob)
+        if not 0.0 < self.centre_prob <= 1.0:
+            raise ValueError(f"centre probability must be in (0, 1], got {self.centre_prob}")
+        if self.wide_half_width < 0:
+            raise ValueError(f"wide half-width must be >= 0, got {self.wide_half_width}")
+        if not 0.0 <= self.high_fraction <= 1.0:
+            raise ValueError(f"high fraction must be in [0, 1], got {self.high_fraction}")
+        if self.all_wide_below < 0:
+            raise ValueError(f"all-wide threshold must be >= 0, got {self.all_wide_below}")
+        for name in ("leave_unmasked_prob", "random_token_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.leave_unmasked_prob + self.random_token_prob > 1.0:
+            raise ValueError("leave_unmasked_prob + random_token_prob must be <= 1")
+        if not (self.cm_gems_threshold > 0 and math.isfinite(self.cm_gems_threshold)):
+            raise ValueError(
+                f"the {CM_GEMS.name} threshold must be a positive perplexity drop, got {self.cm_gems_threshold}"
+            )
+
+    @classmethod
+    def flags(cls) -> dict[str, Field]:
+        """The settings that are task flags: ``{task field name: this class's field}``, in field order."""
+        return {f.metadata["flag"] or f.name: f for f in fields(cls) if f.metadata["flag"] is not None}
+
+    @classmethod
+    def from_flags(cls, flags, **settings) -> "MaskingConfig":
+        """The config of a parsed task config (anything with one attribute per flag);
+        ``settings`` override them and give the rest (``k``)."""
+        return cls(**{**{f.name: getattr(flags, name) for name, f in cls.flags().items()}, **settings})
+
+    @property
+    def strategy_entry(self) -> MaskStrategy:
+        """The registry entry of ``strategy``."""
+        return STRATEGIES[self.strategy]
+
+    @property
+    def uses_pmi(self) -> bool:
+        return self.strategy_entry.needs_pmi_table
+
+    def candidates(self) -> tuple["MaskingConfig", ...]:
+        """The configs of the masks every item carries: this one, or a curriculum's candidates.
+
+        A curriculum's first candidate takes this config's centre probability (set or the
+        paper's, which is the first candidate's); the others take their own paper value.
+        """
+        entry = self.strategy_entry
+        if not entry.is_curriculum:
+            return (self,)
+        return tuple(
+            replace(self, strategy=candidate.name, centre_prob=self.centre_prob if i == 0 else None)
+            for i, candidate in enumerate(entry.candidates)
+        )

@@ -1,0 +1,172 @@
+"""The selection cores: which positions of one item a strategy masks.
+
+Pure numpy, unit-tested on hand-built arrays. Every selector has the signature of
+:attr:`MaskStrategy.select <genemask_plugin.masking.strategies.MaskStrategy.select>`,
+``(maskable, rng, config, scores) -> MaskSelection``, and begins with the same draw,
+``rng.random(T)`` for the centres, so the replacement draws that follow
+(:mod:`~genemask_plugin.masking.replacement`) come from the same place in the item's
+generator whatever the strategy. Specials (``maskable`` False) are never centres and never
+masked; spans are truncated at the item's ends.
+
+- :func:`select_kmer_spans`: DNABERT's masking, the k-span around each centre.
+- :func:`select_random_tokens`: BERT's, each token i.i.d. (a centre with a one-token span).
+- :func:`select_local_pmi_spans`: GeneMask's. Within each centre's k-span the token with the
+  highest PMI score is the centre's best token (ties go to the centre, then to the nearest
+  position); the best ``ceil(high_fraction * m)`` of the m centres, ranked by that score, also
+  mask ``2 * wide_half_width + 1`` tokens around their best token.
+- :func:`select_global_pmi_spans`: CM-GEMS's global masking. The centres only set m; the m
+  maskable positions whose tokens score highest over the *whole* item (ties to the lower
+  position) each mask ``2 * wide_half_width + 1`` tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from genemask_plugin.masking.config import MaskingConfig
+
+
+@dataclass(frozen=True)
+class MaskSelection:
+    """The masked positions of one item, as a selector chose them."""
+
+    masked: np.ndarray
+    """bool (T,): the positions to mask."""
+    wide: np.ndarray
+    """bool (T,): the masked positions inside a wide (PMI) span."""
+    centres: int
+    """How many mask centres were drawn."""
+
+
+def base_span_offsets(k: int | None) -> np.ndarray:
+    """Offsets of the DNABERT k-span around a centre: ``-floor((k-1)/2) .. +ceil((k-1)/2)``.
+
+    For k=6 that is -2..+3, the 6 k-mers overlapping the centre k-mer's middle
+    bases. ``k=None`` (non-overlapping tokens, e.g. SentencePiece) gives the centre alone.
+    """
+    if k is None:
+        return np.zeros(1, dtype=np.int64)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    lo = (k - 1) // 2
+    return np.arange(-lo, k - lo, dtype=np.int64)
+
+
+def centre_first_offsets(k: int | None) -> np.ndarray:
+    """The base-span offsets ordered by distance from the centre (centre first, left before right on
+    ties): the order in which a span's PMI ties are broken."""
+    offsets = base_span_offsets(k)
+    return offsets[np.argsort(np.abs(offsets), kind="stable")]
+
+
+def draw_centres(maskable: np.ndarray, rng: np.random.Generator, centre_prob: float) -> np.ndarray:
+    """Positions of the mask centres: each maskable position i.i.d. with ``centre_prob``."""
+    return np.flatnonzero((rng.random(len(maskable)) < centre_prob) & maskable)
+
+
+def _nothing_masked(n: int) -> MaskSelection:
+    return MaskSelection(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), 0)
+
+
+def _check_scores(scores: np.ndarray | None, n: int) -> None:
+    if scores is None or len(scores) != n:
+        raise ValueError("the PMI strategies need one score per position")
+
+
+def _base_spans(n: int, centres: np.ndarray, k: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(masked, span, inside)``: the union of the centres' base spans, the (m, span) positions
+    (column 0 is the centre, then by distance) and which of them lie inside the item."""
+    span = centres[:, None] + centre_first_offsets(k)[None, :]
+    inside = (span >= 0) & (span < n)
+    masked = np.zeros(n, dtype=bool)
+    masked[span[inside]] = True
+    return masked, span, inside
+
+
+def select_kmer_spans(
+    maskable: np.ndarray, rng: np.random.Generator, config: MaskingConfig, scores=None
+) -> MaskSelection:
+    """DNABERT's masking: the k-span around each centre (the centre alone when ``config.k`` is None)."""
+    n = len(maskable)
+    centres = draw_centres(maskable, rng, config.centre_prob)
+    if centres.size == 0:
+        return _nothing_masked(n)
+    masked, _, _ = _base_spans(n, centres, config.k)
+    return MaskSelection(masked & maskable, np.zeros(n, dtype=bool), int(centres.size))
+
+
+def select_random_tokens(
+    maskable: np.ndarray, rng: np.random.Generator, config: MaskingConfig, scores=None
+) -> MaskSelection:
+    """BERT's masking: each maskable token i.i.d. with ``config.centre_prob``, whatever k."""
+    n = len(maskable)
+    centres = draw_centres(maskable, rng, config.centre_prob)
+    if centres.size == 0:
+        return _nothing_masked(n)
+    masked, _, _ = _base_spans(n, centres, None)
+    return MaskSelection(masked & maskable, np.zeros(n, dtype=bool), int(centres.size))
+
+
+def select_local_pmi_spans(
+    maskable: np.ndarray, rng: np.random.Generator, config: MaskingConfig, scores: np.ndarray | None
+) -> MaskSelection:
+    """GeneMask's masking: the k-spans, plus a wide span around the best token of the best centres.
+
+    ``scores``: float (T,), each position's PMI score (``-inf`` = unscored).
+    """
+    n = len(maskable)
+    centres = draw_centres(maskable, rng, config.centre_prob)
+    if centres.size == 0:
+        return _nothing_masked(n)
+    masked, span, inside = _base_spans(n, centres, config.k)
+    wide = np.zeros(n, dtype=bool)
+    if config.high_fraction > 0:
+        _check_scores(scores, n)
+        span_scores = np.where(inside, scores[np.where(inside, span, 0)], -np.inf)
+        rows = np.arange(len(centres))
+        best_col = span_scores.argmax(axis=1)  # first maximum: the centre, else the nearest
+        best = span[rows, best_col]
+        n_high = math.ceil(config.high_fraction * len(centres))
+        if n_high < config.all_wide_below:
+            n_high = len(centres)
+        high = np.argsort(-span_scores[rows, best_col], kind="stable")[:n_high]
+        wide_span = best[high][:, None] + np.arange(-config.wide_half_width, config.wide_half_width + 1)
+        wide[wide_span[(wide_span >= 0) & (wide_span < n)]] = True
+        wide &= maskable
+        masked |= wide
+    masked &= maskable
+    return MaskSelection(masked, wide, int(centres.size))
+
+
+def select_global_pmi_spans(
+    maskable: np.ndarray, rng: np.random.Generator, config: MaskingConfig, scores: np.ndarray | None
+) -> MaskSelection:
+    """CM-GEMS's global masking: a wide span around each of the m top-scoring maskable positions.
+
+    m is the number of centres drawn. Every masked position is in a global (wide) span, so
+    ``wide`` equals ``masked``.
+    """
+    n = len(maskable)
+    centres = draw_centres(maskable, rng, config.centre_prob)
+    if centres.size == 0:
+        return _nothing_masked(n)
+    _check_scores(scores, n)
+    candidates = np.flatnonzero(maskable)
+    neg = -scores[candidates]
+    m = min(centres.size, candidates.size)
+    # The m best without a full sort: all scores above the m-th best, then the lowest positions
+    # among those tied with it (candidates are ascending).
+    kth = np.partition(neg, m - 1)[m - 1]
+    above = np.flatnonzero(neg < kth)
+    tied = np.flatnonzero(neg == kth)[: m - above.size]
+    top = candidates[np.concatenate([above, tied])]
+    span = top[:, None] + np.arange(-config.wide_half_width, config.wide_half_width + 1)
+    masked = np.zeros(n, dtype=bool)
+    masked[span[(span >= 0) & (span < n)]] = True
+    masked &= maskable
+    return MaskSelection(masked, masked.copy(), int(centres.size))

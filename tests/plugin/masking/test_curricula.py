@@ -1,0 +1,111 @@
+"""Unit tests of the mask curricula: the cm_step schedule and the cm_gems switching rule."""
+
+import numpy as np
+import pytest
+
+from genemask_plugin.masking.config import MaskingConfig
+from genemask_plugin.masking.curricula import (
+    PerplexityPlateauSwitch,
+    StepwiseSchedule,
+    stepwise_probability,
+)
+
+
+def cm_step(seed, max_update):
+    return StepwiseSchedule(MaskingConfig("cm_step"), seed=seed, max_update=max_update)
+
+
+def cm_gems(seed, threshold=1.0):
+    return PerplexityPlateauSwitch(MaskingConfig("cm_gems", cm_gems_threshold=threshold), seed=seed)
+
+
+def test_cm_step_probability_rises_in_100_steps_from_0_to_1():
+    assert stepwise_probability(0, 10_000) == 0.0
+    assert stepwise_probability(99, 10_000) == 0.0
+    assert stepwise_probability(100, 10_000) == 0.01
+    assert stepwise_probability(5_050, 10_000) == 0.5
+    assert stepwise_probability(9_999, 10_000) == 0.99
+    assert stepwise_probability(10_000, 10_000) == 1.0
+    assert stepwise_probability(12_000, 10_000) == 1.0
+    # U not a multiple of 100: floor(u / (U / 100)) exactly, e.g. u=3, U=60 -> floor(5.0) = 5 (float: 4.999...).
+    assert stepwise_probability(3, 60) == 0.05
+    steps = [stepwise_probability(u, 60) for u in range(60)]
+    assert steps == sorted(steps) and len(set(steps)) == 60
+
+
+def test_cm_step_batch_choice_is_a_pure_function_of_seed_update_and_batch_ids():
+    curriculum = cm_step(seed=3, max_update=1000)
+    ids = np.array([17, 4, 250, 9])
+    choices = [curriculum.batch_candidate(500, ids) for _ in range(3)]
+    assert len(set(choices)) == 1 and type(choices[0]) is int
+    assert curriculum.batch_candidate(500, ids[::-1]) == choices[0]  # order within the batch does not matter
+    assert cm_step(seed=3, max_update=1000).batch_candidate(500, ids) == choices[0]
+    # The share of global batches follows the probability.
+    for update, p in ((0, 0.0), (300, 0.3), (800, 0.8), (1000, 1.0)):
+        share = np.mean([curriculum.batch_candidate(update, [b, b + 1]) for b in range(0, 4000, 2)])
+        assert share == pytest.approx(p, abs=0.04), update
+    # And differs with the seed.
+    other = cm_step(seed=4, max_update=1000)
+    batches = [[b, b + 1] for b in range(0, 400, 2)]
+    assert [curriculum.batch_candidate(500, b) for b in batches] != [other.batch_candidate(500, b) for b in batches]
+
+
+def test_cm_gems_switches_once_at_the_first_small_drop_and_never_reverts():
+    curriculum = cm_gems(seed=1, threshold=1.0)
+    # Validation perplexities at updates 100, 200, ...: drops 20, 5, 1.5, 0.4 (switch), then rises, drops again.
+    script = [(100, 40.0), (200, 20.0), (300, 15.0), (400, 13.5), (500, 13.1), (600, 14.0), (700, 9.0), (800, 8.99)]
+    switched_at = [update for update, ppl in script if curriculum.observe_validation(update, ppl)]
+    assert switched_at == [500]
+    assert curriculum.switch_update == 500
+    assert [curriculum.second_probability(u) for u in (0, 499, 500, 10_000)] == [0.0, 0.0, 1.0, 1.0]
+    assert curriculum.batch_candidate(700, [1, 2]) == 1 and curriculum.batch_candidate(499, [1, 2]) == 0
+    assert curriculum.validation_candidate() == 1
+    assert "since update 500" in curriculum.describe()
+    assert len(curriculum.valid_history) == len(script)
+
+
+def test_cm_step_state_says_where_the_schedule_is():
+    curriculum = cm_step(seed=1, max_update=10_000)
+    curriculum.num_updates = 2_550
+    restored = cm_step(seed=1, max_update=10_000)
+    restored.load_state_dict(curriculum.state_dict())
+    assert restored.num_updates == 2_550
+    assert "cm_step after 2550 of 10000 updates" in restored.describe() and "25%" in restored.describe()
+
+
+def test_cm_gems_first_validation_cannot_switch_and_a_rise_counts_as_a_small_drop():
+    curriculum = cm_gems(seed=1, threshold=1.0)
+    assert not curriculum.observe_validation(10, 3.0)  # nothing to compare with
+    assert curriculum.validation_candidate() == 0
+    assert curriculum.observe_validation(20, 3.5)  # perplexity went up: the drop (-0.5) is below 1.0
+    assert cm_gems(seed=1, threshold=0.25).observe_validation(0, 9.0) is False
+
+
+def test_cm_gems_state_round_trips_and_stays_switched():
+    curriculum = cm_gems(seed=1, threshold=2.0)
+    for update, ppl in ((10, 30.0), (20, 25.0), (30, 24.0), (40, 10.0)):
+        curriculum.observe_validation(update, ppl)
+    restored = cm_gems(seed=1, threshold=2.0)
+    restored.load_state_dict(curriculum.state_dict())
+    assert restored.switch_update == 30 and restored.valid_history == curriculum.valid_history
+    assert not restored.observe_validation(50, 9.99)  # never switches again
+    assert restored.switch_update == 30 and restored.second_probability(50) == 1.0
+    with pytest.raises(ValueError, match="trained with --mask-strategy cm_gems, not cm_step"):
+        cm_step(seed=1, max_update=10).load_state_dict(curriculum.state_dict())
+
+
+@pytest.mark.parametrize("max_update", [None, 0, -5])
+def test_cm_step_needs_max_update(max_update):
+    with pytest.raises(ValueError, match="--mask-strategy cm_step needs --max-update"):
+        cm_step(seed=1, max_update=max_update)
+
+
+def test_old_checkpoint_states_load():
+    """States as the curricula wrote them before they were strategies (both rules saved every key)."""
+    gems = cm_gems(seed=1)
+    gems.load_state_dict({"kind": "cm_gems", "num_updates": 300, "switch_update": 200,
+                          "valid_history": [[100, 50.0], [200, 49.5]]})
+    assert gems.switch_update == 200 and gems.valid_history == [(100, 50.0), (200, 49.5)] and gems.num_updates == 300
+    step = cm_step(seed=1, max_update=1000)
+    step.load_state_dict({"kind": "cm_step", "num_updates": 250, "switch_update": None, "valid_history": []})
+    assert step.num_updates == 250 and "cm_step after 250 of 1000 updates: kmer_span, global_pmi for 25%" in step.describe()
