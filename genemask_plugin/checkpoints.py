@@ -23,6 +23,7 @@ import torch
 from fairseq.models import ARCH_CONFIG_REGISTRY
 
 from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.input_file import require_regular_file
 
 from .models.defaults import DEFAULT_ARCH, MAX_POSITIONS
 
@@ -43,6 +44,7 @@ class CheckpointError(InputError):
 
 def load_checkpoint_state(checkpoint: str | os.PathLike) -> dict:
     """A fairseq checkpoint's saved dict, memory-mapped; :class:`CheckpointError` if it is not one."""
+    require_regular_file(checkpoint, "a checkpoint is memory-mapped, and read again by each step that needs it")
     try:
         state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
     except FileNotFoundError:

@@ -38,6 +38,7 @@ from genemask_preprocess.formats.fairseq_dictionary import (
     write_dictionary,
 )
 from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter, check_indexed_dataset
+from genemask_preprocess.formats.input_file import open_input
 from genemask_preprocess.formats.text_table import read_labelled_rows
 from genemask_preprocess.kmers import (
     EOS_ID,
@@ -398,7 +399,8 @@ def prepare_fewshot_data(
     with atomic_directory(out, force=force, owned=OUTPUT_NAMES) as staging:
         (staging / "input0").mkdir()
         (staging / "label").mkdir()
-        shutil.copyfile(vocab.path, staging / "input0" / "dict.txt")
+        with open_input(vocab.path, decompress=False) as source, open(staging / "input0" / "dict.txt", "wb") as copy:
+            shutil.copyfileobj(source, copy)  # through open_input: a dictionary given as a pipe was read already
         # class i is token id 4 + i: one line per class, in class order
         write_dictionary(staging / "label" / "dict.txt", labels, [train_counts[label] for label in labels])
         label_dtype = fairseq_int_dtype(NUM_SPECIALS + len(labels) + 1)

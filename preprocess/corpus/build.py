@@ -53,6 +53,7 @@ from genemask_preprocess.errors import InputError
 from genemask_preprocess.formats.fairseq_dictionary import write_dictionary, write_kmer_dictionary
 from genemask_preprocess.formats.genome import GenomeSource, open_genome
 from genemask_preprocess.formats.indexed_dataset import IndexedDatasetWriter
+from genemask_preprocess.formats.input_file import require_regular_file
 from genemask_preprocess.kmers import (
     FAIRSEQ_SPECIALS,
     INVALID,
@@ -296,6 +297,10 @@ def build_corpus(
     """
     started = time.perf_counter()
     config.validate()
+    if config.tokenizer == "sentencepiece":
+        for genome in config.genomes:
+            require_regular_file(genome, "--tokenizer sentencepiece reads each genome twice (to train the "
+                                         "tokenizer on a sample, then to encode it)")
     sources = [open_genome(genome) for genome in config.genomes]
     totals = [source.total_bases for source in sources]
     with atomic_directory(config.out_dir, force=config.force, owned=OUTPUT_FILES) as tmp_dir:

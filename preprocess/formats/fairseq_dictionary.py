@@ -34,6 +34,7 @@ import numpy as np
 
 from genemask_preprocess.atomic_output import atomic_file
 from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.input_file import open_text
 from genemask_preprocess.kmers import (
     FAIRSEQ_SPECIALS,
     NUM_SPECIALS,
@@ -62,7 +63,8 @@ def read_dictionary_symbols(path: str | os.PathLike) -> list[str]:
     """Symbols of a ``dict.txt`` as ``Dictionary.load`` orders them: the four specials, then the file's."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open_text(path, encoding="utf-8", decompress=False) as handle:
+            lines = handle.read().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise DictionaryError(f"cannot read dictionary {path}: {err}") from None
     symbols = list(FAIRSEQ_SPECIALS)

@@ -10,13 +10,17 @@
 Compression is recognised by content, not by name. Record names must be unique.
 Every command that reads a genome (``genemask-preprocess``, ``genemask-pmi count``)
 goes through :func:`open_genome`, so input checks and non-ACGT handling are the
-same everywhere. At most one record (one chromosome) is held in memory.
+same everywhere. At most one record (one chromosome) is held in memory. A pipe or process
+substitution is read once, its sniffed head replayed (:mod:`.input_file`).
+
+A FASTA with a ``.fai`` (and a bgzip one with its ``.gzi``) can also be read by region
+(:meth:`GenomeSource.regions`), through :mod:`.fasta_index`, which checks the index against
+the file; the bytes read by region pass the same per-character decision as the stream.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import itertools
 import os
 import re
@@ -24,10 +28,12 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import pysam
+import numpy as np
 
 from genemask_preprocess.errors import InputError
-from genemask_preprocess.formats.text_table import check_input_file, is_gzip, iter_rows
+from genemask_preprocess.formats.fasta_index import FastaIndex, IndexedFasta, load_fasta_index
+from genemask_preprocess.formats.input_file import check_input_file, is_pipe, open_input
+from genemask_preprocess.formats.text_table import iter_rows
 from genemask_preprocess.kmers import kmers_to_dna
 
 
@@ -55,6 +61,9 @@ class GenomeSource:
     path: str
     format: str  # "fasta" or "tsv"
     total_bases: int | None  # known up front from a .fai index, else None
+    fasta_index: FastaIndex | None = None
+    index_note: str | None = None
+    """Why an index beside the FASTA is not used to read it by region (stale, no .gzi, ...); None if none."""
 
     def records(self) -> Iterator[GenomeRecord]:
         """Stream records in file order; raises :class:`GenomeInputError` on duplicate names or bad rows."""
@@ -69,39 +78,52 @@ class GenomeSource:
     def index(self) -> list[tuple[str, int]] | None:
         """``(name, length)`` of every record from the ``.fai``, when this FASTA can be read by region.
 
-        That needs a ``.fai`` (``samtools faidx``) and a plain or bgzip file (plain gzip has
-        no random access; bgzip also needs its ``.gzi``). None otherwise.
+        That needs a ``.fai`` (``samtools faidx``) that fits the file, and a plain or bgzip file
+        (plain gzip has no random access; bgzip also needs its ``.gzi``). None otherwise.
         """
-        if self.format != "fasta" or self.total_bases is None:
+        if self.fasta_index is None or not self.fasta_index.by_region:
             return None
-        try:
-            with _quiet_htslib(), pysam.FastaFile(self.path) as fasta:
-                return list(zip(fasta.references, fasta.lengths, strict=True))
-        except (OSError, ValueError):
-            return None
+        return [(record.name, record.length) for record in self.fasta_index.records]
 
     def regions(self, spans: Iterable[tuple[str, int, int]]) -> Iterator[str]:
-        """The bases ``[start, stop)`` of each ``(name, start, stop)``, read by region (see :meth:`index`)."""
-        with _quiet_htslib():
-            try:
-                fasta = pysam.FastaFile(self.path)
-            except (OSError, ValueError) as err:
-                raise GenomeInputError(f"{self.path}: cannot open by its .fai index: {err}") from None
-            with fasta:
+        """The bases ``[start, stop)`` of each ``(name, start, stop)``, read by region (see :meth:`index`).
+
+        Every byte read is checked as the stream checks it (:func:`_check_sequence`), and the
+        index against the file where it is read (:class:`~.fasta_index.IndexedFasta`).
+        """
+        if self.index() is None:
+            raise GenomeInputError(f"{self.path}: cannot be read by region ({self.index_note or 'no .fai index'})")
+        try:
+            with IndexedFasta(self.fasta_index) as fasta:
                 for name, start, stop in spans:
-                    try:
-                        yield fasta.fetch(name, start, stop)
-                    except (OSError, ValueError, KeyError) as err:
-                        raise GenomeInputError(f"{self.path}: cannot read {name}:{start}-{stop}: {err}") from None
+                    raw = fasta.bases(name, start, stop)
+                    odd = _first_odd(raw)
+                    if odd >= 0:
+                        record = fasta.record(name)
+                        base = start + odd
+                        line = _line_of_offset(fasta, record.offset) + base // record.line_bases
+                        raise _odd_character(self.path, line, base % record.line_bases + 1, name, raw[odd])
+                    yield raw.decode("ascii")
+        except (OSError, EOFError, zlib.error) as err:
+            raise GenomeInputError(f"{self.path}: cannot read FASTA by region (truncated or corrupt?): {err}") from None
 
 
-@contextlib.contextmanager
-def _quiet_htslib():
-    previous = pysam.set_verbosity(0)  # htslib's own "[E::...]" lines would come before our one-line error
-    try:
-        yield
-    finally:
-        pysam.set_verbosity(previous)
+def _line_of_offset(fasta: IndexedFasta, offset: int) -> int:
+    """The 1-based line number at byte ``offset`` (counted only to name the line of an error)."""
+    lines, position, block = 1, 0, 1 << 24
+    while position < offset:
+        chunk = fasta.read_at(position, min(block, offset - position))
+        if not chunk:
+            break
+        lines += chunk.count(b"\n")
+        position += len(chunk)
+    return lines
+
+
+def genome_files(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """The files a command reading these genomes reads: each genome and the index files beside it."""
+    return [name for path in paths for name in (os.fspath(path), *(os.fspath(path) + ext for ext in (".fai", ".gzi")))
+            if os.path.lexists(name)]
 
 
 def open_genome(path: str | os.PathLike) -> GenomeSource:
@@ -115,7 +137,10 @@ def open_genome(path: str | os.PathLike) -> GenomeSource:
     if not text:
         raise GenomeInputError(f"{path}: file is empty")
     if text.startswith(">"):
-        return GenomeSource(path, "fasta", _total_from_fai(path))
+        if is_pipe(path):
+            return GenomeSource(path, "fasta", None)
+        fasta_index, note = load_fasta_index(path)
+        return GenomeSource(path, "fasta", fasta_index.total_bases if fasta_index else None, fasta_index, note)
     with contextlib.closing(_first_fields(path)) as rows:
         firsts = list(itertools.islice(rows, _SNIFF_ROWS))
     if firsts and not _looks_like_sequence(firsts[0][1]):
@@ -146,7 +171,7 @@ def _looks_like_sequence(field: str) -> bool:
 
 def _read_head(path: str) -> str:
     try:
-        with (gzip.open if is_gzip(path) else open)(path, "rb") as handle:
+        with open_input(path) as handle:
             raw = handle.read(_SNIFF_BYTES)
     except (OSError, EOFError) as err:
         raise GenomeInputError(f"{path}: cannot read: {err}") from None
@@ -154,17 +179,6 @@ def _read_head(path: str) -> str:
         return raw.decode("ascii")
     except UnicodeDecodeError:
         raise GenomeInputError(f"{path}: not a text FASTA or TSV file (binary content)") from None
-
-
-def _total_from_fai(path: str) -> int | None:
-    fai = path + ".fai"
-    if not os.path.exists(fai):
-        return None
-    try:
-        with open(fai) as handle:
-            return sum(int(line.split("\t")[1]) for line in handle if line.strip())
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 _NUCLEOTIDE_BYTES = _IUPAC.encode("ascii")
@@ -184,7 +198,7 @@ def _fasta_records(path: str) -> Iterator[GenomeRecord]:
     held in memory at a time.
     """
     try:
-        with (gzip.open if is_gzip(path) else open)(path, "rb") as handle:
+        with open_input(path) as handle:
             name, first_line, parts = None, 0, []
             line_no, leftover = 1, b""  # line_no: the line that `work` starts with
             while True:
@@ -247,13 +261,28 @@ def _fasta_record(path: str, name: str, first_line: int, parts: list[bytes]) -> 
         odd = sequence.translate(None, _NUCLEOTIDE_BYTES)
         if odd:
             index, line = next((i, line) for i, line in enumerate(lines) if line.translate(None, _NUCLEOTIDE_BYTES))
-            column = line.index(odd[:1]) + 1
-            raise GenomeInputError(
-                f"{path} line {first_line + index} column {column} (record {name!r}): {_describe_odd(chr(odd[0]))} "
-                "in a sequence line; only IUPAC nucleotide codes are sequence (see docs/reliability.md)"
-            )
+            raise _odd_character(path, first_line + index, line.index(odd[:1]) + 1, name, odd[0])
     del raw
     return GenomeRecord(name, sequence.decode("ascii"))
+
+
+_IS_NUCLEOTIDE = np.zeros(256, dtype=bool)
+_IS_NUCLEOTIDE[np.frombuffer(_NUCLEOTIDE_BYTES, dtype=np.uint8)] = True
+
+
+def _first_odd(sequence: bytes) -> int:
+    """Index of the first byte of ``sequence`` that is not a nucleotide code, or -1."""
+    if not sequence.translate(None, _NUCLEOTIDE_BYTES):
+        return -1
+    return int(np.argmin(_IS_NUCLEOTIDE[np.frombuffer(sequence, dtype=np.uint8)]))
+
+
+def _odd_character(path: str, line: int, column: int, name: str, byte: int) -> GenomeInputError:
+    """The one refusal of a character that is not sequence, for the streamed and the indexed reader alike."""
+    return GenomeInputError(
+        f"{path} line {line} column {column} (record {name!r}): {_describe_odd(chr(byte))} "
+        "in a sequence line; only IUPAC nucleotide codes are sequence (see docs/reliability.md)"
+    )
 
 
 def _describe_odd(char: str) -> str:

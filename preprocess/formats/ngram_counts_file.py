@@ -33,6 +33,7 @@ import numpy as np
 
 from genemask_preprocess.atomic_output import atomic_file
 from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.input_file import open_input, open_seekable, open_text
 from genemask_preprocess.kmers import codes_of_kmers, kmers_of_codes
 
 COUNTS_FORMAT = "genemask-ngram-counts"
@@ -151,7 +152,7 @@ def load_counts(path: str | os.PathLike) -> NgramCounts:
     if os.path.isdir(path):
         raise CountsError(f"{path}: is a directory, expected a COUNTS file")
     try:
-        with open(path, "rb") as handle:
+        with open_input(path, decompress=False) as handle:
             magic = handle.read(4)
     except OSError as err:
         raise CountsError(f"{path}: cannot read: {err.strerror}") from None
@@ -162,7 +163,7 @@ def load_counts(path: str | os.PathLike) -> NgramCounts:
 
 def _load_npz(path: str) -> NgramCounts:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_seekable(path) as handle, np.load(handle, allow_pickle=False) as data:
             if "format" not in data or str(data["format"]) != COUNTS_FORMAT:
                 raise CountsError(f"{path}: not a genemask-pmi COUNTS file")
             if int(data["version"]) > COUNTS_VERSION:
@@ -201,7 +202,7 @@ def iter_count_arrays(path: str | os.PathLike) -> Iterator[tuple[int, np.ndarray
     """
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_seekable(path) as handle, np.load(handle, allow_pickle=False) as data:
             if "format" not in data.files or str(data["format"]) != COUNTS_FORMAT:
                 raise CountsError(f"{path}: not a genemask-pmi COUNTS file")
             for key in data.files:
@@ -222,10 +223,10 @@ def read_shard_metadata(path: str | os.PathLike) -> dict | None:
     if not os.path.isfile(path):
         raise CountsError(f"{path}: no such file")
     try:
-        with open(path, "rb") as handle:
+        with open_input(path, decompress=False) as handle:
             if handle.read(4) != _NPZ_MAGIC:
                 return None  # a TSV: never a shard
-        with np.load(path, allow_pickle=False) as data:
+        with open_seekable(path) as handle, np.load(handle, allow_pickle=False) as data:
             if "format" not in data.files or str(data["format"]) != COUNTS_FORMAT:
                 raise CountsError(f"{path}: not a genemask-pmi COUNTS file")
             return json.loads(str(data["shard"])) if "shard" in data.files else None
@@ -310,7 +311,7 @@ def read_counts_tsv(path: str | os.PathLike) -> NgramCounts:
     path = os.fspath(path)
     by_length: dict[int, tuple[list[str], list[int], list[int]]] = {}
     try:
-        handle = open(path, encoding="ascii", newline="")
+        handle = open_text(path, encoding="ascii", decompress=False)
     except OSError as err:
         raise CountsError(f"{path}: cannot read: {err.strerror}") from None
     with handle:

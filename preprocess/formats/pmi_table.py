@@ -19,6 +19,7 @@ import numpy as np
 
 from genemask_preprocess.atomic_output import atomic_file
 from genemask_preprocess.errors import InputError
+from genemask_preprocess.formats.input_file import open_text
 from genemask_preprocess.kmers import NUM_SPECIALS, codes_of_kmers, kmer_size_of_symbols
 
 if TYPE_CHECKING:  # the scorer is not needed to read a table
@@ -68,7 +69,7 @@ def read_pmi_table(path: str | os.PathLike, n: int | None = None) -> dict[int, d
         raise PMITableError(f"{path}: is a directory, expected a PMI table TSV")
     columns: dict[int, dict[str, list]] = {}
     try:
-        with open(path, encoding="ascii", newline="") as handle:
+        with open_text(path, encoding="ascii", decompress=False) as handle:
             header = handle.readline().rstrip("\r\n").split("\t")
             missing = [c for c in TABLE_COLUMNS if c not in header]
             if missing:
@@ -191,7 +192,7 @@ def load_token_scores(
 
 def _lengths_in(path) -> list[int]:
     seen: set[int] = set()
-    with open(path, encoding="ascii", errors="replace") as handle:
+    with open_text(path, encoding="ascii", errors="replace", decompress=False) as handle:
         handle.readline()
         for line in handle:
             fields = line.split("\t")

@@ -1,4 +1,4 @@
-"""Delimited text tables: the one opener (plain or gzip, sniffed by content) and the one row reader.
+"""Delimited text tables: the one row reader (files open through :mod:`.input_file`: plain or gzip, pipes too).
 
 Used by the labelled-sequence tables and genome TSVs: few-shot ``sequence<TAB>label`` files and
 GUE ``sequence,label`` CSVs (``genemask-fewshot prepare``, the motif sequence sets) and DNABERT-style
@@ -12,41 +12,15 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from genemask_preprocess.errors import InputError
-
-GZIP_MAGIC = b"\x1f\x8b"
+from genemask_preprocess.formats.input_file import check_input_file, open_text
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a chromosome-long TSV field is valid input
-
-
-def is_gzip(path: str | os.PathLike) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == GZIP_MAGIC
-
-
-def check_input_file(path: str | os.PathLike, what: str = "file") -> Path:
-    """``path`` as a Path if it is a readable regular file; else :class:`InputError`."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a {what}")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path}: permission denied")
-    return path
-
-
-def open_text(path: str | os.PathLike, encoding: str = "utf-8-sig") -> io.TextIOBase:
-    """Open a plain or gzip text file for reading (gzip is recognised by its magic bytes)."""
-    opener = gzip.open if is_gzip(path) else open
-    return opener(path, "rt", newline="", encoding=encoding)
 
 
 def iter_rows(path: str | os.PathLike, delimiter: str = "\t") -> Iterator[tuple[int, list[str]]]:

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
+from genemask_preprocess.formats.input_file import is_gzip
 from genemask_preprocess.formats.ngram_counts_file import DENSE_MAX_N, CountsError
-from genemask_preprocess.formats.text_table import is_gzip
 
 
 def default_piece_bases(total_bases: int, workers: int) -> int:

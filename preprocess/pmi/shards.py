@@ -6,8 +6,8 @@ in ``[floor(I*T/N), floor((I+1)*T/N))``. It reads up to ``max_n - 1`` bases past
 (the overlap) so the windows it owns are whole, but never counts a window that starts
 there, so every window of every length is counted by exactly one shard and the sum of the
 shards is the count of the whole, bit for bit. Record ends split windows exactly as in a
-single count. T comes from the inputs' ``.fai`` indexes when every input has one, else
-from one reading pass.
+single count. T comes from the inputs' ``.fai`` indexes when every input has one that fits
+its file (:mod:`~genemask_preprocess.formats.fasta_index`), else from one reading pass.
 
 A shard's COUNTS file carries, besides its counts, its ``shard`` metadata (see
 :func:`shard_metadata`): its inputs (file name, size in bytes, SHA-256 of the bytes), its
@@ -98,10 +98,11 @@ def describe_inputs(paths: Sequence[str | os.PathLike]) -> list[dict]:
 
 
 def exact_total_bases(sources: Sequence[GenomeSource]) -> int:
-    """All bases of the inputs: from their ``.fai`` indexes, else by reading them once."""
+    """All bases of the inputs: from their ``.fai`` indexes where those were checked against the
+    file (see :mod:`~genemask_preprocess.formats.fasta_index`), else by reading them once."""
     total = 0
     for source in sources:
-        if source.total_bases is not None:
+        if source.index() is not None:
             total += source.total_bases
         else:
             total += sum(len(record.sequence) for record in source.records())
