@@ -1,18 +1,35 @@
-"""The one output path: write into a temporary sibling, rename into place only on success.
+"""The one output path: claimed first, written into a temporary sibling, renamed into place on success.
 
-Every command writes through :func:`atomic_file` or :func:`atomic_directory`. On any
+A command first claims its outputs with its inputs (:func:`claim_outputs`). Each output must
+be missing, a regular file or a folder; a symlink is followed and written through, anything
+else (a FIFO, a device such as ``/dev/null``, a socket) is refused. No output may be one of
+the command's inputs or another of its outputs, compared by inode, not by name (hard links,
+symlinks, ``./x`` and ``x``). An advisory lock (``flock`` on ``.NAME.lock`` beside the output,
+removed at the end) keeps a second run from writing the same output at the same time.
+
+Every output is then written through :func:`atomic_file` or :func:`atomic_directory`. On any
 exception, including :class:`~genemask_preprocess.errors.Interrupted` from a signal, the
 temporary file or folder is removed, so a failed or stopped run leaves nothing behind.
-Permissions follow the umask, as a plain ``open`` would. Missing parent folders are created.
+An output that appeared or changed after the claim (another program wrote it) is left as it
+is unless the command was given ``--force``. Replacing files in an existing folder moves the
+old ones aside, in the same file system, and deletes them only once the new ones are in
+place; a failure puts them back. Permissions follow the umask, as a plain ``open`` would.
+Missing parent folders are created.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import fnmatch
 import os
 import shutil
+import signal
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from genemask_preprocess.errors import OutputError
@@ -59,25 +76,35 @@ def _temporary_name(path: Path) -> str:
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator:
-    """Open a temporary file beside ``path`` for writing; rename it to ``path`` on a clean exit."""
+    """Open a temporary file beside ``path`` for writing; rename it to ``path`` on a clean exit.
+
+    A symlink ``path`` is written through: its target is replaced, the link kept.
+    """
     path = Path(path)
-    if path.is_dir():
+    target = resolve_output(path)
+    if target.is_dir():
         raise OutputError(f"{path}: is a directory, expected a file name")
-    created = _make_parent(path)
+    claim = _CLAIMS.get(target)
+    expected = claim.state if claim is not None else _file_state(target)
+    created = _make_parent(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_temporary_name(path), dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_name(target), dir=target.parent)
     except OSError as err:
-        _remove_empty_folders(path.parent, created)
+        _remove_empty_folders(target.parent, created)
         raise OutputError(f"{path}: cannot write: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
         os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
+        if not (claim is not None and claim.force) and _file_state(target) != expected:
+            raise OutputError(_changed_meanwhile(path))
+        os.replace(tmp, target)
+        if claim is not None:
+            claim.state = _file_state(target)  # this run's own file: a second write may replace it
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        _remove_empty_folders(path.parent, created)
+        _remove_empty_folders(target.parent, created)
         raise
 
 
@@ -89,26 +116,37 @@ def atomic_directory(
 
     ``path`` must be missing or empty, unless ``force``: then only the names the command
     writes (``owned``, else the names it wrote this time) are replaced, and any other file
-    of the user's in ``path`` is kept.
+    of the user's in ``path`` is kept. A symlink ``path`` is written through. The temporary
+    folder is made where its renames cannot cross file systems: beside the (resolved) folder,
+    or inside it when it is a mount point.
     """
     path = Path(path)
+    target = resolve_output(path)
     check_output_directory(path, force)
-    created = _make_parent(path)
+    created = _make_parent(target)
+    staging_parent = target if _is_mount_point(target) else target.parent
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=_temporary_name(path), dir=path.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=_temporary_name(target), dir=staging_parent))
     except OSError as err:
-        _remove_empty_folders(path.parent, created)
+        _remove_empty_folders(target.parent, created)
         raise OutputError(f"{path}: cannot write: {err.strerror or err}") from None
     try:
         yield tmp
         _follow_umask(tmp)
-        _move_into_place(tmp, path, owned)
+        _move_into_place(tmp, target, owned, force, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        _remove_empty_folders(path.parent, created)
+        _remove_empty_folders(target.parent, created)
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _is_mount_point(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and os.stat(folder).st_dev != os.stat(folder.parent).st_dev
+    except OSError:
+        return False
 
 
 def _follow_umask(tmp: Path) -> None:
@@ -132,27 +170,89 @@ def _follow_umask(tmp: Path) -> None:
 def check_output_directory(path: str | os.PathLike, force: bool) -> None:
     """Refuse a path that is a file, or a folder that already holds files (unless ``force``)."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
+    target = resolve_output(path)
+    if target.exists() and not target.is_dir():
         raise OutputError(f"{path}: exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not force:
+    if target.is_dir() and _user_entries(target) and not force:
         raise OutputError(f"{path}: already holds files; pass --force to replace them")
 
 
-def _move_into_place(tmp: Path, path: Path, owned: Iterable[str] | None) -> None:
-    if not path.exists():
-        os.rename(tmp, path)
+def _user_entries(folder: Path) -> list[str]:
+    """The names in ``folder``, less this module's own temporary ones (staging in a mount point)."""
+    return [name for name in os.listdir(folder) if not name.startswith(_temporary_name(folder))]
+
+
+def _move_into_place(tmp: Path, target: Path, owned: Iterable[str] | None, force: bool, shown: Path) -> None:
+    """Put the staged files in place; what they replace is moved aside first and deleted only at the end."""
+    if not os.path.lexists(target):
+        try:
+            os.rename(tmp, target)  # nothing to replace: one atomic step
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise OutputError(_changed_meanwhile(shown)) from None
+            raise
         return
-    if not any(path.iterdir()):
-        os.rmdir(path)
-        os.rename(tmp, path)
-        return
+    if not target.is_dir() or (_user_entries(target) and not force):
+        raise OutputError(_changed_meanwhile(shown))
     # Metadata (JSON) last: it marks the folder complete.
-    written = sorted((p.name for p in tmp.iterdir()), key=lambda name: (name.endswith(".json"), name))
-    for name in set(owned or ()) - set(written):  # a stale output of an earlier run
-        _remove(path / name)
-    for name in written:
-        _remove(path / name)
-        os.replace(tmp / name, path / name)
+    written = sorted(os.listdir(tmp), key=lambda name: (name.endswith(".json"), name))
+    stale = sorted(set(owned or ()) - set(written))  # outputs of an earlier run that this one does not write
+    replaced = [name for name in (*written, *stale) if os.path.lexists(target / name)]
+    aside = Path(tempfile.mkdtemp(prefix=_temporary_name(target) + "old-", dir=tmp.parent)) if replaced else None
+    moved, placed = [], []
+    with _stop_signals_held():
+        try:
+            for name in replaced:
+                os.rename(target / name, aside / name)
+                moved.append(name)
+            for name in written:
+                os.rename(tmp / name, target / name)
+                placed.append(name)
+        except BaseException as err:
+            _put_back(tmp, target, aside, placed, moved, shown, err)
+            raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _put_back(tmp: Path, target: Path, aside: Path | None, placed: list[str], moved: list[str], shown: Path,
+              err: BaseException) -> None:
+    """Undo a failed commit: the new files out, the old ones back where they were."""
+    failed = []
+    for name in reversed(placed):
+        try:
+            os.rename(target / name, tmp / name)
+        except OSError:
+            failed.append(name)
+    for name in reversed(moved):
+        try:
+            os.rename(aside / name, target / name)
+        except OSError:
+            failed.append(name)
+    if failed:
+        raise OutputError(
+            f"{shown}: replacing its files failed ({getattr(err, 'strerror', None) or err}) and "
+            f"{', '.join(failed)} could not be put back: the earlier files are in {aside}"
+        ) from None
+    if aside is not None:
+        with contextlib.suppress(OSError):
+            os.rmdir(aside)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """A commit's few renames finish, or are undone, before a stop signal is handled."""
+    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _changed_meanwhile(path: Path) -> str:
+    return (f"{path}: appeared or changed while this run was writing it (another program or run?); "
+            "it was left as it is and nothing was written")
 
 
 def _remove(target: Path) -> None:
@@ -214,3 +314,216 @@ def check_can_write(path: str | os.PathLike, what: str = "--out") -> None:
         raise OutputError(f"{path}: cannot write in {existing} ({what}): {err.strerror or err}") from None
     os.close(fd)
     os.unlink(probe)
+
+
+# ---------------------------------------------------------------------------------------------
+# Claiming the outputs: what they are, that they alias nothing, and one writer at a time
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a command, as its option names it."""
+
+    path: str | os.PathLike
+    option: str = "--out"
+    folder: bool = False
+    owned: tuple[str, ...] | None = None
+    """For a folder: the names (or glob patterns) the command replaces in it; None: any."""
+
+
+@dataclass
+class _Claim:
+    force: bool
+    state: tuple | None  # a file output's (device, inode, size, mtime) when claimed; None if missing
+
+
+_CLAIMS: dict[Path, _Claim] = {}
+"""The outputs this process has claimed, by resolved path."""
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+)
+
+
+def resolve_output(path: str | os.PathLike) -> Path:
+    """Where writing ``path`` lands: every symlink followed (a dangling one to where it points)."""
+    return Path(os.path.realpath(path))
+
+
+def _file_state(path: Path) -> tuple | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+@contextlib.contextmanager
+def claim_outputs(
+    outputs: Iterable[Output], inputs: Iterable[str | os.PathLike | None] = (), *, force: bool = False
+) -> Iterator[list[Path]]:
+    """Check and lock a command's outputs for the whole run; yield where each resolves to.
+
+    Refuses, in one line (:class:`OutputError`): an output that exists as anything but a
+    regular file or folder (or a symlink to one), an output that is one of ``inputs`` (or a
+    folder output holding an input among the names it replaces, or an output inside an input
+    folder), two outputs that are one, and an output another run is writing (its lock is
+    held). Missing parent folders are created, and removed again if the run fails. An
+    output that appears or changes after the claim is not replaced unless ``force``.
+    """
+    outputs = [output for output in outputs if output is not None]
+    targets = [_check_kind(output) for output in outputs]
+    _check_distinct(outputs, [Path(p) for p in inputs if p is not None and os.path.lexists(p)])
+    with contextlib.ExitStack() as stack:
+        for output, target in zip(outputs, targets, strict=True):
+            stack.enter_context(_claimed(output, target, force))
+        yield targets
+
+
+def _check_kind(output: Output) -> Path:
+    """The resolved output path, if the output is missing, a regular file or a folder."""
+    shown = f"{output.option} {os.fspath(output.path)}"
+    try:
+        info = os.stat(output.path)
+    except (FileNotFoundError, NotADirectoryError):
+        return resolve_output(output.path)  # missing, or a dangling symlink: created where it points
+    except OSError as err:
+        raise OutputError(f"{shown}: cannot use it: {err.strerror or err}") from None
+    for test, kind in _SPECIAL_KINDS:
+        if test(info.st_mode):
+            raise OutputError(f"{shown}: is {kind}; an output must be a regular file or a folder (or a symlink to one)")
+    if _through_proc(output.path):
+        raise OutputError(f"{shown}: is a link to an open file descriptor (/proc/self/fd/N, /dev/stdout); "
+                          "an output must be a regular file or a folder")
+    target = resolve_output(output.path)
+    if _file_state(target) is None or not os.path.samestat(info, os.stat(target)):
+        raise OutputError(f"{shown}: does not resolve to a plain path (a /proc link?); name a file or a folder")
+    if output.folder and not stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{shown}: exists and is not a directory")
+    if not output.folder and stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{shown}: is a directory, expected a file name")
+    return target
+
+
+def _through_proc(path: str | os.PathLike) -> bool:
+    """Whether ``path``, or a symlink it leads through, lies in ``/proc`` (a process's fd links)."""
+    step = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on symlinks in a row
+        if os.path.realpath(os.path.dirname(step)).startswith("/proc/"):
+            return True
+        if not os.path.islink(step):
+            return False
+        step = os.path.join(os.path.dirname(step), os.readlink(step))
+    return False
+
+
+def _identity(path: Path) -> tuple:
+    """What ``path`` names on disk: (device, inode) if it exists, else its nearest existing folder's and the rest."""
+    real, rest = resolve_output(path), []
+    while True:
+        try:
+            info = os.stat(real)
+        except FileNotFoundError:
+            if real.parent == real:
+                return (str(path),)
+            rest.append(real.name)
+            real = real.parent
+            continue
+        except OSError:
+            return (str(resolve_output(path)),)
+        return (info.st_dev, info.st_ino, *reversed(rest))
+
+
+def _within(inner: Path, outer: Path) -> Path | None:
+    """``inner`` relative to the folder ``outer`` if it lies inside it (by inode, so links count), else None."""
+    outer_id = _identity(outer)
+    real = resolve_output(inner)
+    for ancestor in real.parents:
+        if _identity(ancestor) == outer_id:
+            return real.relative_to(ancestor)
+    return None
+
+
+def _check_distinct(outputs: list[Output], inputs: list[Path]) -> None:
+    """No output may be an input, hold one among what it replaces, lie inside an input folder, or be another output."""
+    for output in outputs:
+        shown, out = f"{output.option} {os.fspath(output.path)}", Path(output.path)
+        for source in inputs:
+            if _identity(out) == _identity(source):
+                raise OutputError(f"{shown}: is also an input of this command ({source}); write the output elsewhere")
+            inside = _within(source, out) if output.folder else None
+            if inside is not None and (output.owned is None or any(
+                fnmatch.fnmatchcase(inside.parts[0], pattern) for pattern in output.owned
+            )):
+                raise OutputError(f"{shown}: holds the input {source}, which this command would replace; "
+                                  "write the output elsewhere")
+            if source.is_dir() and _within(out, source) is not None:
+                raise OutputError(f"{shown}: is inside the input folder {source}; write the output elsewhere")
+        for other in outputs:
+            if other is output:
+                continue
+            if _identity(out) == _identity(Path(other.path)) or (
+                other.folder and _within(out, Path(other.path)) is not None
+            ):
+                raise OutputError(f"{shown}: is the same place as {other.option} {os.fspath(other.path)}; "
+                                  "give each output its own path")
+
+
+@contextlib.contextmanager
+def _claimed(output: Output, target: Path, force: bool) -> Iterator[None]:
+    check_can_write(output.path, output.option)
+    created = _make_parent(target)
+    try:
+        lock = _lock(output, target)
+    except BaseException:
+        _remove_empty_folders(target.parent, created)
+        raise
+    _CLAIMS[target] = _Claim(force, _file_state(target))
+    try:
+        yield
+    except BaseException:
+        _release(lock, target)
+        _remove_empty_folders(target.parent, created)
+        raise
+    else:
+        _release(lock, target)
+    finally:
+        _CLAIMS.pop(target, None)
+
+
+def _lock_path(target: Path) -> Path:
+    return target.parent / f".{target.name}.lock"
+
+
+def _lock(output: Output, target: Path) -> int:
+    """Hold an exclusive ``flock`` on the output's lock file; refuse if another run holds it."""
+    path = _lock_path(target)
+    shown = f"{output.option} {os.fspath(output.path)}"
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as err:
+            raise OutputError(f"{shown}: cannot write in {target.parent}: {err.strerror or err}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            if err.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                raise OutputError(f"{shown}: cannot lock {path}: {err.strerror or err}") from None
+            by = f" ({holder})" if holder else ""
+            raise OutputError(f"{shown}: another run{by} is writing it; wait for it to finish, or write elsewhere") from None
+        # The run before may have removed the lock file between our open and our lock: retry on the new one.
+        if _file_state(path) is not None and os.path.samestat(os.fstat(fd), os.stat(path)):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"process {os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)
+    raise OutputError(f"{shown}: cannot lock {path}: it keeps being replaced")
+
+
+def _release(fd: int, target: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(_lock_path(target))  # while still holding the lock, so no run locks a removed file
+    os.close(fd)

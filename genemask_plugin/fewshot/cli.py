@@ -10,19 +10,19 @@ import sys
 from pathlib import Path
 
 from genemask_plugin.masking.strategies import GENEMASK
-from genemask_preprocess.atomic_output import removing_on_failure
+from genemask_preprocess.atomic_output import Output, claim_outputs, removing_on_failure
 from genemask_preprocess.command_line import command_entry_point
 
 from ..checkpoints import ModelShape, read_model_shape
 from ..models.defaults import DEFAULT_ARCH, MAX_POSITIONS
-from .evaluate import evaluate_checkpoint
+from .evaluate import evaluate_checkpoint, evaluation_outputs
 from .finetune import FinetuneRun, run_finetune
 from .grid import run_grid
 from .grid_plan import METHODS, GridConfig, checkpoint_argument, parse_checkpoint_spec
 from .gue import TRUNCATE_CHOICES
 from .metrics import METRIC_TITLES, METRICS
-from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
-from .probe import POOLINGS, PROBE_C, probe_checkpoint
+from .prepare import OUTPUT_NAMES, FewshotDataError, PreparedData, prepare_fewshot_data
+from .probe import POOLINGS, PROBE_C, probe_checkpoint, probe_outputs
 from .protocol import DRAW_MODES, default_fewshot_roots
 from .statistics import STATS_FILES, write_statistics
 
@@ -157,9 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FINETUNE_OUTPUTS = ("checkpoint*.pt", "train.log")
+"""What fairseq-train and ``finetune`` write into ``--out``: an input there is refused."""
+GRID_OUTPUTS = ("cells", "summary.csv", "summary.md", "summary.png")
+
+
+def prepared_inputs(data: Path) -> list[Path]:
+    """What a command reads of a prepared folder: an output may not be one of these, nor lie in them."""
+    return [data / "fewshot.json", data / "input0", data / "label"]
+
+
 def cmd_stats(args) -> int:
     out = args.out or args.results
-    result = write_statistics(args.results, out, args.reference, args.metric)
+    with claim_outputs([Output(out / name) for name in STATS_FILES]):
+        result = write_statistics(args.results, out, args.reference, args.metric)
     if not result["records"]:
         raise FewshotDataError(f"no finished cells (cells/*/*/*/seed*/metrics.json) under {args.results}")
     pooled = [r for r in result["comparisons"] if r["dataset"] == "all" and r["metric"] == args.metric]
@@ -175,11 +186,13 @@ def cmd_stats(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    prepared = prepare_fewshot_data(
-        args.train, args.dictionary, args.out, valid=args.valid, test=args.test,
-        exclude_overlap=args.exclude_overlap, force=args.force, truncate=args.truncate,
-        max_positions=args.max_positions,
-    )
+    with claim_outputs([Output(args.out, folder=True, owned=OUTPUT_NAMES)],
+                       [args.train, args.valid, args.test, args.dictionary]):
+        prepared = prepare_fewshot_data(
+            args.train, args.dictionary, args.out, valid=args.valid, test=args.test,
+            exclude_overlap=args.exclude_overlap, force=args.force, truncate=args.truncate,
+            max_positions=args.max_positions,
+        )
     print(f"{prepared.out}: k={prepared.k}, classes {', '.join(prepared.labels)}")
     for name, split in prepared.splits.items():
         per_class = ", ".join(f"{label}: {n}" for label, n in split.per_class.items())
@@ -204,9 +217,11 @@ def cmd_finetune(args) -> int:
     print("+ fairseq-train " + shlex.join(train_args))
     if args.dry_run:
         return 0
-    prepared.check_files()
-    with removing_on_failure(args.out):  # a stopped or failed run leaves no partial checkpoint
-        final = run_finetune(train_args, args.out / "train.log")
+    with claim_outputs([Output(args.out, folder=True, owned=FINETUNE_OUTPUTS)],
+                       [checkpoint, *prepared_inputs(args.data)]):
+        prepared.check_files()
+        with removing_on_failure(args.out):  # a stopped or failed run leaves no partial checkpoint
+            final = run_finetune(train_args, args.out / "train.log")
     print(f"fine-tuned model: {final}")
     return 0
 
@@ -221,8 +236,10 @@ def _print_scores(result: dict, what: str, order=METRICS) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.predictions,
-                                 args.batch_size)
+    out, predictions = evaluation_outputs(args.checkpoint, args.split, args.out, args.predictions)
+    with claim_outputs([Output(out), Output(predictions, "--predictions")],
+                       [args.checkpoint, *prepared_inputs(args.data)]):
+        result = evaluate_checkpoint(args.checkpoint, args.data, args.split, out, predictions, args.batch_size)
     try:
         headline = PreparedData.load(args.data).headline_metric
     except FewshotDataError:
@@ -232,8 +249,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_probe(args) -> int:
-    result = probe_checkpoint(checkpoint_argument(args.checkpoint), args.data, args.split, args.out,
-                              args.predictions, args.pooling, args.batch_size, args.arch)
+    checkpoint = checkpoint_argument(args.checkpoint)
+    out, predictions = probe_outputs(args.data, args.split, args.out, args.predictions)
+    with claim_outputs([Output(out), Output(predictions, "--predictions")],
+                       [checkpoint, *prepared_inputs(args.data)]):
+        result = probe_checkpoint(checkpoint, args.data, args.split, out, predictions, args.pooling,
+                                  args.batch_size, args.arch)
     _print_scores(result, ", probe")
     return 0
 
@@ -260,7 +281,9 @@ def cmd_grid(args) -> int:
         draw=args.draw,
         pooling=args.pooling,
     )
-    report = run_grid(config, progress=not args.no_progress)
+    inputs = [spec.path for spec in config.checkpoints] + [config.dictionary, *config.test_files.values()]
+    with claim_outputs([Output(args.out, folder=True, owned=GRID_OUTPUTS)], inputs):
+        report = run_grid(config, progress=not args.no_progress)
     print(f"{report.finished} cells run, {report.skipped} already finished, {len(report.failed)} failed")
     for name, message in report.failed:
         print(f"  failed: {name}: {message}", file=sys.stderr)

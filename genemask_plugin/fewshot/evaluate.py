@@ -50,7 +50,7 @@ def predict_split(
 ) -> Predictions:
     """Class probabilities of every sequence of ``data_dir``'s ``split``, in file order."""
     data_dir = Path(data_dir)
-    if not Path(checkpoint).is_file():
+    if not Path(checkpoint).exists():  # a folder or a pipe: load_checkpoint_state says what it is
         raise EvaluationError(f"checkpoint not found: {checkpoint}")
     for sub in ("input0", "label"):
         if not (data_dir / sub / f"{split}.idx").exists():
@@ -130,6 +130,14 @@ def check_same_classes(checkpoint, num_classes: int | None, trained_on: Path | N
             )
 
 
+def evaluation_outputs(checkpoint: str | os.PathLike, split: str, out_json: str | os.PathLike | None = None,
+                       predictions_path: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """The metrics JSON and predictions TSV paths: as given, else ``{split}_*`` next to the checkpoint."""
+    folder = Path(checkpoint).parent
+    return (Path(out_json) if out_json else folder / f"{split}_metrics.json",
+            Path(predictions_path) if predictions_path else folder / f"{split}_predictions.tsv")
+
+
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike,
     data_dir: str | os.PathLike,
@@ -143,10 +151,7 @@ def evaluate_checkpoint(
     Defaults: ``{split}_metrics.json`` and ``{split}_predictions.tsv`` next to the checkpoint.
     """
     checkpoint = Path(checkpoint)
-    out_json = Path(out_json) if out_json else checkpoint.parent / f"{split}_metrics.json"
-    predictions_path = (
-        Path(predictions_path) if predictions_path else checkpoint.parent / f"{split}_predictions.tsv"
-    )
+    out_json, predictions_path = evaluation_outputs(checkpoint, split, out_json, predictions_path)
     check_can_write(out_json, "--out")
     check_can_write(predictions_path, "--predictions")
     predictions = predict_split(checkpoint, data_dir, split, batch_size)

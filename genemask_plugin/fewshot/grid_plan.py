@@ -105,7 +105,7 @@ def plan_cells(config: GridConfig) -> list[Cell]:
         raise FewshotDataError(f"checkpoint labels must differ (as directory names): {duplicates}; "
                                "use LABEL=PATH")
     for spec in config.checkpoints:
-        if spec.path is not None and not spec.path.is_file():
+        if spec.path is not None and not spec.path.exists():  # a folder or a pipe: refused when it is read
             raise FewshotDataError(f"checkpoint not found: {spec.path}")
     cells = []
     for dataset in config.datasets:

@@ -157,6 +157,13 @@ def embed_items(model, items: list[np.ndarray], pooling: str = "mean", batch_siz
     return out
 
 
+def probe_outputs(data_dir: str | os.PathLike, split: str, out_json: str | os.PathLike | None = None,
+                  predictions_path: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """The metrics JSON and predictions TSV paths: as given, else ``probe_{split}_*`` in the data folder."""
+    return (Path(out_json) if out_json else Path(data_dir) / f"probe_{split}_metrics.json",
+            Path(predictions_path) if predictions_path else Path(data_dir) / f"probe_{split}_predictions.tsv")
+
+
 def probe_checkpoint(
     checkpoint: str | os.PathLike | None,
     data_dir: str | os.PathLike,
@@ -175,9 +182,7 @@ def probe_checkpoint(
     """
     data_dir = Path(data_dir)
     prepared = PreparedData.load(data_dir)
-    out_json = Path(out_json) if out_json else data_dir / f"probe_{split}_metrics.json"
-    predictions_path = (Path(predictions_path) if predictions_path
-                        else data_dir / f"probe_{split}_predictions.tsv")
+    out_json, predictions_path = probe_outputs(data_dir, split, out_json, predictions_path)
     if checkpoint is None:
         model = random_encoder(data_dir / "input0" / "dict.txt", arch)
     else:

@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from genemask_preprocess.atomic_output import Output, claim_outputs
 from genemask_preprocess.command_line import command_entry_point
 
 
@@ -43,20 +44,23 @@ def _quiet_transformers() -> None:
 
 
 def cmd_export(args) -> int:
-    from .export import export_checkpoint  # noqa: PLC0415  (imports transformers)
+    from .export import EXPORT_FILES, export_checkpoint  # noqa: PLC0415  (imports transformers)
 
     _quiet_transformers()
-    result = export_checkpoint(args.checkpoint, args.out, data=args.data, force=args.force)
+    with claim_outputs([Output(args.out, "OUT_DIR", folder=True, owned=EXPORT_FILES)], [args.checkpoint, args.data]):
+        result = export_checkpoint(args.checkpoint, args.out, data=args.data, force=args.force)
     classes = f", classes {', '.join(result.labels)}" if result.labels else ""
     print(f"{result.out}: {result.kind}, {result.k}-mer tokenizer{classes}")
     return 0
 
 
 def cmd_import(args) -> int:
-    from .dnabert_import import import_dnabert  # noqa: PLC0415  (imports transformers)
+    from .dnabert_import import IMPORT_FILES, WEIGHT_FILES, import_dnabert  # noqa: PLC0415  (imports transformers)
 
     _quiet_transformers()
-    result = import_dnabert(args.model, args.out, expected_k=args.k, force=args.force)
+    read = [args.model / name for name in ("config.json", "vocab.txt", *WEIGHT_FILES)]
+    with claim_outputs([Output(args.out, "OUT_DIR", folder=True, owned=IMPORT_FILES)], read):
+        result = import_dnabert(args.model, args.out, expected_k=args.k, force=args.force)
     checkpoint = result.out / "checkpoint.pt"
     print(f"{checkpoint}: {result.k}-mers, {' '.join(result.fairseq_flags())}; dictionary {result.out / 'dict.txt'}")
     print("continue pretraining: fairseq-train CORPUS --user-dir genemask_plugin --task genemask_mlm "

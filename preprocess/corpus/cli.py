@@ -6,9 +6,16 @@ import argparse
 import os
 import sys
 
+from genemask_preprocess.atomic_output import Output, claim_outputs
 from genemask_preprocess.command_line import command_entry_point
-from genemask_preprocess.corpus.build import CorpusConfig, PreprocessError, build_corpus
+from genemask_preprocess.corpus.build import (
+    OUTPUT_FILES,
+    CorpusConfig,
+    PreprocessError,
+    build_corpus,
+)
 from genemask_preprocess.corpus.chunking import ChunkingOptions
+from genemask_preprocess.formats.genome import genome_files
 
 PROG = "genemask-preprocess"
 
@@ -113,7 +120,8 @@ def run(argv: list[str] | None = None) -> int:
         return bars[0].update
 
     try:
-        summary = build_corpus(config, progress=None if args.quiet else start_bar)
+        with claim_outputs([Output(args.out, folder=True, owned=OUTPUT_FILES)], genome_files(args.genome)):
+            summary = build_corpus(config, progress=None if args.quiet else start_bar)
     finally:
         for bar in bars:  # before any error line, so that the line is not drawn over
             bar.close()

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genemask_preprocess.atomic_output import check_can_write, check_output_directory
+from genemask_preprocess.atomic_output import (
+    Output,
+    check_can_write,
+    check_output_directory,
+    claim_outputs,
+)
 from genemask_preprocess.command_line import command_entry_point
 from genemask_preprocess.motifs import MotifAnalysisError
 from genemask_preprocess.motifs.enrichment import analyse_enrichment, read_kmer_table
@@ -105,8 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the analysis, write the outputs and print the report's summary sentence."""
-    from tqdm import tqdm
-
     args = build_parser().parse_args(argv)
     if (args.sequences is None) != (args.background is None):
         raise MotifAnalysisError("--sequences and --background go together")
@@ -114,8 +117,16 @@ def run(argv: list[str] | None = None) -> int:
         raise MotifAnalysisError(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.null_draws < 0:
         raise MotifAnalysisError(f"--null-draws must be >= 0, got {args.null_draws}")
-    check_output_directory(args.out, force=True)
-    check_can_write(args.out)
+    with claim_outputs([Output(args.out, folder=True, owned=OUTPUT_NAMES)],
+                       [args.table, args.sequences, args.background]):
+        check_output_directory(args.out, force=True)
+        check_can_write(args.out)
+        return _analyse(args)
+
+
+def _analyse(args) -> int:
+    from tqdm import tqdm
+
     table = read_kmer_table(args.table, args.k)
     if args.sequences is not None:
         positives = read_fewshot_sequences(args.sequences, args.sequences_label)

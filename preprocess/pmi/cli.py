@@ -12,9 +12,10 @@ import argparse
 import os
 import sys
 
-from genemask_preprocess.atomic_output import check_can_write
+from genemask_preprocess.atomic_output import Output, check_can_write, claim_outputs
 from genemask_preprocess.command_line import command_entry_point
 from genemask_preprocess.errors import OutputError
+from genemask_preprocess.formats.genome import genome_files
 from genemask_preprocess.formats.ngram_counts_file import load_counts, save_counts, write_counts_tsv
 from genemask_preprocess.formats.pmi_table import write_pmi_table
 from genemask_preprocess.pmi.ngram_counts import plan_count, run_count
@@ -106,12 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "count":
-        _count(args)
-    elif args.command == "merge":
-        _merge(args)
-    else:
-        _score(args)
+    inputs = {"count": lambda: genome_files(args.genome), "merge": lambda: args.shards, "score": lambda: [args.counts]}
+    with claim_outputs([Output(args.out)], inputs[args.command]()):
+        if args.command == "count":
+            _count(args)
+        elif args.command == "merge":
+            _merge(args)
+        else:
+            _score(args)
     return 0
 
 
@@ -146,13 +149,19 @@ def _count(args) -> None:
 def _plan_shard(args) -> dict | None:
     """The shard's metadata, or None when ``--out`` already holds this very shard (then it is skipped)."""
     from genemask_preprocess.formats.genome import open_genome
+    from genemask_preprocess.formats.input_file import require_regular_file
     from genemask_preprocess.pmi.ngram_counts import check_max_n
 
     if args.tsv:
         raise ShardError("--shard writes the binary format only; pass --tsv to 'merge' instead")
     index, count = parse_shard(args.shard)
     max_n = check_max_n(args.max_n)
+    for path in args.genome:
+        require_regular_file(path, "--shard reads each genome twice (to checksum it, then to count its slice)")
     sources = [open_genome(path) for path in args.genome]  # input errors before hashing
+    for source in sources:
+        if source.index_note:  # even with --quiet: it says why this shard reads more than its slice
+            print(f"{PROG}: note: {source.index_note}; reading {source.path} from its start", file=sys.stderr)
     inputs = describe_inputs(args.genome)
     if is_done(args.out, inputs, index, count, max_n, args.both_strands):
         print(f"{args.out}: shard {index}/{count} already done for these inputs; skipped", file=sys.stderr)
