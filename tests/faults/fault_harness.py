@@ -8,7 +8,8 @@ the case's folder (so stray temporary files count as "new on disk"), an optional
 ``RLIMIT_FSIZE``, and an uncaught exception printing a traceback and exiting 1.
 
 A signal is sent when the child reaches a *pause point*, not after a guessed delay, so the
-cases are not timing-dependent:
+cases are not timing-dependent (:func:`start_case` instead holds a run there while the test
+does something else, such as starting a second run, then resumes it):
 
 - ``"commit"``: an atomic output has been written in full and is about to be renamed into
   place (the worst moment to be stopped);
@@ -39,6 +40,7 @@ from pathlib import Path
 PAUSE_SECONDS = 120
 HANG_SECONDS = 60
 READY_NAME = "pause-reached"
+RESUME_NAME = "resume"
 _PAUSE_DIR: Path | None = None
 
 
@@ -55,7 +57,9 @@ class Outcome:
 
 def _reach_pause() -> None:
     (_PAUSE_DIR / READY_NAME).touch()
-    time.sleep(PAUSE_SECONDS)
+    deadline = time.monotonic() + PAUSE_SECONDS
+    while not (_PAUSE_DIR / RESUME_NAME).exists() and time.monotonic() < deadline:  # see RunningCase.resume
+        time.sleep(0.05)
 
 
 class _PausingTask:
@@ -240,3 +244,53 @@ def assert_clean_failure(outcome: Outcome, prog: str, code: int, before: dict, a
     changed = sorted(p for p in set(after) & set(before) if after[p] != before[p] and after[p][0] == "file")
     gone = sorted(set(before) - set(after))
     assert not new and not changed and not gone, f"new {new}, changed {changed}, removed {gone}; {detail}"
+
+
+# ---------------------------------------------------------------------------------------------
+# A run held at its pause point while the test acts (concurrent writers, changes meanwhile)
+
+
+class RunningCase:
+    """A command started by :func:`start_case`: wait for its pause point, resume it, collect its outcome."""
+
+    def __init__(self, pid: int, out_dir: Path, timeout: float):
+        self.pid, self.out_dir, self.timeout = pid, out_dir, timeout
+
+    def wait_for_pause(self) -> None:
+        _wait_for(self.out_dir / READY_NAME, self.pid, self.timeout)
+        time.sleep(0.2)  # let every pool worker reach its pause too
+
+    def resume(self) -> None:
+        (self.out_dir / RESUME_NAME).touch()
+
+    def finish(self) -> Outcome:
+        try:
+            status = _wait(self.pid, self.timeout)
+        finally:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        text = {name: (self.out_dir / name).read_text(errors="replace") for name in ("stdout", "stderr")}
+        shutil.rmtree(self.out_dir, ignore_errors=True)
+        return Outcome(os.waitstatus_to_exitcode(status), text["stdout"], text["stderr"])
+
+
+def start_case(entry_spec: str, argv: list[str], cwd: Path, *, pause: str | None = None,
+               pause_module: str | None = None, setup=None, timeout: float = 120) -> RunningCase:
+    """Start ``entry(argv)`` in a forked child as :func:`run_case` does, without waiting for it.
+
+    ``setup`` runs in the child first (to inject a fault into ``os`` functions, say).
+    """
+    entry = load_entry(entry_spec)
+    out_dir = Path(tempfile.mkdtemp(prefix="fault-case-"))
+    (cwd / ".case-tmp").mkdir(exist_ok=True)
+    env = {"TMPDIR": str(cwd / ".case-tmp"), "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "GENEMASK_DEBUG": ""}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        if setup is not None:
+            setup()
+        _child(entry, argv, cwd, env, None, pause, pause_module, out_dir, None)
+    return RunningCase(pid, out_dir, timeout)
