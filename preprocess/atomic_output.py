@@ -482,14 +482,10 @@ def _claimed(output: Output, target: Path, force: bool) -> Iterator[None]:
     _CLAIMS[target] = _Claim(force, _file_state(target))
     try:
         yield
-    except BaseException:
-        _release(lock, target)
-        _remove_empty_folders(target.parent, created)
-        raise
-    else:
-        _release(lock, target)
     finally:
         _CLAIMS.pop(target, None)
+        _release(lock, target)
+        _remove_empty_folders(target.parent, created)  # if the run wrote nothing there
 
 
 def _lock_path(target: Path) -> Path:

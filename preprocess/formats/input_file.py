@@ -127,8 +127,9 @@ class _PipeReader(io.RawIOBase):
             else:
                 pipe.streamed = True
         else:
+            kept = f"{REPLAY_BYTES >> 20} MiB" if REPLAY_BYTES >= 1 << 20 else f"{REPLAY_BYTES} bytes"
             raise PipeReadTwiceError(
-                f"{self.path}: is a pipe longer than {REPLAY_BYTES >> 20} MiB, which can be read only once, "
+                f"{self.path}: is a pipe longer than {kept}, which can be read only once, "
                 "and this command reads it again; save it to a file first"
             )
         self.position += size

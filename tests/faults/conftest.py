@@ -51,3 +51,12 @@ def workspace(inputs, tmp_path) -> Path:
     shutil.copytree(inputs, ws, symlinks=True)
     (ws / ".case-tmp").mkdir()
     return ws
+
+
+@pytest.fixture(scope="session", autouse=True)
+def transformers_imported_once():
+    """genemask-hf imports transformers, seconds of work in every case: import it once, before the
+    cases are forked, as jaspar_loaded_once does for the motifs."""
+    from transformers.utils import logging  # noqa: F401  (genemask-hf's first step; it loads much of the rest)
+
+    import genemask_plugin.hf.export  # noqa: F401

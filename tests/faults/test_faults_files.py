@@ -263,22 +263,30 @@ def _simulate_other_file_system(root: Path, fail_placing: int | None = None):
     return setup
 
 
-def _old_output_on_other_fs(command: Command, ws: Path) -> None:
-    """Run the row, move its output to other_fs/, leave a symlink where it was, and add a user file."""
-    outcome = _run(command, ws)
-    assert outcome.code == 0, outcome.stderr
-    (ws / "other_fs").mkdir()
-    shutil.move(ws / command.out, ws / "other_fs" / command.out)
-    (ws / command.out).symlink_to(ws / "other_fs" / command.out)
-    if (ws / command.out).is_dir():
-        (ws / "other_fs" / command.out / "mine.txt").write_text("the user's own file\n")
+def _old_output_on_other_fs(command: Command, ws: Path, reference: Path) -> None:
+    """An earlier output (the names a run writes, old bytes) in other_fs/, a symlink where the row
+    writes, and, in a folder output, a file of the user's."""
+    real = ws / "other_fs" / command.out
+    real.parent.mkdir()
+    if reference.is_dir():
+        for path in sorted(reference.rglob("*")):
+            old = real / path.relative_to(reference)
+            if path.is_dir():
+                old.mkdir(parents=True, exist_ok=True)
+            else:
+                old.parent.mkdir(parents=True, exist_ok=True)
+                old.write_bytes(b"an earlier run's " + path.name.encode())
+        (real / "mine.txt").write_text("the user's own file\n")
+    else:
+        real.write_bytes(b"an earlier run's output")
+    (ws / command.out).symlink_to(real)
 
 
 @pytest.mark.parametrize("command", [_param(c) for c in ATOMIC])
 def test_force_through_a_link_to_another_file_system(command, workspace, reference):
     """--force with --out a symlink to a folder (or file) on another file system: the new output
     replaces the old in place, the link and the user's other files are kept, nothing is lost."""
-    _old_output_on_other_fs(command, workspace)
+    _old_output_on_other_fs(command, workspace, reference(command))
     case = start_case(command.entry, _with_force(command, command.argv), workspace,
                       setup=_simulate_other_file_system(workspace))
     outcome = case.finish()
@@ -295,9 +303,9 @@ def test_force_through_a_link_to_another_file_system(command, workspace, referen
 
 
 @pytest.mark.parametrize("command", [_param(c) for c in ATOMIC if _force(c) is not None])
-def test_a_failed_replace_puts_the_old_output_back(command, workspace):
+def test_a_failed_replace_puts_the_old_output_back(command, workspace, reference):
     """The second file moved into place fails (EIO): every old file is back, byte for byte."""
-    _old_output_on_other_fs(command, workspace)
+    _old_output_on_other_fs(command, workspace, reference(command))
     before = snapshot(workspace)
     case = start_case(command.entry, _with_force(command, command.argv), workspace,
                       setup=_simulate_other_file_system(workspace, fail_placing=2))
@@ -599,7 +607,7 @@ def _bgzip_index(path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("odd, genome", [(o, g) for o in ODD_BYTES for g in ("g.fa", "g.fa.gz")])
+@pytest.mark.parametrize("odd, genome", [*((o, "g.fa") for o in ODD_BYTES), *((o, "g.fa.gz") for o in ("nul", "star", "space"))])
 def test_odd_bytes_are_refused_by_region_as_by_the_stream(odd, genome, workspace):
     """A byte the streaming reader refuses, in a FASTA whose (fresh) .fai fits it: the shard that
     reads it refuses it with the stream's very message."""

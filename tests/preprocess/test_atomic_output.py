@@ -104,3 +104,210 @@ def test_a_signal_mid_write_leaves_nothing(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM
     assert err.strip().splitlines() == ["demo: interrupted by SIGTERM; nothing was left half-written"]
     assert list(tmp_path.iterdir()) == []
+
+
+# --- what claim_outputs refuses, and the lock ----------------------------------------------------
+
+
+def _socket_at(path):
+    import socket
+
+    here = os.getcwd()
+    os.chdir(path.parent)  # a socket path must fit in 108 bytes
+    try:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(path.name)
+        sock.close()
+    finally:
+        os.chdir(here)
+
+
+@pytest.mark.parametrize("kind, word", [("fifo", "FIFO"), ("dev-null", "character device"), ("socket", "socket"),
+                                        ("stdout", "file descriptor")])
+def test_claim_refuses_an_output_that_is_not_a_file_or_folder(tmp_path, kind, word):
+    from genemask_preprocess.atomic_output import Output, claim_outputs
+
+    out = tmp_path / "out"
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "dev-null":
+        out.symlink_to("/dev/null")
+    elif kind == "socket":
+        _socket_at(out)
+    else:
+        out.symlink_to("/dev/stdout")
+    for folder in (False, True):
+        with pytest.raises(OutputError, match=word), claim_outputs([Output(out, folder=folder)]):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_claim_refuses_an_output_that_is_an_input_by_inode_not_by_name(tmp_path, monkeypatch):
+    from genemask_preprocess.atomic_output import Output, claim_outputs
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.fa").write_text(">a\nACGT\n")
+    os.link(tmp_path / "g.fa", tmp_path / "hard.fa")
+    (tmp_path / "soft.fa").symlink_to(tmp_path / "g.fa")
+    for out in ("g.fa", "./g.fa", str(tmp_path / "g.fa"), "hard.fa", "soft.fa", "sub/../g.fa"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(OutputError, match="is also an input"), claim_outputs([Output(out)], ["g.fa"]):
+            pass
+    with pytest.raises(OutputError, match="same place"), claim_outputs([Output("x.json"), Output("./x.json", "--p")]):
+        pass
+    with claim_outputs([Output("counts.npz")], ["g.fa", None, "missing.fa"]) as targets:
+        assert targets == [tmp_path / "counts.npz"]
+
+
+def test_claim_refuses_a_folder_output_replacing_an_input_and_an_output_inside_an_input_folder(tmp_path, monkeypatch):
+    from genemask_preprocess.atomic_output import Output, claim_outputs
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out" / "input0").mkdir(parents=True)
+    (tmp_path / "out" / "input0" / "dict.txt").write_text("A 1\n")
+    (tmp_path / "out" / "notes.txt").write_text("mine\n")
+    owned = ("input0", "label", "checkpoint*.pt")
+    with pytest.raises(OutputError, match="would replace"), claim_outputs(
+        [Output("out", folder=True, owned=owned)], ["out/input0/dict.txt"]
+    ):
+        pass
+    (tmp_path / "out" / "checkpoint_last.pt").write_text("x")
+    with pytest.raises(OutputError, match="would replace"), claim_outputs(
+        [Output("out", folder=True, owned=owned)], ["out/checkpoint_last.pt"]
+    ):
+        pass
+    with claim_outputs([Output("out", folder=True, owned=owned)], ["out/notes.txt"]):  # not among the replaced
+        pass
+    with pytest.raises(OutputError, match="inside the input folder"), claim_outputs(
+        [Output("out/input0/m.json")], ["out/input0"]
+    ):
+        pass
+
+
+def test_claim_locks_the_output_against_a_second_process(tmp_path):
+    from genemask_preprocess.atomic_output import Output, claim_outputs
+
+    out = tmp_path / "sub" / "counts.npz"
+    claimed, claimed_signal = os.pipe()
+    go, go_signal = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the first run: claims, then holds its claim until the parent has tried
+        try:
+            with claim_outputs([Output(out)]):
+                os.write(claimed_signal, b"x")
+                os.read(go, 1)
+        finally:
+            os._exit(0)
+    assert os.read(claimed, 1) == b"x"
+    with pytest.raises(OutputError, match=r"another run \(process \d+\) is writing it"), claim_outputs([Output(out)]):
+        pass
+    os.write(go_signal, b"x")
+    os.waitpid(pid, 0)
+    assert not (tmp_path / "sub").exists()  # the folder the claim made is gone with its lock file
+    with claim_outputs([Output(out)]):
+        assert (tmp_path / "sub" / ".counts.npz.lock").exists()
+        (tmp_path / "sub" / "counts.npz").write_text("done")
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["counts.npz"]
+
+
+def test_a_file_that_appeared_after_the_claim_is_not_replaced_unless_forced(tmp_path):
+    from genemask_preprocess.atomic_output import Output, claim_outputs
+
+    out = tmp_path / "out.txt"
+    with claim_outputs([Output(out)]):
+        out.write_text("theirs")
+        with pytest.raises(OutputError, match="appeared or changed"), atomic_file(out) as handle:
+            handle.write("mine")
+    assert out.read_text() == "theirs"
+    with claim_outputs([Output(out)], force=True):
+        out.write_text("theirs again")
+        with atomic_file(out) as handle:
+            handle.write("mine")
+        with atomic_file(out) as handle:  # its own earlier write is replaced freely
+            handle.write("mine twice")
+    assert out.read_text() == "mine twice"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_a_folder_filled_meanwhile_is_not_replaced(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match="appeared or changed"), atomic_directory(out) as tmp:
+        (tmp / "train.bin").write_text("mine")
+        out.mkdir()
+        (out / "theirs.txt").write_text("theirs")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in out.iterdir()] == ["theirs.txt"]
+
+
+def test_outputs_are_written_through_symlinks(tmp_path):
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    (real / "old.txt").write_text("old")
+    (tmp_path / "f").symlink_to(real / "old.txt")
+    with atomic_file(tmp_path / "f") as handle:
+        handle.write("new")
+    assert (tmp_path / "f").is_symlink() and (real / "old.txt").read_text() == "new"
+    (tmp_path / "d").symlink_to(real)
+    with atomic_directory(tmp_path / "d", force=True, owned=["a.bin"]) as tmp:
+        (tmp / "a.bin").write_text("a")
+    assert (tmp_path / "d").is_symlink() and sorted(p.name for p in real.iterdir()) == ["a.bin", "old.txt"]
+
+
+# --- replacing with --force: nothing is deleted before the new files are in place ----------------
+
+
+def _old_corpus(out):
+    out.mkdir()
+    for name, text in (("train.bin", "old bin"), ("dict.txt", "old dict"), ("spm.model", "stale"),
+                       ("mine.txt", "the user's")):
+        (out / name).write_text(text)
+    return {p.name: p.read_text() for p in out.iterdir()}
+
+
+def test_a_failed_replace_puts_every_old_file_back(tmp_path, monkeypatch):
+    from genemask_preprocess import atomic_output
+
+    out = tmp_path / "out"
+    old = _old_corpus(out)
+    real_rename, placed = os.rename, []
+
+    def failing_rename(src, dst):
+        if os.path.dirname(dst) == str(out) and ".tmp-old-" not in str(src):
+            placed.append(dst)
+            if len(placed) == 2:
+                raise OSError(5, "Input/output error", dst)
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(atomic_output.os, "rename", failing_rename)
+    with pytest.raises(OSError, match="Input/output"), atomic_directory(
+        out, force=True, owned=["train.bin", "dict.txt", "spm.model", "meta.json"]
+    ) as tmp:
+        (tmp / "train.bin").write_text("new bin")
+        (tmp / "dict.txt").write_text("new dict")
+        (tmp / "meta.json").write_text("{}")
+    assert {p.name: p.read_text() for p in out.iterdir()} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_force_into_a_mount_point_stages_inside_it(tmp_path, monkeypatch):
+    """A folder that is a mount point: renames from beside it would cross file systems (EXDEV)."""
+    from genemask_preprocess import atomic_output
+
+    out = tmp_path / "mnt"
+    old = _old_corpus(out)
+    real_rename = os.rename
+
+    def rename_within_the_mount(src, dst):
+        inside = [os.path.realpath(p).startswith(str(out) + os.sep) for p in (src, dst)]
+        if inside[0] != inside[1]:
+            raise OSError(18, "Invalid cross-device link", src)
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(atomic_output, "_is_mount_point", lambda folder: folder == out)
+    monkeypatch.setattr(atomic_output.os, "rename", rename_within_the_mount)
+    with atomic_directory(out, force=True, owned=["train.bin", "dict.txt", "spm.model"]) as tmp:
+        assert tmp.parent == out
+        (tmp / "train.bin").write_text("new bin")
+        (tmp / "dict.txt").write_text("new dict")
+    assert {p.name: p.read_text() for p in out.iterdir()} == {
+        "train.bin": "new bin", "dict.txt": "new dict", "mine.txt": old["mine.txt"]}
