@@ -164,5 +164,6 @@ def test_out_under_a_regular_file_is_a_one_line_error(tmp_path, capsys):
     for out in (blocker, blocker / "out"):
         code, _, err = run_cli(capsys, table, "--k", 3, "--top", 5, "--null-draws", 0, "--out", out)
         line = error_line(err)
-        assert code == 1 and line.startswith(f"genemask-motifs: error: {blocker}"), err
+        named = (f"genemask-motifs: error: {blocker}", f"genemask-motifs: error: --out {blocker}")
+        assert code == 1 and line.startswith(named), err  # the claim names the option, the writer the path
         assert "\n" not in line and "Traceback" not in err
