@@ -48,7 +48,11 @@ def setup(data, **overrides):
      ({"mask_curriculum": "cm_step", "pmi_table": None}, "--mask-strategy cm_step needs --pmi-table"),
      ({"mask_strategy": "cm_gems", "cm_gems_threshold": 0.0}, "positive perplexity drop"),
      ({"mask_strategy": "cm_gems", "cm_gems_threshold": -2.0}, "positive perplexity drop"),
-     ({"mask_strategy": "cm_step", "max_update": 0}, "--mask-strategy cm_step needs --max-update")],
+     ({"mask_strategy": "cm_step", "max_update": 0}, "--mask-strategy cm_step needs --max-update"),
+     ({"mask_strategy": "random_mask", "max_update": 0}, "--mask-strategy random_mask needs --max-update"),
+     ({"mask_strategy": "random_mask", "boundary_stages": 8}, "8 boundary stages need a mask boundary of at least 13"),
+     ({"mask_strategy": "random_mask", "mask_boundary": 4}, "at least the base span, 6 tokens, got 4"),
+     ({"mask_strategy": "random_mask", "boundary_stages": 1}, "boundary stages must be >= 2")],
 )
 def test_bad_curriculum_settings_are_one_line_task_errors(data, overrides, message):
     with pytest.raises(GeneMaskTaskError, match=message) as caught:
@@ -81,6 +85,20 @@ def test_cli_flags_build_the_curriculum(data, flag, caplog):
     gems = setup(data, mask_strategy="cm_gems", cm_gems_threshold=2.5)
     assert gems.masking.candidates()[0].strategy == "genemask" and gems.curriculum.threshold == 2.5
     assert setup(data).curriculum is None and "mask_curriculum" not in setup(data).state_dict()
+
+
+def test_cli_flags_set_random_masks_stages(data):
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [
+        str(data), "--user-dir", PLUGIN, "--task", "genemask_mlm", "--criterion", "genemask_mlm",
+        "--arch", "genemask_tiny", "--mask-strategy", "random_mask", "--mask-boundary", "9", "--boundary-stages", "3",
+        "--max-update", "300",
+    ])
+    task = tasks.setup_task(args)
+    assert isinstance(task.curriculum, BoundarySchedule) and task.curriculum.boundaries == (6, 8, 9)
+    assert task.token_scores is None  # RandomMask needs no PMI table
+    assert [c.strategy for c in task.masking.candidates()] == ["variable_span"] * 3
+    assert task.curriculum.boundary_at(100) == 8
 
 
 def test_deprecated_curriculum_flag_says_which_strategy_it_replaces(data, caplog):
