@@ -10,7 +10,9 @@ ratios are meant to be compared (the machine is shared):
 1. Items/s of the full dataset item, over the same shuffled indices, best of R
    interleaved rounds: ``global_pmi`` against ``genemask`` (target >= 1.0), and the
    curriculum item, which carries both candidate masks (``--mask-strategy cm_step``:
-   kmer_span + global_pmi; ``cm_gems``: genemask + global_pmi).
+   kmer_span + global_pmi; ``cm_gems``: genemask + global_pmi), or RandomMask's four
+   stages (``random_mask``, against ``kmer_span``, its first stage); and the bytes of
+   one item's arrays.
 2. ``fairseq-train`` words/s, ``genemask_logo``, batch 10, CPU, 1 data-loader worker,
    U updates, best of R interleaved runs: ``--mask-strategy cm_step`` (max-update U,
    so global_pmi batches rise to ~100%) and ``cm_gems`` against plain ``--mask-strategy
@@ -32,7 +34,15 @@ from bench_masking import (
     train_wps,
 )
 
-from genemask_plugin.masking.strategies import CM_GEMS, CM_STEP, GENEMASK, GLOBAL_PMI
+from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES
+from genemask_plugin.masking.strategies import (
+    CM_GEMS,
+    CM_STEP,
+    GENEMASK,
+    GLOBAL_PMI,
+    KMER_SPAN,
+    RANDOM_MASK,
+)
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask
 
 
@@ -42,6 +52,8 @@ def bench_items(data: Path, n_items: int, repeats: int) -> tuple[dict[str, float
         f"--mask-strategy {GLOBAL_PMI.name}": {"mask_strategy": GLOBAL_PMI.name},
         f"--mask-strategy {CM_STEP.name} (2 masks)": {"mask_strategy": CM_STEP.name, "max_update": 1000},
         f"--mask-strategy {CM_GEMS.name} (2 masks)": {"mask_strategy": CM_GEMS.name},
+        f"--mask-strategy {KMER_SPAN.name}": {"mask_strategy": KMER_SPAN.name},
+        f"--mask-strategy {RANDOM_MASK.name} (4 masks)": {"mask_strategy": RANDOM_MASK.name, "max_update": 1000},
     }
     datasets = {
         name: dataset_of(GeneMaskMLMTask.setup_task(
@@ -54,7 +66,14 @@ def bench_items(data: Path, n_items: int, repeats: int) -> tuple[dict[str, float
         for name, ds in datasets.items():
             ds.set_epoch(epoch + 1)
             best[name] = max(best[name], items_per_second(ds, indices))
-    return best, len(indices)
+    return best, len(indices), datasets
+
+
+def item_bytes(item: dict) -> int:
+    """The bytes of an item's arrays, its candidates' included."""
+    masks = [item, *item.get(MASK_CANDIDATES, [])]
+    return sum(value.numel() * value.element_size() for mask in masks for value in mask.values()
+               if hasattr(value, "element_size"))
 
 
 def main() -> None:
@@ -63,11 +82,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work_dir or Path(tmp)
         data = build_yeast_corpus(args.genome, work / f"{args.genome.name}_k6_511")
-        best, timed = bench_items(data, args.items, args.repeats)
+        best, timed, datasets = bench_items(data, args.items, args.repeats)
         base = best[f"--mask-strategy {GENEMASK.name}"]
         print(f"dataset items/s on {args.genome.name}, {timed} items, best of {args.repeats} rounds:")
         for name, rate in best.items():
-            print(f"  {name:38s} {rate:9.0f} items/s   ratio vs {GENEMASK.name} {rate / base:5.2f}x")
+            print(f"  {name:38s} {rate:9.0f} items/s   ratio vs {GENEMASK.name} {rate / base:5.2f}x   "
+                  f"{item_bytes(datasets[name][0]) / 1024:5.1f} KiB per item")
         if args.skip_train:
             return
         runs = {

@@ -17,7 +17,7 @@
 #            [--jobs N] [--skip-probe] [--skip-finetune] [--only-pretrain] [--fewshot-root DIR] [--out DIR]
 #            [--dry-run]
 # Curricula and other strategies join the comparison as variants, e.g.
-#   --variant 'cm_gems=cm_gems' --variant 'global_pmi=global_pmi'
+#   --variant 'cm_gems=cm_gems' --variant 'global_pmi=global_pmi' --variant 'random_mask=random_mask'
 # Everything is resumable: rerun the same command to finish an interrupted run.
 source "$(dirname "$0")/_common.sh"
 

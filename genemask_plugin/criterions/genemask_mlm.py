@@ -21,9 +21,12 @@ class GeneMaskMLMLoss(FairseqCriterion):
 
     Logs, besides ``loss``/``ppl``: ``acc`` (masked-token accuracy, %), ``mask_pct``
     (% of regular tokens masked), ``wide_pct`` (% of masked tokens inside a wide
-    PMI span) and ``global_pct`` (% of masked tokens in batches whose strategy's spans are
-    global, ``spans_are_global``: how far a mask curriculum has moved). Each is a ratio of
-    sums, so it is exact across GPUs and log intervals.
+    PMI span), ``global_pct`` (% of masked tokens in batches whose strategy's spans are
+    global, ``spans_are_global``: how far a mask curriculum has moved), and the leak meter's
+    ``leak_pct`` (% of masked tokens every base of which a visible token shows) and
+    ``hidden_bases`` (bases no visible token shows, per masked span), counted by the dataset
+    (:mod:`genemask_plugin.masking.leakage`). Each is a ratio of sums, so it is exact across
+    GPUs and log intervals.
     """
 
     def __init__(self, task):
@@ -70,6 +73,10 @@ class GeneMaskMLMLoss(FairseqCriterion):
             "n_regular": n_regular.data,
             "n_wide": n_wide.data,
             "n_global": n_global.data,
+            # The leak meter's counts (python ints from the collater; 0 for a batch without them).
+            "n_leaked": sample.get("leaked_tokens", 0),
+            "n_spans": sample.get("masked_spans", 0),
+            "n_hidden_bases": sample.get("hidden_bases", 0),
         }
         return loss, sample_size, logging_output
 
@@ -88,6 +95,10 @@ class GeneMaskMLMLoss(FairseqCriterion):
             metrics.log_scalar("acc", 100.0 * total("n_correct") / sample_size, sample_size, round=2)
             metrics.log_scalar("wide_pct", 100.0 * total("n_wide") / sample_size, sample_size, round=2)
             metrics.log_scalar("global_pct", 100.0 * total("n_global") / sample_size, sample_size, round=2)
+            metrics.log_scalar("leak_pct", 100.0 * total("n_leaked") / sample_size, sample_size, round=2)
+        n_spans = total("n_spans")
+        if n_spans > 0:
+            metrics.log_scalar("hidden_bases", total("n_hidden_bases") / n_spans, n_spans, round=3)
         if n_regular > 0:
             metrics.log_scalar("mask_pct", 100.0 * sample_size / n_regular, n_regular, round=2)
 

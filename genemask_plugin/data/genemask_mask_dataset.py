@@ -7,6 +7,7 @@ import torch
 from fairseq.data import BaseWrapperDataset, FairseqDataset, data_utils
 
 from genemask_plugin.masking.config import MaskingConfig
+from genemask_plugin.masking.leakage import measure_leakage, token_base_lengths
 from genemask_plugin.masking.replacement import replace_masked_tokens
 from genemask_plugin.masking.strategies import select_mask_spans
 
@@ -90,6 +91,8 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
         self._is_regular = np.zeros(len(vocab), dtype=bool)
         self.replacement_ids = regular_token_ids(vocab.symbols, vocab.nspecial, mask_idx)
         self._is_regular[self.replacement_ids] = True
+        # Non-overlapping tokens hide their own bases: the leak meter counts them from the symbols.
+        self._base_lengths = token_base_lengths(vocab.symbols) if config.k is None else None
         self.epoch = 1
 
     @property
@@ -152,7 +155,7 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
         return item
 
     def _collate_masks(self, masks, lengths, config: MaskingConfig):
-        return {
+        collated = {
             "net_input": {
                 "src_tokens": data_utils.collate_tokens([m["source"] for m in masks], self.pad_idx),
                 "src_lengths": lengths,
@@ -162,11 +165,27 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
             "spans_are_global": config.strategy_entry.global_spans,
             "mask_centres": sum(m["centres"] for m in masks),
         }
+        collated.update(self.leak_counts(collated["net_input"]["src_tokens"].numpy(), collated["target"].numpy()))
+        return collated
+
+    def leak_counts(self, source: np.ndarray, target: np.ndarray) -> dict:
+        """The leak meter's counts for the criterion (:mod:`~genemask_plugin.masking.leakage`):
+        ``leaked_tokens``, and ``masked_spans`` and ``hidden_bases`` where hidden bases can be
+        measured (0 otherwise). Measured here, in the data-loader workers, on the host copy of the
+        batch, so the training loop pays nothing and never syncs with the device for it."""
+        reading = measure_leakage(source, target, self._is_regular, self.pad_idx, self.config.k, self._base_lengths)
+        measured = reading.span_hidden_bases is not None
+        return {
+            "leaked_tokens": reading.num_leaked,
+            "masked_spans": len(reading.span_lengths) if measured else 0,
+            "hidden_bases": reading.hidden_bases if measured else 0,
+        }
 
     def collater(self, samples):
         """fairseq's MLM batch, plus for the criterion: ``masked_in_wide_span`` (bool, like
         ``target``), ``spans_are_global`` (whether the strategy's masked tokens count as global
-        spans) and ``mask_centres`` (the centres drawn in the batch).
+        spans), ``mask_centres`` (the centres drawn in the batch) and the leak meter's counts
+        (:meth:`leak_counts`).
 
         Under a curriculum, ``batch[MASK_CANDIDATES]`` holds ``masks``, the same keys for each
         other candidate, and ``batch_ids``.

@@ -17,7 +17,9 @@ from genemask_plugin.masking.strategies import (
     GENEMASK,
     GLOBAL_PMI,
     RANDOM,
+    RANDOM_MASK,
     STRATEGIES,
+    VARIABLE_SPAN,
     MaskStrategy,
     strategy_help,
     strategy_named,
@@ -70,6 +72,16 @@ class MaskingConfig:
     cm_gems_threshold: float = _setting(
         1.0, f"{CM_GEMS.name}: switch when validation perplexity drops by less than this (> 0)"
     )
+    mask_boundary: Optional[int] = _setting(  # noqa: UP045
+        None,
+        f"{VARIABLE_SPAN.name}: the longest span, in tokens (at least k); {RANDOM_MASK.name}: the boundary of "
+        "its last stage; default: 2k",
+    )
+    boundary_stages: int = _setting(
+        4,
+        f"{RANDOM_MASK.name}: the number of stages, equal shares of --max-update, over which the boundary "
+        "widens evenly from k to --mask-boundary (>= 2)",
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "strategy", str(self.strategy))  # fairseq's ChoiceEnum -> its name
@@ -93,6 +105,13 @@ class MaskingConfig:
             raise ValueError(
                 f"the {CM_GEMS.name} threshold must be a positive perplexity drop, got {self.cm_gems_threshold}"
             )
+        base_span = 1 if self.k is None else self.k
+        if self.mask_boundary is None:
+            object.__setattr__(self, "mask_boundary", 2 * base_span)
+        if self.mask_boundary < base_span:
+            raise ValueError(f"the mask boundary must be at least the base span, {base_span} tokens, got {self.mask_boundary}")
+        if self.boundary_stages < 2:
+            raise ValueError(f"boundary stages must be >= 2, got {self.boundary_stages}")
 
     @classmethod
     def flags(cls) -> dict[str, Field]:
@@ -118,11 +137,14 @@ class MaskingConfig:
         """The configs of the masks every item carries: this one, or a curriculum's candidates.
 
         A curriculum's first candidate takes this config's centre probability (set or the
-        paper's, which is the first candidate's); the others take their own paper value.
+        paper's, which is the first candidate's); the others take their own paper value. An entry
+        with ``candidate_configs`` (RandomMask's stages) builds them itself.
         """
         entry = self.strategy_entry
         if not entry.is_curriculum:
             return (self,)
+        if entry.candidate_configs is not None:
+            return entry.candidate_configs(self)
         return tuple(
             replace(self, strategy=candidate.name, centre_prob=self.centre_prob if i == 0 else None)
             for i, candidate in enumerate(entry.candidates)

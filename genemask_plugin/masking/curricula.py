@@ -18,16 +18,54 @@ two candidates, a local strategy and then global PMI masking:
   global, although its help text says the reverse.)
 - :class:`StepwiseSchedule` (``cm_step``): at update u of U, a batch uses the second candidate
   with probability ``floor(u / (U / 100)) / 100``, else the first: 100 steps from 0 to 1.
+
+RandomMask's rule (Liang et al., arXiv 2310.07644), over S candidates that are one span selector
+at S mask boundaries (:func:`boundary_stage_configs`, the entry's ``candidate_configs``):
+
+- :class:`BoundarySchedule` (``random_mask``): at update u of U, every batch uses stage
+  ``min(floor(S * u / U), S - 1)``: the boundary widens in S equal shares of training.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
     from genemask_plugin.masking.config import MaskingConfig
+
+
+def boundary_stage(update: int, max_update: int, stages: int) -> int:
+    """RandomMask's stage at ``update`` of ``max_update``: ``min(floor(stages * u / U), stages - 1)``, in integers."""
+    return min(int(stages) * int(update) // int(max_update), int(stages) - 1)
+
+
+def boundary_stage_configs(config: MaskingConfig) -> tuple[MaskingConfig, ...]:
+    """RandomMask's candidates: the entry's one candidate strategy at each stage's mask boundary.
+
+    With base span b (k tokens; 1 for non-overlapping tokens), final boundary B
+    (``config.mask_boundary``) and S stages (``config.boundary_stages``), stage s masks spans of
+    b .. B_s tokens, ``B_s = b + round(s * (B - b) / (S - 1))``: b (DNABERT's k-span) first, B
+    last. Stage s's centre probability is ``config.centre_prob * b / mean span``, mean span
+    ``(b + B_s) / 2``, so every stage masks about the same share of tokens as the first.
+    """
+    (stage_strategy,) = config.strategy_entry.candidates
+    base = 1 if config.k is None else int(config.k)
+    stages, boundary = int(config.boundary_stages), int(config.mask_boundary)
+    if stages - 1 > boundary - base:
+        raise ValueError(
+            f"{stages} boundary stages need a mask boundary of at least {base + stages - 1} tokens "
+            f"(one more token per stage from the base span of {base}), got {boundary}"
+        )
+    configs = []
+    for s in range(stages):
+        stage_boundary = base + (2 * s * (boundary - base) + stages - 1) // (2 * (stages - 1))
+        centre_prob = config.centre_prob * base / ((base + stage_boundary) / 2)
+        configs.append(replace(config, strategy=stage_strategy.name, mask_boundary=stage_boundary,
+                               centre_prob=centre_prob))
+    return tuple(configs)
 
 
 def stepwise_probability(update: int, max_update: int) -> float:
@@ -175,4 +213,37 @@ class StepwiseSchedule(TwoCandidateCurriculum):
         return (
             f"{self.name} after {self.num_updates} of {self.max_update} updates: {first}, {second} for "
             f"{self.second_probability(self.num_updates):.0%} of the next batches (floor(u / (U / 100)) / 100)"
+        )
+
+
+class BoundarySchedule(MaskCurriculum):
+    """RandomMask's rule: the mask boundary widens with the update, stage by stage.
+
+    At update u of U (``--max-update``), every training batch uses stage
+    :func:`boundary_stage`; the stages are the candidates of :func:`boundary_stage_configs`.
+    The rule is a pure function of the update, the same for every batch, worker and rank.
+    Validation always uses the first stage (DNABERT's k-span), so validation perplexities stay
+    comparable along the schedule, as ``cm_step``'s do.
+    """
+
+    def __init__(self, config: MaskingConfig, seed: int, max_update: int | None = None):
+        super().__init__(config, seed, max_update)
+        if not (isinstance(max_update, int) and max_update > 0):
+            raise ValueError(f"--mask-strategy {self.name} needs --max-update (its schedule runs over U updates)")
+        self.boundaries = tuple(candidate.mask_boundary for candidate in config.candidates())
+        self.base_span = 1 if config.k is None else int(config.k)
+
+    def batch_candidate(self, update: int, batch_ids) -> int:
+        return boundary_stage(update, self.max_update, len(self.boundaries))
+
+    def boundary_at(self, update: int) -> int:
+        """The mask boundary (longest span, in tokens) of training batches at ``update``."""
+        return self.boundaries[self.batch_candidate(update, ())]
+
+    def describe(self) -> str:
+        stage = self.batch_candidate(self.num_updates, ())
+        return (
+            f"{self.name} after {self.num_updates} of {self.max_update} updates: stage {stage + 1} of "
+            f"{len(self.boundaries)}, spans of {self.base_span}..{self.boundaries[stage]} tokens "
+            f"(boundaries {', '.join(map(str, self.boundaries))})"
         )

@@ -17,6 +17,8 @@ masked; spans are truncated at the item's ends.
 - :func:`select_global_pmi_spans`: CM-GEMS's global masking. The centres only set m; the m
   maskable positions whose tokens score highest over the *whole* item (ties to the lower
   position) each mask ``2 * wide_half_width + 1`` tokens.
+- :func:`select_variable_spans`: one stage of RandomMask. Each centre masks a span of L tokens,
+  L drawn uniformly from the base span (k) to ``mask_boundary``, placed as the k-span is.
 """
 
 from __future__ import annotations
@@ -170,3 +172,31 @@ def select_global_pmi_spans(
     masked[span[(span >= 0) & (span < n)]] = True
     masked &= maskable
     return MaskSelection(masked, masked.copy(), int(centres.size))
+
+
+def select_variable_spans(
+    maskable: np.ndarray, rng: np.random.Generator, config: MaskingConfig, scores=None
+) -> MaskSelection:
+    """One RandomMask stage: around each centre a span of L tokens, L uniform in k .. ``config.mask_boundary``.
+
+    A span of L tokens covers offsets ``-floor((L-1)/2) .. +ceil((L-1)/2)`` (L = k is DNABERT's
+    k-span), truncated at the item's ends. L comes from the centre's own draw: a draw below the
+    centre probability p, divided by p, is uniform on [0, 1) and independent of everything else,
+    so the selector draws nothing but the centres, like the others. With a boundary of k the
+    mask is exactly :func:`select_kmer_spans`'.
+    """
+    n = len(maskable)
+    draws = rng.random(n)  # draw_centres' one draw, kept for the span lengths
+    centres = np.flatnonzero((draws < config.centre_prob) & maskable)
+    if centres.size == 0:
+        return _nothing_masked(n)
+    base = len(base_span_offsets(config.k))
+    choices = config.mask_boundary - base + 1
+    lengths = base + np.minimum((draws[centres] / config.centre_prob * choices).astype(np.int64), choices - 1)
+    starts = centres - (lengths - 1) // 2
+    # +1 where a span starts, -1 one past its end: covered positions have a positive running sum.
+    edges = np.bincount(np.clip(starts, 0, n), minlength=n + 1) - np.bincount(
+        np.clip(starts + lengths, 0, n), minlength=n + 1
+    )
+    masked = np.cumsum(edges[:n]) > 0
+    return MaskSelection(masked & maskable, np.zeros(n, dtype=bool), int(centres.size))

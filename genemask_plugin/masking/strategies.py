@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from genemask_plugin.masking.curricula import (
+    BoundarySchedule,
     MaskCurriculum,
     PerplexityPlateauSwitch,
     StepwiseSchedule,
+    boundary_stage_configs,
 )
 from genemask_plugin.masking.score_lookup import ScoresByPosition, ScoresByToken
 from genemask_plugin.masking.spans import (
@@ -30,6 +32,7 @@ from genemask_plugin.masking.spans import (
     select_kmer_spans,
     select_local_pmi_spans,
     select_random_tokens,
+    select_variable_spans,
 )
 
 if TYPE_CHECKING:
@@ -40,6 +43,9 @@ Selector = Callable[[np.ndarray, np.random.Generator, "MaskingConfig", object], 
 
 ScoreLookup = Callable[[np.ndarray, int, int], Callable[[np.ndarray], object]]
 """``(pmi_table, num_specials, max_length) -> (tokens -> scores)``: a class of ``score_lookup.py``."""
+
+CandidateConfigs = Callable[["MaskingConfig"], tuple["MaskingConfig", ...]]
+"""``config -> candidate configs``: a curriculum's candidates as settings of its candidate entries."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,17 @@ class MaskStrategy:
     """A curriculum's rule: which candidate a batch uses (``curricula.py``)."""
     paper_centre_prob_k: int | None = 6
     """The k for which ``paper_centre_prob`` targets ~15% of tokens; None when it does not depend on k."""
+    candidate_configs: CandidateConfigs | None = None
+    """A curriculum whose candidates are one entry at several settings (RandomMask's stages): the
+    configs of the masks every item carries. None: one per entry of ``candidates``
+    (:meth:`MaskingConfig.candidates <genemask_plugin.masking.config.MaskingConfig.candidates>`)."""
 
     def __post_init__(self):
         if self.candidates or self.curriculum is not None:
             if self.select is not None or self.score_lookup is not None:
                 raise ValueError(f"mask strategy {self.name}: a curriculum selects through its candidates")
-            if len(self.candidates) < 2 or self.curriculum is None:
+            enough = len(self.candidates) >= 2 or (self.candidates and self.candidate_configs is not None)
+            if not enough or self.curriculum is None:
                 raise ValueError(f"mask strategy {self.name}: a curriculum needs two or more candidates and a rule")
             if any(candidate.is_curriculum for candidate in self.candidates):
                 raise ValueError(f"mask strategy {self.name}: a candidate cannot itself be a curriculum")
@@ -182,6 +193,23 @@ CM_STEP = register(MaskStrategy(
     candidates=(KMER_SPAN, GLOBAL_PMI),
     curriculum=StepwiseSchedule,
 ))
+VARIABLE_SPAN = register(MaskStrategy(
+    name="variable_span",
+    help="DNABERT's span around each centre, its length drawn uniformly from k to --mask-boundary tokens "
+    "(one stage of random_mask)",
+    paper_centre_prob=0.15 / 9,  # ~15% of tokens at the default boundary 2k = 12 for k=6 (mean span 9)
+    select=select_variable_spans,
+))
+RANDOM_MASK = register(MaskStrategy(
+    name="random_mask",
+    help=f"RandomMask curriculum (Liang et al.): {VARIABLE_SPAN.name} with its boundary widening from k to "
+    "--mask-boundary tokens over --boundary-stages equal shares of --max-update, every stage masking about "
+    f"the share of the first, {KMER_SPAN.name}",
+    paper_centre_prob=KMER_SPAN.paper_centre_prob,  # its first stage is DNABERT's k-span masking
+    candidates=(VARIABLE_SPAN,),
+    candidate_configs=boundary_stage_configs,
+    curriculum=BoundarySchedule,
+))
 
 
 # ---------------------------------------------------------------- derived text
@@ -205,8 +233,9 @@ def markdown_table() -> str:
         "|---|---|---|---|---|",
     ]
     for s in STRATEGIES.values():
-        if s.is_curriculum:
-            global_pct = "when a batch uses " + " or ".join(f"`{c.name}`" for c in s.candidates if c.global_spans)
+        global_candidates = [f"`{c.name}`" for c in s.candidates if c.global_spans]
+        if global_candidates:
+            global_pct = "when a batch uses " + " or ".join(global_candidates)
         else:
             global_pct = "all" if s.global_spans else "none"
         rows.append(

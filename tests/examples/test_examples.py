@@ -281,6 +281,19 @@ def test_settle_experiment_defaults_to_bundled_data_and_takes_more_variants():
     assert result.returncode == 2 and "pass --fewshot-root" in result.stderr
 
 
+def test_random_mask_joins_the_settle_experiment_as_a_variant_with_its_options():
+    commands = dry_run("settle_experiment.sh", "--pretrain-seeds", "1", "--strategies", "kmer_span", "--variant",
+                       "random_mask=random_mask", "--variant", "rm8=random_mask --mask-boundary 8 --boundary-stages 2",
+                       "--only-pretrain", "--dry-run")
+    trainings = [c for c in commands if c[0] == "fairseq-train"]
+    assert [c[c.index("--mask-strategy") + 1] for c in trainings] == ["kmer_span", "random_mask", "random_mask"]
+    assert all(c[c.index("--max-update") + 1] == "1000" for c in trainings)  # the schedule runs over the updates
+    assert "--mask-boundary" not in trainings[1]
+    rm8 = trainings[2]
+    assert rm8[rm8.index("--mask-boundary") + 1] == "8" and rm8[rm8.index("--boundary-stages") + 1] == "2"
+    assert rm8[rm8.index("--save-dir") + 1].endswith("pretrain/rm8/seed1")
+
+
 def test_every_pretraining_goes_through_the_one_builder():
     """The recipes write no fairseq-train arguments: _common.sh's pretrain_args gets them from
     genemask_plugin/pretraining_command.py, and every fairseq-train runs what it built."""

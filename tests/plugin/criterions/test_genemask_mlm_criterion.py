@@ -99,6 +99,30 @@ def test_metrics_are_ratios_of_sums_across_workers():
     assert GeneMaskMLMLoss.logging_outputs_can_be_summed()
     summed = {key: sum(log[key] for log in logs) for key in logs[0]}
     assert _reduce([summed]) == values
+    assert "leak_pct" in values and "hidden_bases" not in values  # no spans measured
+
+
+def test_leak_metrics_are_ratios_of_sums_across_workers():
+    logs = [
+        {"loss": 10.0, "sample_size": 10, "n_regular": 50, "n_leaked": 1, "n_spans": 1, "n_hidden_bases": 6},
+        {"loss": 30.0, "sample_size": 30, "n_regular": 50, "n_leaked": 9, "n_spans": 4, "n_hidden_bases": 4},
+    ]
+    values = _reduce(logs)
+    # Means of per-worker ratios would give leak 20 and hidden (6 + 1) / 2.
+    assert values["leak_pct"] == pytest.approx(25.0)  # 10 of 40 masked tokens
+    assert values["hidden_bases"] == pytest.approx(2.0)  # 10 bases over 5 spans
+    summed = {key: sum(log[key] for log in logs) for key in logs[0]}
+    assert _reduce([summed]) == values
+
+
+def test_criterion_passes_the_batchs_leak_counts_on(setup):
+    task, model, criterion = setup
+    batch, _, _ = make_batch(task)
+    with torch.no_grad():
+        _, _, bare = criterion(model, batch)
+        _, _, log = criterion(model, {**batch, "leaked_tokens": 3, "masked_spans": 7, "hidden_bases": 11})
+    assert (bare["n_leaked"], bare["n_spans"], bare["n_hidden_bases"]) == (0, 0, 0)
+    assert (log["n_leaked"], log["n_spans"], log["n_hidden_bases"]) == (3, 7, 11)
 
 
 def test_metrics_of_a_trained_batch_match_its_mask(setup):

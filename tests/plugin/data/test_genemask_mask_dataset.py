@@ -9,6 +9,7 @@ import genemask_plugin.data.genemask_mask_dataset as mask_dataset_module
 from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES, GeneMaskMaskDataset, regular_token_ids
 from genemask_plugin.data.item_block_dataset import ItemBlockDataset
 from genemask_plugin.masking.config import MaskingConfig
+from genemask_plugin.masking.leakage import measure_leakage
 from genemask_preprocess.kmers import all_kmers
 
 K = 3
@@ -152,6 +153,36 @@ def test_batch_counts_the_mask_centres_drawn(vocab):
     ]
     assert [s["centres"] for s in samples] == expected and sum(expected) > 0
     assert dataset.collater(samples)["mask_centres"] == sum(expected)
+
+
+@pytest.mark.parametrize("strategy", ["kmer_span", "random", "cm_step"])
+def test_batch_carries_the_leak_meters_counts_for_each_candidate(vocab, strategy):
+    items = make_items(n=12)
+    dataset = make_dataset(vocab, items, strategy)
+    batch = dataset.collater([dataset[i] for i in range(12)])
+    masks = [batch, *batch.get(MASK_CANDIDATES, {}).get("masks", [])]
+    for mask in masks:
+        reading = measure_leakage(mask["net_input"]["src_tokens"].numpy(), mask["target"].numpy(),
+                                  dataset._is_regular, PAD, K)
+        assert mask["leaked_tokens"] == reading.num_leaked
+        assert mask["masked_spans"] == len(reading.span_lengths) > 0
+        assert mask["hidden_bases"] == reading.hidden_bases
+    # The criterion reads the counts of the candidate the train step keeps.
+    chosen = GeneMaskMaskDataset.batch_with_candidate(batch, len(masks) - 1)
+    assert chosen["hidden_bases"] == masks[-1]["hidden_bases"]
+
+
+def test_leak_meter_of_non_overlapping_tokens_counts_bases_from_the_symbols(vocab):
+    items = make_items(n=6)
+    mask_idx = vocab.index("<mask>")
+    dataset = GeneMaskMaskDataset(items, vocab, mask_idx, MaskingConfig("random", k=None, centre_prob=0.3), seed=1)
+    batch = dataset.collater([dataset[i] for i in range(6)])
+    source, target = batch["net_input"]["src_tokens"], batch["target"]
+    masked = target.ne(PAD)
+    unchanged = masked & source.eq(target)
+    assert batch["leaked_tokens"] == int(unchanged.sum()) > 0  # non-overlapping: leaked only when unchanged
+    assert batch["hidden_bases"] == K * int((masked & ~unchanged).sum())  # each hidden 3-mer hides 3 bases
+    assert batch["masked_spans"] > 0
 
 
 def test_seed_uses_the_full_seed_space(vocab):

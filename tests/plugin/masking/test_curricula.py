@@ -5,10 +5,14 @@ import pytest
 
 from genemask_plugin.masking.config import MaskingConfig
 from genemask_plugin.masking.curricula import (
+    BoundarySchedule,
     PerplexityPlateauSwitch,
     StepwiseSchedule,
+    boundary_stage,
+    boundary_stage_configs,
     stepwise_probability,
 )
+from genemask_plugin.masking.spans import select_variable_spans
 
 
 def cm_step(seed, max_update):
@@ -109,3 +113,71 @@ def test_old_checkpoint_states_load():
     step = cm_step(seed=1, max_update=1000)
     step.load_state_dict({"kind": "cm_step", "num_updates": 250, "switch_update": None, "valid_history": []})
     assert step.num_updates == 250 and "cm_step after 250 of 1000 updates: kmer_span, global_pmi for 25%" in step.describe()
+
+
+# ---------------------------------------------------------------- random_mask (RandomMask)
+
+
+def random_mask(max_update, **settings):
+    return BoundarySchedule(MaskingConfig("random_mask", **settings), seed=1, max_update=max_update)
+
+
+def test_random_mask_boundary_widens_by_stage_over_the_updates():
+    schedule = random_mask(10_000)
+    assert schedule.boundaries == (6, 8, 10, 12)
+    expected = {0: 6, 2_499: 6, 2_500: 8, 4_999: 8, 5_000: 10, 7_499: 10, 7_500: 12, 9_999: 12, 10_000: 12, 20_000: 12}
+    assert {u: schedule.boundary_at(u) for u in expected} == expected
+    # The same stage for every batch at an update: no draw, no dependence on the batch.
+    assert {schedule.batch_candidate(5_000, ids) for ids in ([1, 2], [9], [])} == {2}
+    assert random_mask(10_000).batch_candidate(5_000, [3]) == 2 and schedule.validation_candidate() == 0
+    # U not a multiple of S: floor(S * u / U) in integers.
+    assert [boundary_stage(u, 10, 4) for u in range(11)] == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert random_mask(30, mask_boundary=9, boundary_stages=3).boundaries == (6, 8, 9)  # round(1.5) -> 8 (half up)
+    assert random_mask(30, k=3).boundaries == (3, 4, 5, 6)
+    # Non-overlapping tokens: a base span of one token, so the default boundary 2 leaves no room for 4 stages.
+    assert random_mask(30, k=None, mask_boundary=4).boundaries == (1, 2, 3, 4)
+    with pytest.raises(ValueError, match="4 boundary stages need a mask boundary of at least 4 tokens"):
+        random_mask(30, k=None)
+
+
+def test_random_mask_stages_keep_the_first_stages_mask_share():
+    stages = boundary_stage_configs(MaskingConfig("random_mask", centre_prob=0.025))
+    assert [c.strategy for c in stages] == ["variable_span"] * 4
+    assert [c.mask_boundary for c in stages] == [6, 8, 10, 12]
+    # centre probability x mean span length is the first stage's 0.025 x 6 = 0.15 tokens per position.
+    assert [c.centre_prob * (6 + c.mask_boundary) / 2 for c in stages] == pytest.approx([0.15] * 4)
+
+
+def _stationary_masked_share(config) -> float:
+    """P(a position far from the ends is masked): centres i.i.d., each covering its span's offsets."""
+    lengths = np.arange(config.k, config.mask_boundary + 1)
+    offsets = np.arange(-config.mask_boundary, config.mask_boundary + 1)
+    covers = [np.mean((o >= -((lengths - 1) // 2)) & (o <= lengths - 1 - (lengths - 1) // 2)) for o in offsets]
+    return 1.0 - float(np.prod(1.0 - config.centre_prob * np.asarray(covers)))
+
+
+def test_random_mask_masks_its_target_share_at_every_stage():
+    """The target is the first stage's, DNABERT's k-span at 0.025: 1 - 0.975^6 = 14.1% of the tokens."""
+    target = 1 - 0.975**6
+    n, items = 510, 300
+    maskable = np.ones(n, dtype=bool)
+    for config in boundary_stage_configs(MaskingConfig("random_mask")):
+        expected = _stationary_masked_share(config)
+        assert expected == pytest.approx(target, abs=0.005), config.mask_boundary
+        share = np.mean([select_variable_spans(maskable, np.random.default_rng([1, 1, i]), config).masked.mean()
+                         for i in range(items)])
+        # Spans truncated at the item's ends mask a little less than far from them.
+        assert expected - 0.01 < share < expected + 0.003, (config.mask_boundary, share, expected)
+
+
+def test_random_mask_settings_are_checked():
+    with pytest.raises(ValueError, match="--mask-strategy random_mask needs --max-update"):
+        random_mask(None)
+    with pytest.raises(ValueError, match="5 boundary stages need a mask boundary of at least 10 tokens"):
+        random_mask(100, mask_boundary=9, boundary_stages=5)
+    schedule = random_mask(1_000)
+    schedule.num_updates = 600
+    restored = random_mask(1_000)
+    restored.load_state_dict(schedule.state_dict())
+    assert restored.describe() == ("random_mask after 600 of 1000 updates: stage 3 of 4, spans of 6..10 tokens "
+                                   "(boundaries 6, 8, 10, 12)")

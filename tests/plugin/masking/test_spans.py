@@ -16,6 +16,7 @@ from genemask_plugin.masking.spans import (
     select_kmer_spans,
     select_local_pmi_spans,
     select_random_tokens,
+    select_variable_spans,
 )
 from genemask_plugin.masking.strategies import select_mask_spans
 from genemask_preprocess.formats.pmi_table import load_token_scores
@@ -63,7 +64,8 @@ def test_centre_first_offsets_break_ties_by_distance_then_left():
     assert centre_first_offsets(None).tolist() == [0]
 
 
-SELECTORS = [select_kmer_spans, select_random_tokens, select_local_pmi_spans, select_global_pmi_spans]
+SELECTORS = [select_kmer_spans, select_random_tokens, select_local_pmi_spans, select_global_pmi_spans,
+             select_variable_spans]
 
 
 @pytest.mark.parametrize("select", SELECTORS)
@@ -265,3 +267,63 @@ def test_global_pmi_masked_fraction_of_510_token_items_is_10_to_18_percent():
     # The spans follow the sequence: two different items get different masks from the same generator seed.
     a, b = (select_mask_spans(maskable, np.random.default_rng(0), config, token_scores[item]).masked for item in items[:2])
     assert not np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------- variable_span (one RandomMask stage)
+
+
+class GivenDraws:
+    """A stand-in generator whose first ``random(n)`` is the given draws."""
+
+    def __init__(self, draws):
+        self.draws = np.asarray(draws, dtype=float)
+
+    def random(self, n):
+        assert n == len(self.draws)
+        return self.draws.copy()
+
+
+def test_variable_span_with_the_base_boundary_is_kmer_span():
+    n = 400
+    maskable = np.ones(n, dtype=bool)
+    maskable[[0, 200, -1]] = False
+    for seed in range(20):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        plain = select_kmer_spans(maskable, a, MaskingConfig("kmer_span"))
+        stage = select_variable_spans(maskable, b, MaskingConfig("variable_span", centre_prob=0.025, mask_boundary=6))
+        assert np.array_equal(plain.masked, stage.masked) and plain.centres == stage.centres
+        assert a.random() == b.random()  # and the replacement draws that follow are the same
+
+
+def test_variable_span_length_comes_from_the_centres_own_draw():
+    config = MaskingConfig("variable_span", centre_prob=0.1, mask_boundary=12)  # lengths 6..12: 7 choices
+    n = 100
+    draws = np.ones(n)
+    # A centre's draw below p, divided by p, picks its length: [0, 1/7) -> 6, ..., [6/7, 1) -> 12.
+    draws[[10, 40, 70]] = [0.0, 0.1 * 3.5 / 7, 0.1 * 6.99 / 7]
+    selection = select_variable_spans(np.ones(n, dtype=bool), GivenDraws(draws), config)
+    # Lengths 6, 9, 12 around centres 10, 40, 70: offsets -2..3, -4..4, -5..6.
+    assert positions(selection.masked) == [*range(8, 14), *range(36, 45), *range(65, 77)]
+    assert selection.centres == 3 and not selection.wide.any()
+    # Truncated at the ends and never on a special.
+    maskable = np.ones(n, dtype=bool)
+    maskable[[0, 99]] = False
+    draws = np.ones(n)
+    draws[[1, 97]] = 0.1 * 6.99 / 7
+    edge = select_variable_spans(maskable, GivenDraws(draws), config)
+    assert positions(edge.masked) == [*range(1, 8), *range(92, 99)]
+
+
+def test_variable_span_lengths_are_uniform_and_contain_the_k_span():
+    n, centre_prob = 200_000, 0.002  # sparse centres: most spans stand alone
+    maskable = np.ones(n, dtype=bool)
+    config = MaskingConfig("variable_span", centre_prob=centre_prob, mask_boundary=12)
+    selection = select_variable_spans(maskable, np.random.default_rng(0), config)
+    kspans = select_kmer_spans(maskable, np.random.default_rng(0), MaskingConfig("kmer_span", centre_prob=centre_prob))
+    assert not (kspans.masked & ~selection.masked).any()  # every span holds its centre's k-span
+    starts = np.flatnonzero(np.diff(np.concatenate([[0], selection.masked.astype(int)])) == 1)
+    ends = np.flatnonzero(np.diff(np.concatenate([selection.masked.astype(int), [0]])) == -1)
+    lengths = (ends - starts + 1)[ends - starts + 1 <= 12]  # the isolated spans
+    counts = np.bincount(lengths, minlength=13)[6:]
+    assert counts.sum() > 300 and (counts > 0).all() and counts[:7].min() > 0.6 * counts.mean()
+    assert np.bincount(lengths, minlength=13)[:6].sum() == 0

@@ -13,7 +13,11 @@ from fairseq import options
 
 from genemask_plugin.masking import strategies
 from genemask_plugin.masking.config import MaskingConfig
-from genemask_plugin.masking.curricula import PerplexityPlateauSwitch, StepwiseSchedule
+from genemask_plugin.masking.curricula import (
+    BoundarySchedule,
+    PerplexityPlateauSwitch,
+    StepwiseSchedule,
+)
 from genemask_plugin.masking.score_lookup import ScoresByPosition, ScoresByToken
 from genemask_plugin.masking.spans import MaskSelection, draw_centres
 from genemask_plugin.masking.strategies import (
@@ -33,7 +37,7 @@ PLAIN = ["genemask", "kmer_span", "random", "genemask_position", "global_pmi"]
 
 
 def test_the_registry_holds_every_strategy_in_order():
-    assert list(STRATEGIES) == [*PLAIN, "cm_gems", "cm_step"]
+    assert list(STRATEGIES) == [*PLAIN, "cm_gems", "cm_step", "variable_span", "random_mask"]
     assert all(name == entry.name for name, entry in STRATEGIES.items())
     assert {n for n, e in STRATEGIES.items() if e.needs_pmi_table} == {
         "genemask", "genemask_position", "global_pmi", "cm_gems", "cm_step"}
@@ -45,6 +49,9 @@ def test_the_registry_holds_every_strategy_in_order():
     assert [c.name for c in strategies.CM_STEP.candidates] == ["kmer_span", "global_pmi"]
     assert strategies.CM_GEMS.curriculum is PerplexityPlateauSwitch
     assert strategies.CM_STEP.curriculum is StepwiseSchedule
+    assert [c.name for c in strategies.RANDOM_MASK.candidates] == ["variable_span"]
+    assert strategies.RANDOM_MASK.curriculum is BoundarySchedule and strategies.RANDOM_MASK.candidate_configs
+    assert not strategies.RANDOM_MASK.needs_pmi_table and not strategies.VARIABLE_SPAN.is_curriculum
     assert [n for n, e in STRATEGIES.items() if e.paper_centre_prob_k is None] == ["random"]
 
 

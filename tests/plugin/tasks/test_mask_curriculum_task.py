@@ -14,7 +14,12 @@ from test_genemask_mlm_task import BIN, PLUGIN, TABLE, TRAIN_FLAGS, _env, _free_
 
 from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES
 from genemask_plugin.masking.config import MaskingConfig
-from genemask_plugin.masking.curricula import StepwiseSchedule, stepwise_probability
+from genemask_plugin.masking.curricula import (
+    BoundarySchedule,
+    StepwiseSchedule,
+    boundary_stage,
+    stepwise_probability,
+)
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask, GeneMaskTaskError
 from genemask_preprocess.errors import GeneMaskError
 
@@ -43,7 +48,11 @@ def setup(data, **overrides):
      ({"mask_curriculum": "cm_step", "pmi_table": None}, "--mask-strategy cm_step needs --pmi-table"),
      ({"mask_strategy": "cm_gems", "cm_gems_threshold": 0.0}, "positive perplexity drop"),
      ({"mask_strategy": "cm_gems", "cm_gems_threshold": -2.0}, "positive perplexity drop"),
-     ({"mask_strategy": "cm_step", "max_update": 0}, "--mask-strategy cm_step needs --max-update")],
+     ({"mask_strategy": "cm_step", "max_update": 0}, "--mask-strategy cm_step needs --max-update"),
+     ({"mask_strategy": "random_mask", "max_update": 0}, "--mask-strategy random_mask needs --max-update"),
+     ({"mask_strategy": "random_mask", "boundary_stages": 8}, "8 boundary stages need a mask boundary of at least 13"),
+     ({"mask_strategy": "random_mask", "mask_boundary": 4}, "at least the base span, 6 tokens, got 4"),
+     ({"mask_strategy": "random_mask", "boundary_stages": 1}, "boundary stages must be >= 2")],
 )
 def test_bad_curriculum_settings_are_one_line_task_errors(data, overrides, message):
     with pytest.raises(GeneMaskTaskError, match=message) as caught:
@@ -76,6 +85,20 @@ def test_cli_flags_build_the_curriculum(data, flag, caplog):
     gems = setup(data, mask_strategy="cm_gems", cm_gems_threshold=2.5)
     assert gems.masking.candidates()[0].strategy == "genemask" and gems.curriculum.threshold == 2.5
     assert setup(data).curriculum is None and "mask_curriculum" not in setup(data).state_dict()
+
+
+def test_cli_flags_set_random_masks_stages(data):
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [
+        str(data), "--user-dir", PLUGIN, "--task", "genemask_mlm", "--criterion", "genemask_mlm",
+        "--arch", "genemask_tiny", "--mask-strategy", "random_mask", "--mask-boundary", "9", "--boundary-stages", "3",
+        "--max-update", "300",
+    ])
+    task = tasks.setup_task(args)
+    assert isinstance(task.curriculum, BoundarySchedule) and task.curriculum.boundaries == (6, 8, 9)
+    assert task.token_scores is None  # RandomMask needs no PMI table
+    assert [c.strategy for c in task.masking.candidates()] == ["variable_span"] * 3
+    assert task.curriculum.boundary_at(100) == 8
 
 
 def test_deprecated_curriculum_flag_says_which_strategy_it_replaces(data, caplog):
@@ -195,6 +218,29 @@ def test_a_curriculum_over_three_candidates_is_one_entry(data, monkeypatch):
     for sample, name in zip(seen, ("kmer_span", "random", "global_pmi"), strict=True):
         assert torch.equal(sample["target"], plain[name]["target"]), name
         assert sample["spans_are_global"] is (name == "global_pmi")
+
+
+def test_random_mask_train_step_uses_the_stage_of_the_update(data):
+    task = setup(data, mask_strategy="random_mask", max_update=100)
+    assert isinstance(task.curriculum, BoundarySchedule) and task.curriculum.boundaries == (6, 8, 10, 12)
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    batch = dataset.collater([dataset[i] for i in range(6)])
+    assert len(batch[MASK_CANDIDATES]["masks"]) == 3
+    updates = (0, 30, 60, 90)
+    seen = _train_step_choices(task, batch, updates)
+    masks = [batch, *batch[MASK_CANDIDATES]["masks"]]
+    for stage, sample in enumerate(seen):
+        assert torch.equal(sample["target"], masks[stage]["target"]) and MASK_CANDIDATES not in sample
+        assert sample["hidden_bases"] == masks[stage]["hidden_bases"]  # the leak meter of the stage used
+    # Stage 1 is DNABERT's masking, item for item; the later stages hide more bases per span.
+    plain = setup(data, mask_strategy="kmer_span")
+    plain.load_dataset("train")
+    plain_batch = plain.dataset("train").collater([plain.dataset("train")[i] for i in range(6)])
+    assert torch.equal(plain_batch["target"], batch["target"])
+    assert torch.equal(plain_batch["net_input"]["src_tokens"], batch["net_input"]["src_tokens"])
+    per_span = [m["hidden_bases"] / m["masked_spans"] for m in masks]
+    assert per_span[0] < per_span[-1]
 
 
 # ---------------------------------------------------------------- end to end
@@ -325,3 +371,75 @@ def test_cm_gems_switches_once_and_resumes_switched(data, tmp_path):
     assert validate.returncode == 0, validate.stderr[-3000:]
     assert f"mask curriculum from the checkpoint: cm_gems: global_pmi masking since update {expected}" in (
         validate.stdout + validate.stderr)
+
+
+def _stage_masks(data, max_update):
+    """``(epoch, id, stage) -> masked positions`` as the task's own dataset draws them (seed 3, as TRAIN_FLAGS)."""
+    task = GeneMaskMLMTask.setup_task(GeneMaskMLMConfig(data=str(data), seed=3, mask_strategy="random_mask",
+                                                         max_update=max_update))
+    task.load_dataset("train")
+    dataset = task.dataset("train")
+    cache = {}
+
+    def masked(epoch, index, stage):
+        if (epoch, index) not in cache:
+            dataset.set_epoch(epoch)
+            item = dataset[index]
+            cache[(epoch, index)] = [item["target"], *(c["target"] for c in item[MASK_CANDIDATES])]
+        return cache[(epoch, index)][stage].ne(1).nonzero().view(-1).tolist()
+
+    return masked
+
+
+def _epochs(path):
+    return {(row["update"], row["id"]): row["epoch"] for row in map(json.loads, Path(path).read_text().splitlines())}
+
+
+@pytest.mark.slow
+def test_random_mask_stages_workers_and_resume(data, tmp_path):
+    """Every training batch uses the stage of its update; 2 data workers, then a mid-epoch resume with none."""
+    flags = ["--mask-strategy", "random_mask", "--max-update", "40", "--batch-size", "4", "--update-freq", "2"]
+    _train(data, tmp_path / "a", tmp_path / "a.jsonl", *flags, "--num-workers", "2", "--save-interval-updates", "20")
+    full = _records(tmp_path / "a.jsonl.rank0")
+    assert {u for u, _ in full} == set(range(40))
+    epochs = _epochs(tmp_path / "a.jsonl.rank0")
+    assert len(set(epochs.values())) >= 2  # the run crosses an epoch: masks change with it
+    expected = _stage_masks(data, 40)
+    for (update, index), (masked, used_global, _) in full.items():
+        assert masked == expected(epochs[(update, index)], index, boundary_stage(update, 40, 4)), (update, index)
+        assert not used_global
+
+    _train(data, tmp_path / "b", tmp_path / "b.jsonl", *flags, "--num-workers", "0",
+           "--restore-file", str(next((tmp_path / "a").glob("checkpoint_*_20.pt"))))
+    resumed = _records(tmp_path / "b.jsonl.rank0")
+    assert {u for u, _ in resumed} == set(range(20, 40))
+    assert resumed == {key: value for key, value in full.items() if key[0] >= 20}
+
+
+@pytest.mark.slow
+def test_random_mask_stages_are_the_same_on_two_ranks(data, tmp_path):
+    """Two CPU ranks (gloo): each rank's batches use the stage of the update, as one rank alone would."""
+    port = _free_port()
+    procs = []
+    for rank in (0, 1):
+        cmd = [
+            sys.executable, str(Path(__file__).with_name("mask_recording_train.py")), str(tmp_path / "ddp.jsonl"),
+            str(data), *TRAIN_FLAGS, "--save-dir", str(tmp_path / "ckpt"), "--no-save", "--mask-strategy",
+            "random_mask", "--max-update", "8", "--num-workers", "0", "--distributed-world-size", "2",
+            "--distributed-rank", str(rank), "--distributed-init-method", f"tcp://127.0.0.1:{port}",
+            "--distributed-no-spawn", "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp",
+        ]
+        procs.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=400)[0] for p in procs]
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+    expected = _stage_masks(data, 8)
+    ids = []
+    for rank in (0, 1):
+        records = _records(tmp_path / f"ddp.jsonl.rank{rank}")
+        epochs = _epochs(tmp_path / f"ddp.jsonl.rank{rank}")
+        assert {u for u, _ in records} == set(range(8))
+        for (update, index), (masked, _, _) in records.items():
+            assert masked == expected(epochs[(update, index)], index, boundary_stage(update, 8, 4))
+        ids.append({(epochs[key], key[1]) for key in records})
+    assert not ids[0] & ids[1]  # the ranks trained on different items
