@@ -214,13 +214,19 @@ class KmerTokenization:
         codes = np.asarray(codes)
         if self.stride == 1:
             return kmer_codes(codes, self.k) + NUM_SPECIALS
-        whole = len(codes) // self.k * self.k
-        kmers = kmer_codes(codes[:whole], self.k)[:: self.k]
-        return np.concatenate([kmers + NUM_SPECIALS, codes[whole:].astype(np.int64) + NUM_SPECIALS + 4**self.k])
+        kmers, remainder = non_overlapping_kmer_codes(codes, self.k)
+        return np.concatenate([kmers + NUM_SPECIALS, remainder + NUM_SPECIALS + 4**self.k])
 
     def dna_of_symbols(self, symbols: list[str]) -> str:
         """The DNA of one item's token symbols: overlapping k-mers are chained, others joined."""
         return kmers_to_dna(" ".join(symbols)) if self.overlapping else "".join(symbols)
+
+
+def non_overlapping_kmer_codes(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes (int64) of the k-mers cut from an A/C/G/T run's start, and the base codes (int64) of
+    the remainder of fewer than k bases after them."""
+    whole = len(codes) // k * k
+    return kmer_codes(codes[:whole], k)[::k], np.asarray(codes[whole:], dtype=np.int64)
 
 
 def tokenization_of_symbols(symbols: list[str]) -> KmerTokenization | None:

@@ -45,6 +45,7 @@ from genemask_preprocess.kmers import (
     encode_bases,
     is_acgt,
     kmer_codes,
+    non_overlapping_kmer_codes,
     tokenization_of_symbols,
 )
 
@@ -129,9 +130,8 @@ class KmerVocabulary:
         """Token ids (int64, -1 for a k-mer not in the dictionary) of one A/C/G/T run given as base codes."""
         if self.stride == 1:
             return self.id_of_code[kmer_codes(codes, self.k)]
-        whole = len(codes) // self.k * self.k
-        kmers = self.id_of_code[kmer_codes(codes[:whole], self.k)[:: self.k]]
-        return np.concatenate([kmers, self.id_of_base[codes[whole:]]])
+        kmers, remainder = non_overlapping_kmer_codes(codes, self.k)
+        return np.concatenate([self.id_of_code[kmers], self.id_of_base[remainder]])
 
 
 def load_kmer_vocabulary(path: str | os.PathLike) -> KmerVocabulary:
