@@ -1,18 +1,31 @@
-"""The k-mer codec: DNA letters <-> 2-bit codes <-> k-mer token ids, and the fixed k-mer vocabulary.
+"""The k-mer codec: DNA letters <-> 2-bit codes <-> k-mer token ids, and the fixed k-mer vocabularies.
 
-Every corpus of the same k shares one vocabulary: fairseq's four specials
+Every corpus of the same k and stride shares one vocabulary: fairseq's four specials
 (``<s> <pad> </s> <unk>``) followed by all 4^k k-mers in lexicographic A<C<G<T
 order. So the token id of a k-mer is ``NUM_SPECIALS + code``, with ``code`` the
 k-mer read as a base-4 number (A=0, C=1, G=2, T=3). The ``<mask>`` symbol is
 appended by the fairseq tasks at load time, giving 4^k + 5 symbols (4101 for
-k=6, as DNABERT). This module is pure numpy and does not import fairseq; it reads and
-writes no files (the vocabulary's ``dict.txt`` is :mod:`genemask_preprocess.formats.fairseq_dictionary`).
+k=6, as DNABERT).
+
+Two tokenizations (:class:`KmerTokenization`) use it:
+
+- **overlapping k-mers** (stride 1, DNABERT): a run of L bases gives its L - k + 1 k-mers;
+- **non-overlapping k-mers** (stride k, the Nucleotide Transformer): the run is cut into
+  k-mers from its start, and a remainder of fewer than k bases becomes single-base tokens,
+  NT's rule (``NucleotidesKmersTokenizer.tokenize`` in instadeepai/nucleotide-transformer,
+  ``nucleotide_transformer/tokenizers.py``: "ATCGAATGGCGATGCAC -> ATCGA ATGGC GATGC A C" for
+  k=5). Its vocabulary appends the four single bases ``A C G T`` after the k-mers, so a
+  dictionary says which tokenization it is; k=1 (single nucleotides) is both at once.
+
+This module is pure numpy and does not import fairseq; it reads and writes no files (the
+vocabulary's ``dict.txt`` is :mod:`genemask_preprocess.formats.fairseq_dictionary`).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -153,11 +166,76 @@ def is_acgt(text: str) -> bool:
     return _ACGT_RE.match(text) is not None
 
 
-def kmer_size_of_symbols(symbols: list[str]) -> int | None:
-    """k of a fairseq dictionary's symbol list if it is our fixed k-mer vocabulary, else ``None``.
+@dataclass(frozen=True)
+class KmerTokenization:
+    """How DNA becomes k-mer tokens: ``stride`` 1 (overlapping) or k (non-overlapping, NT's remainder rule)."""
 
-    ``symbols`` is ``Dictionary.symbols``: the four specials, the 4^k k-mers in
-    canonical order, then optionally ``<mask>`` and fairseq's ``madeupword`` padding.
+    k: int
+    stride: int = 1
+
+    def __post_init__(self):
+        check_k(self.k)
+        if self.stride not in (1, self.k):
+            raise ValueError(
+                f"the stride must be 1 (overlapping k-mers) or k = {self.k} (non-overlapping), got {self.stride!r}"
+            )
+
+    @property
+    def overlapping(self) -> bool:
+        """True for overlapping k-mers of k >= 2: neighbouring tokens share k - 1 bases."""
+        return self.stride == 1 and self.k > 1
+
+    @property
+    def remainder_bases(self) -> bool:
+        """True when the vocabulary holds single-base tokens for a remainder (stride k, k >= 2)."""
+        return self.stride == self.k > 1
+
+    @property
+    def symbols(self) -> list[str]:
+        """The regular symbols in id order (token id = ``NUM_SPECIALS`` + index): the k-mers, then
+        ``A C G T`` for the remainder of a non-overlapping tokenization."""
+        return all_kmers(self.k) + (list(BASES) if self.remainder_bases else [])
+
+    def describe(self) -> str:
+        if self.k == 1:
+            return "single nucleotides"
+        return f"{'overlapping' if self.overlapping else 'non-overlapping'} {self.k}-mers"
+
+    def num_tokens(self, bases: int) -> int:
+        """Tokens of a run of ``bases`` A/C/G/T letters (at least k)."""
+        return bases - self.k + 1 if self.stride == 1 else bases // self.k + bases % self.k
+
+    def max_bases(self, tokens: int) -> int:
+        """Longest run whose tokens number at most ``tokens`` (>= 1)."""
+        return tokens + self.k - 1 if self.stride == 1 else tokens * self.k
+
+    def token_ids(self, codes: np.ndarray) -> np.ndarray:
+        """fairseq token ids (int64) of one A/C/G/T run given as base codes (at least k of them)."""
+        codes = np.asarray(codes)
+        if self.stride == 1:
+            return kmer_codes(codes, self.k) + NUM_SPECIALS
+        kmers, remainder = non_overlapping_kmer_codes(codes, self.k)
+        return np.concatenate([kmers + NUM_SPECIALS, remainder + NUM_SPECIALS + 4**self.k])
+
+    def dna_of_symbols(self, symbols: list[str]) -> str:
+        """The DNA of one item's token symbols: overlapping k-mers are chained, others joined."""
+        return kmers_to_dna(" ".join(symbols)) if self.overlapping else "".join(symbols)
+
+
+def non_overlapping_kmer_codes(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes (int64) of the k-mers cut from an A/C/G/T run's start, and the base codes (int64) of
+    the remainder of fewer than k bases after them."""
+    whole = len(codes) // k * k
+    return kmer_codes(codes[:whole], k)[::k], np.asarray(codes[whole:], dtype=np.int64)
+
+
+def tokenization_of_symbols(symbols: list[str]) -> KmerTokenization | None:
+    """The tokenization of a fairseq dictionary's symbol list if it is one of our fixed k-mer
+    vocabularies, else ``None``.
+
+    ``symbols`` is ``Dictionary.symbols``: the four specials, the 4^k k-mers in canonical order,
+    for stride k the four single bases ``A C G T``, then optionally ``<mask>`` and fairseq's
+    ``madeupword`` padding.
     """
     if len(symbols) <= NUM_SPECIALS or tuple(symbols[:NUM_SPECIALS]) != FAIRSEQ_SPECIALS:
         return None
@@ -166,12 +244,42 @@ def kmer_size_of_symbols(symbols: list[str]) -> int | None:
         return None
     if symbols[NUM_SPECIALS : NUM_SPECIALS + 4**k] != all_kmers(k):
         return None
-    return k
+    after = NUM_SPECIALS + 4**k
+    stride = k if k > 1 and symbols[after : after + len(BASES)] == list(BASES) else 1
+    tokenization = KmerTokenization(k, stride)
+    extra = symbols[NUM_SPECIALS + len(tokenization.symbols) :]
+    if any(symbol != MASK_SYMBOL and not symbol.startswith("madeupword") for symbol in extra):
+        return None  # e.g. SentencePiece pieces that happen to begin with A C G T
+    return tokenization
+
+
+def kmer_size_of_symbols(symbols: list[str]) -> int | None:
+    """k of a fairseq dictionary's symbol list if it is our fixed *overlapping* k-mer vocabulary
+    (stride 1; k = 1 included), else ``None``: a non-overlapping vocabulary is not mistaken for one.
+
+    ``symbols`` is ``Dictionary.symbols``: the four specials, the 4^k k-mers in
+    canonical order, then optionally ``<mask>`` and fairseq's ``madeupword`` padding.
+    """
+    tokenization = tokenization_of_symbols(symbols)
+    return tokenization.k if tokenization is not None and tokenization.stride == 1 else None
 
 
 def kmer_size_of_embedding_rows(rows: int) -> int | None:
-    """k whose fixed vocabulary plus ``<mask>`` has ``rows`` symbols (a model's embedding rows), else ``None``."""
+    """k whose fixed overlapping vocabulary plus ``<mask>`` has ``rows`` symbols (a model's embedding rows), else ``None``."""
     return next((k for k in range(1, MAX_K + 1) if rows == NUM_SPECIALS + 4**k + 1), None)
+
+
+def tokenization_of_embedding_rows(rows: int) -> KmerTokenization | None:
+    """The fixed vocabulary (either stride) whose symbols plus ``<mask>`` number ``rows``, else ``None``.
+
+    The sizes never collide: 4^k + 5 (overlapping) and 4^k + 9 (stride k >= 2).
+    """
+    for k in range(1, MAX_K + 1):
+        for stride in (1, k):
+            tokenization = KmerTokenization(k, stride)
+            if rows == NUM_SPECIALS + len(tokenization.symbols) + 1:
+                return tokenization
+    return None
 
 
 def kmers_to_dna(kmer_string: str) -> str:

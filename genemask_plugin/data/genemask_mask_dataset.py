@@ -51,8 +51,9 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
         vocab: the fairseq dictionary, ``<mask>`` included.
         mask_idx: id of ``<mask>``.
         config: the strategy and its settings.
-        token_scores: the PMI table as the task loaded it: float32 array of len(vocab), the score
-            of every token (``-inf`` for specials and unscored k-mers); required by the PMI strategies.
+        token_scores: the PMI table as the task loaded it through the strategy's lookup: float32 array
+            of len(vocab), the score of every token (``-inf`` for specials and unscored k-mers), or
+            ``pmi_span``'s collocations; required by the PMI strategies.
         seed: the run's seed.
     """
 
@@ -72,11 +73,12 @@ class GeneMaskMaskDataset(BaseWrapperDataset):
         if any(lookups):
             if token_scores is None:
                 raise ValueError(f"mask strategy {config.strategy!r} needs PMI token scores")
-            if len(token_scores) != len(vocab):
-                raise ValueError(
-                    f"{len(token_scores)} token scores for a dictionary of {len(vocab)} symbols"
-                )
-            token_scores = np.asarray(token_scores, dtype=np.float32)
+            if isinstance(token_scores, (np.ndarray, list)):  # one score per token (not pmi_span's collocations)
+                if len(token_scores) != len(vocab):
+                    raise ValueError(
+                        f"{len(token_scores)} token scores for a dictionary of {len(vocab)} symbols"
+                    )
+                token_scores = np.asarray(token_scores, dtype=np.float32)
         max_length = int(np.max(dataset.sizes)) if any(lookups) and len(dataset) else 0
         # Per candidate: tokens -> the scores its selector takes (None: it uses no PMI).
         self._item_scores = [

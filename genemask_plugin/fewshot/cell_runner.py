@@ -27,7 +27,7 @@ from genemask_preprocess.formats.fairseq_dictionary import (
     load_kmer_vocabulary,
     write_kmer_dictionary,
 )
-from genemask_preprocess.kmers import kmer_size_of_embedding_rows
+from genemask_preprocess.kmers import KmerTokenization, tokenization_of_embedding_rows
 
 from ..checkpoints import ModelShape, load_checkpoint_state, read_model_shape, training_data
 from .cell_record import CELL_RECORD_FILE, CellRecord, write_cell_record
@@ -70,12 +70,13 @@ def resolve_dictionary(config: GridConfig, spec: CheckpointSpec) -> Path:
     """The pretraining ``dict.txt`` of a checkpoint.
 
     In order: ``--dict``; the ``dict.txt`` of the checkpoint's training data if it still
-    exists; else our fixed k-mer vocabulary, with k read from the embedding size
-    (4^k + 5 rows: the specials, the k-mers and ``<mask>``). From scratch: ``--dict`` or 6-mers.
+    exists; else our fixed k-mer vocabulary, with k and the stride read from the embedding size
+    (4^k + 5 rows: the specials, the k-mers and ``<mask>``; 4^k + 9 at stride k, with the single
+    bases). From scratch: ``--dict`` or overlapping 6-mers.
     """
     if config.dictionary is not None:
         return config.dictionary
-    k = DEFAULT_SCRATCH_K
+    tokenization = KmerTokenization(DEFAULT_SCRATCH_K)
     if spec.path is not None:
         state = load_checkpoint_state(spec.path)
         data = training_data(state)
@@ -83,14 +84,15 @@ def resolve_dictionary(config: GridConfig, spec: CheckpointSpec) -> Path:
             return data / "dict.txt"
         rows = next((v.shape[0] for name, v in state["model"].items()
                      if name.endswith("embed_tokens.weight")), None)
-        k = kmer_size_of_embedding_rows(rows) if rows is not None else None
-        if k is None:
+        tokenization = tokenization_of_embedding_rows(rows) if rows is not None else None
+        if tokenization is None:
             raise FewshotDataError(
                 f"cannot tell the dictionary of {spec.path} ({rows} embeddings); pass --dict"
             )
-    path = config.out / "dicts" / f"kmers_k{k}.dict.txt"
+    stride = f"_stride{tokenization.stride}" if tokenization.stride != 1 else ""
+    path = config.out / "dicts" / f"kmers_k{tokenization.k}{stride}.dict.txt"
     if not path.exists():
-        write_kmer_dictionary(path, k)
+        write_kmer_dictionary(path, tokenization.k, tokenization.stride)
     return path
 
 

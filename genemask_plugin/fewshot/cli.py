@@ -193,7 +193,8 @@ def cmd_prepare(args) -> int:
             exclude_overlap=args.exclude_overlap, force=args.force, truncate=args.truncate,
             max_positions=args.max_positions,
         )
-    print(f"{prepared.out}: k={prepared.k}, classes {', '.join(prepared.labels)}")
+    stride = f", stride {prepared.stride}" if prepared.stride != 1 else ""
+    print(f"{prepared.out}: k={prepared.k}{stride}, classes {', '.join(prepared.labels)}")
     for name, split in prepared.splits.items():
         per_class = ", ".join(f"{label}: {n}" for label, n in split.per_class.items())
         excluded = f", {split.excluded_overlap} overlapping with train removed" if split.excluded_overlap else ""

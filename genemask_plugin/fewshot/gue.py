@@ -5,15 +5,18 @@ header ``sequence,label`` and raw DNA of any length (GUE's go up to 1 000 bp). `
 turns ``dev`` into the ``valid`` split, which ``finetune`` then uses for model selection
 (best dev MCC); ``test`` is scored once, by ``evaluate``.
 
-A sequence of L bases gives L - k + 1 k-mers, plus ``<s>`` and ``</s>``. When that exceeds
-``max_positions``, ``prepare`` stops with a one-line error unless ``--truncate`` says which
-window of ``max_positions - 2 + k - 1`` bases to keep: ``start`` (the first bases) or
+A sequence of L bases gives L - k + 1 overlapping k-mers (L // k + L % k tokens at stride k),
+plus ``<s>`` and ``</s>``. When that exceeds ``max_positions``, ``prepare`` stops with a one-line
+error unless ``--truncate`` says which window to keep, the longest that fits (``max_positions - 2
++ k - 1`` bases; ``(max_positions - 2) * k`` at stride k): ``start`` (the first bases) or
 ``centre`` (the middle ones; a promoter or splice site is usually centred in GUE windows).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from genemask_preprocess.kmers import KmerTokenization
 
 GUE_SPLIT_FILES = {"train": "train.csv", "valid": "dev.csv", "test": "test.csv"}
 """Our split name -> GUE's file name."""
@@ -32,18 +35,18 @@ def gue_split_files(folder: str | Path) -> dict[str, Path]:
     return {split: folder / name for split, name in GUE_SPLIT_FILES.items() if (folder / name).is_file()}
 
 
-def max_bases(max_positions: int, k: int) -> int:
-    """Longest sequence, in bases, whose k-mers plus ``<s>`` and ``</s>`` fit ``max_positions``."""
-    return max_positions - SPECIAL_TOKENS_PER_ITEM + k - 1
+def max_bases(max_positions: int, k: int, stride: int = 1) -> int:
+    """Longest sequence, in bases, whose k-mer tokens plus ``<s>`` and ``</s>`` fit ``max_positions``."""
+    return KmerTokenization(k, stride).max_bases(max_positions - SPECIAL_TOKENS_PER_ITEM)
 
 
-def fit_sequence(dna: str, k: int, max_positions: int, truncate: str | None) -> tuple[str, bool]:
+def fit_sequence(dna: str, k: int, max_positions: int, truncate: str | None, stride: int = 1) -> tuple[str, bool]:
     """``(dna, False)`` if it fits, else the kept window and True; ``ValueError`` without ``truncate``."""
-    limit = max_bases(max_positions, k)
+    limit = max_bases(max_positions, k, stride)
     if len(dna) <= limit:
         return dna, False
     if truncate is None:
-        tokens = len(dna) - k + 1 + SPECIAL_TOKENS_PER_ITEM
+        tokens = KmerTokenization(k, stride).num_tokens(len(dna)) + SPECIAL_TOKENS_PER_ITEM
         raise ValueError(
             f"{len(dna)} bases give {tokens} tokens with <s> and </s>, over --max-positions {max_positions} "
             f"(at most {limit} bases); pass --truncate start or --truncate centre"

@@ -3,8 +3,9 @@
 Input files are DNABERT-style TSVs with a ``sequence<TAB>label`` header, or a GUE folder
 (``train.csv``/``dev.csv``/``test.csv``, header ``sequence,label``: :mod:`.gue`); a sequence is
 either space-separated overlapping k-mers or raw DNA. A ``.csv`` file is read comma-separated. Sequences are tokenized with the
-*pretraining* dictionary (k is read from it), so the fine-tuned model sees the same ids
-as during pretraining. Labels get a fixed dictionary in sorted order (numeric when every
+*pretraining* dictionary (k and the stride are read from it), as ``genemask-preprocess`` tokenized
+the corpus (overlapping k-mers, or non-overlapping k-mers with the remainder as single bases),
+so the fine-tuned model sees the same ids as during pretraining. Labels get a fixed dictionary in sorted order (numeric when every
 label is an integer), so label ``"0"`` is class 0 and there is no ``madeupword`` padding:
 ``sentence_prediction`` subtracts the 4 fairseq specials from the label token id.
 
@@ -47,7 +48,6 @@ from genemask_preprocess.kmers import (
     MASK_SYMBOL,
     NUM_SPECIALS,
     encode_bases,
-    kmer_codes,
     kmers_to_dna,
 )
 
@@ -114,12 +114,13 @@ def sequence_to_dna(text: str, k: int) -> str:
 
 
 def token_ids(dna: str, vocab: KmerVocabulary) -> np.ndarray:
-    """Token ids of the overlapping k-mers of A/C/G/T DNA, followed by ``</s>``, in the dict's dtype."""
-    ids = vocab.id_of_code[kmer_codes(encode_bases(dna), vocab.k)]
+    """Token ids of A/C/G/T DNA under the dictionary's tokenization, followed by ``</s>``, in the dict's dtype."""
+    ids = vocab.token_ids(encode_bases(dna))
     missing = np.flatnonzero(ids < 0)
     if len(missing):
         i = missing[0]
-        raise ValueError(f"k-mer {i + 1} {dna[i : i + vocab.k]!r} is not in the dictionary")
+        at = i if vocab.stride == 1 else i * vocab.k  # a missing token is always a k-mer, never a remainder base
+        raise ValueError(f"k-mer {i + 1} {dna[at : at + vocab.k]!r} is not in the dictionary")
     return np.append(ids, EOS_ID).astype(vocab.dtype)
 
 
@@ -218,6 +219,8 @@ class PreparedData:
     source_format: str = "tsv"
     """``tsv`` (DNABERT-style files) or ``gue`` (a GUE folder)."""
     truncate: str | None = None
+    stride: int = 1
+    """The dictionary's stride: 1 (overlapping k-mers) or k (non-overlapping)."""
 
     @property
     def num_classes(self) -> int:
@@ -232,6 +235,7 @@ class PreparedData:
         return {
             "dictionary": self.dictionary,
             "k": self.k,
+            "stride": self.stride,
             "labels": self.labels,
             "exclude_overlap": self.exclude_overlap,
             "source_format": self.source_format,
@@ -250,7 +254,8 @@ class PreparedData:
             meta = json.loads(path.read_text())
             splits = {name: PreparedSplit(**s) for name, s in meta["splits"].items()}
             prepared = cls(str(directory), meta["dictionary"], meta["k"], meta["labels"],
-                           meta["exclude_overlap"], splits, meta.get("source_format", "tsv"), meta.get("truncate"))
+                           meta["exclude_overlap"], splits, meta.get("source_format", "tsv"), meta.get("truncate"),
+                           meta.get("stride", 1))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise FewshotDataError(
                 f"{directory} is not a prepared few-shot directory (run `genemask-fewshot prepare`): {err}"
@@ -365,7 +370,7 @@ def prepare_fewshot_data(
     for name, split_rows in rows.items():
         for i, row in enumerate(split_rows):
             try:
-                dna, cut = fit_sequence(row.dna, vocab.k, max_positions, truncate)
+                dna, cut = fit_sequence(row.dna, vocab.k, max_positions, truncate, vocab.stride)
             except ValueError as err:
                 raise FewshotDataError(f"{sources[name]} line {row.line}: {err}") from None
             if cut:
@@ -395,7 +400,7 @@ def prepare_fewshot_data(
                 raise FewshotDataError(f"{sources[name]} line {row.line}: {err}") from None
 
     result = PreparedData(str(out), str(Path(dictionary).resolve()), vocab.k, labels, exclude_overlap,
-                          source_format=source_format, truncate=truncate)
+                          source_format=source_format, truncate=truncate, stride=vocab.stride)
     with atomic_directory(out, force=force, owned=OUTPUT_NAMES) as staging:
         (staging / "input0").mkdir()
         (staging / "label").mkdir()

@@ -1,4 +1,4 @@
-"""``genemask-hf``: export our checkpoints to transformers, import DNABERT-layout BERT models."""
+"""``genemask-hf``: export our checkpoints to transformers, import DNABERT-layout BERT models (and our own exports)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from genemask_preprocess.atomic_output import Output, claim_outputs
 from genemask_preprocess.command_line import command_entry_point
+from genemask_preprocess.kmers import KmerTokenization
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,9 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the data folder the checkpoint was trained on, if it moved: the pretraining "
                         "corpus (dict.txt) or the prepared few-shot folder (input0/, label/)")
     p.add_argument("--force", action="store_true", help="replace the export files in a non-empty OUT")
-    p = sub.add_parser("import", help="DNABERT-layout BertForMaskedLM folder -> fairseq checkpoint + dict.txt")
+    p = sub.add_parser("import", help="DNABERT-layout BertForMaskedLM folder (or a masked LM exported by "
+                                      "'genemask-hf export') -> fairseq checkpoint + dict.txt")
     p.add_argument("model", type=Path, help="folder with config.json, model.safetensors or "
-                                            "pytorch_model.bin, and vocab.txt")
+                                            "pytorch_model.bin, and vocab.txt (BERT) or tokenizer.json (our export)")
     p.add_argument("out", type=Path, help="output folder (checkpoint.pt, dict.txt, import.json)")
     p.add_argument("--k", type=int, help="fail unless vocab.txt holds k-mers of this k")
     p.add_argument("--force", action="store_true", help="replace the import files in a non-empty OUT")
@@ -50,19 +52,22 @@ def cmd_export(args) -> int:
     with claim_outputs([Output(args.out, "OUT_DIR", folder=True, owned=EXPORT_FILES)], [args.checkpoint, args.data]):
         result = export_checkpoint(args.checkpoint, args.out, data=args.data, force=args.force)
     classes = f", classes {', '.join(result.labels)}" if result.labels else ""
-    print(f"{result.out}: {result.kind}, {result.k}-mer tokenizer{classes}")
+    print(f"{result.out}: {result.kind}, {KmerTokenization(result.k, result.stride).describe()} tokenizer{classes}")
     return 0
 
 
 def cmd_import(args) -> int:
     from .dnabert_import import IMPORT_FILES, WEIGHT_FILES, import_dnabert  # noqa: PLC0415  (imports transformers)
+    from .roberta_import import import_roberta, is_roberta_folder  # noqa: PLC0415
 
     _quiet_transformers()
     read = [args.model / name for name in ("config.json", "vocab.txt", *WEIGHT_FILES)]
+    importer = import_roberta if is_roberta_folder(args.model) else import_dnabert
     with claim_outputs([Output(args.out, "OUT_DIR", folder=True, owned=IMPORT_FILES)], read):
-        result = import_dnabert(args.model, args.out, expected_k=args.k, force=args.force)
+        result = importer(args.model, args.out, expected_k=args.k, force=args.force)
     checkpoint = result.out / "checkpoint.pt"
-    print(f"{checkpoint}: {result.k}-mers, {' '.join(result.fairseq_flags())}; dictionary {result.out / 'dict.txt'}")
+    tokens = KmerTokenization(result.k, result.stride).describe()
+    print(f"{checkpoint}: {tokens}, {' '.join(result.fairseq_flags())}; dictionary {result.out / 'dict.txt'}")
     print("continue pretraining: fairseq-train CORPUS --user-dir genemask_plugin --task genemask_mlm "
           f"--criterion genemask_mlm {shlex.join(result.fairseq_flags())} --restore-file {shlex.quote(str(checkpoint))} "
           "--reset-optimizer --reset-dataloader --reset-meters --reset-lr-scheduler ...")

@@ -124,7 +124,7 @@ def check_bert_folder(folder: Path) -> dict:
         raise DnabertImportError(f"{folder / 'config.json'}: not JSON: {err}") from None
     if config.get("model_type") != "bert":
         raise DnabertImportError(f"{folder}: model_type {config.get('model_type')!r}, expected 'bert' "
-                                 "(export our own models with genemask-hf export)")
+                                 "(DNABERT's layout) or 'roberta' (a masked LM from genemask-hf export)")
     if config.get("hidden_act", "gelu") != "gelu":
         raise DnabertImportError(f"{folder}: hidden_act {config['hidden_act']!r}; fairseq RoBERTa here uses gelu")
     if config.get("position_embedding_type", "absolute") != "absolute":
@@ -198,12 +198,36 @@ def fairseq_state_dict(bert, vocab: BertVocabulary) -> dict[str, torch.Tensor]:
     return out
 
 
+def imported_checkpoint_state(args: argparse.Namespace, weights: dict[str, torch.Tensor], out: Path,
+                              source: Path) -> dict:
+    """A fairseq checkpoint's state holding imported weights, as a ``genemask_mlm`` run at its start."""
+    return {
+        "args": None,
+        "cfg": {
+            "_name": None,
+            "model": args,
+            "task": {"_name": "genemask_mlm", "data": str(out.resolve())},
+            "criterion": {"_name": "genemask_mlm"},
+            "checkpoint": {"restore_file": str(source.resolve())},
+        },
+        "model": weights,
+        "criterion": {},
+        "optimizer_history": [{"criterion_name": "GeneMaskMLMLoss", "optimizer_name": "imported",
+                               "lr_scheduler_state": {}, "num_updates": 0}],
+        "task_state": {},
+        # as a fresh run at its start: epoch 1, nothing consumed (--reset-dataloader ignores it anyway)
+        "extra_state": {"train_iterator": {"epoch": 1, "version": 2, "iterations_in_epoch": 0, "shuffle": True}},
+        "last_optimizer_state": None,
+    }
+
+
 @dataclass(frozen=True)
 class ImportResult:
     out: Path
     arch: str
     overrides: dict[str, int]
     k: int
+    stride: int = 1
 
     def fairseq_flags(self) -> list[str]:
         """``--arch`` and the size flags that rebuild this model in ``fairseq-train``."""
@@ -231,24 +255,7 @@ def import_dnabert(folder: str | os.PathLike, out: str | os.PathLike, expected_k
     weights = fairseq_state_dict(bert, vocab)
     if weights[f"{FAIRSEQ_LM_HEAD}.weight"] is not weights[f"{FAIRSEQ_ENCODER}.embed_tokens.weight"]:
         args.untie_weights_roberta = True
-    state = {
-        "args": None,
-        "cfg": {
-            "_name": None,
-            "model": args,
-            "task": {"_name": "genemask_mlm", "data": str(out.resolve())},
-            "criterion": {"_name": "genemask_mlm"},
-            "checkpoint": {"restore_file": str(folder.resolve())},
-        },
-        "model": weights,
-        "criterion": {},
-        "optimizer_history": [{"criterion_name": "GeneMaskMLMLoss", "optimizer_name": "imported",
-                               "lr_scheduler_state": {}, "num_updates": 0}],
-        "task_state": {},
-        # as a fresh run at its start: epoch 1, nothing consumed (--reset-dataloader ignores it anyway)
-        "extra_state": {"train_iterator": {"epoch": 1, "version": 2, "iterations_in_epoch": 0, "shuffle": True}},
-        "last_optimizer_state": None,
-    }
+    state = imported_checkpoint_state(args, weights, out, folder)
     result = ImportResult(out, arch, overrides, vocab.k)
     record = {"source": str(folder.resolve()), "k": vocab.k, "arch": arch, "overrides": overrides,
               "fairseq_flags": result.fairseq_flags(),

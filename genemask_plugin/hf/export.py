@@ -45,8 +45,8 @@ from genemask_preprocess.kmers import (
     MASK_SYMBOL,
     NUM_SPECIALS,
     PAD_ID,
-    all_kmers,
-    kmer_size_of_embedding_rows,
+    KmerTokenization,
+    tokenization_of_embedding_rows,
 )
 
 from ..checkpoints import (
@@ -162,28 +162,28 @@ def data_folder(model: FairseqRoberta, data: str | os.PathLike | None) -> Path |
     return Path(data) if data is not None else model.trained_on
 
 
-def dictionary_symbols(model: FairseqRoberta, data: Path | None) -> tuple[list[str], int]:
-    """The model's symbols (dictionary + ``<mask>``) and k; checks they match the embedding rows."""
+def dictionary_symbols(model: FairseqRoberta, data: Path | None) -> tuple[list[str], KmerTokenization]:
+    """The model's symbols (dictionary + ``<mask>``) and tokenization; checks they match the embedding rows."""
     rows = model.weights[f"{FAIRSEQ_ENCODER}.embed_tokens.weight"].shape[0]
     dict_path = None
     if data is not None:
         dict_path = data / "input0" / "dict.txt" if model.is_classifier else data / "dict.txt"
     if dict_path is not None and dict_path.is_file():
         vocab = load_kmer_vocabulary(dict_path)  # only k-mer models export: a tokenizer of pieces is not built
-        symbols, k = list(vocab.symbols), vocab.k
+        symbols, tokenization = list(vocab.symbols), vocab.tokenization
         if MASK_SYMBOL not in symbols:
             symbols.append(MASK_SYMBOL)  # the tasks append it at load time
     else:
-        k = kmer_size_of_embedding_rows(rows)
-        if model.is_classifier or k is None:
+        tokenization = tokenization_of_embedding_rows(rows)
+        if model.is_classifier or tokenization is None:
             where = f"{dict_path} not found" if dict_path else "the checkpoint records no data folder"
             raise ExportError(f"{model.path}: cannot find its dictionary ({where}); pass --data "
                               f"{'PREPARED_DIR (the folder given to finetune)' if model.is_classifier else 'DIR (holding dict.txt)'}")
-        symbols = [*FAIRSEQ_SPECIALS, *all_kmers(k), MASK_SYMBOL]
+        symbols = [*FAIRSEQ_SPECIALS, *tokenization.symbols, MASK_SYMBOL]
     if len(symbols) != rows:
         raise ExportError(f"{model.path}: its embeddings have {rows} rows but the dictionary "
                           f"{dict_path} gives {len(symbols)} symbols; pass the right --data")
-    return symbols, k
+    return symbols, tokenization
 
 
 def class_labels(model: FairseqRoberta, data: Path | None) -> list[str]:
@@ -280,6 +280,7 @@ class ExportResult:
     kind: str
     k: int
     labels: list[str]
+    stride: int = 1
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
@@ -291,7 +292,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
     check_output_directory(out, force)
     model = read_fairseq_roberta(checkpoint)
     folder = data_folder(model, data)
-    symbols, k = dictionary_symbols(model, folder)
+    symbols, tokenization = dictionary_symbols(model, folder)
     labels = class_labels(model, folder) if model.is_classifier else []
     config = roberta_config(model, symbols, labels)
     hf_class = RobertaForSequenceClassification if model.is_classifier else RobertaForMaskedLM
@@ -301,7 +302,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
         hf_model.tie_weights()
     facts = ModelFacts(
         checkpoint=str(model.path), arch=str(model.option("arch") or model.option("_name")),
-        task=model.task, k=k, num_updates=model.num_updates,
+        task=model.task, k=tokenization.k, stride=tokenization.stride, num_updates=model.num_updates,
         mask_strategy=(model.task_option("mask_strategy") if model.task == "genemask_mlm"
                        else "random (fairseq's masked_lm task)" if model.task == "masked_lm" else None),
         pmi_table=model.task_option("pmi_table"), layers=config.num_hidden_layers,
@@ -313,6 +314,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
             hf_model.save_pretrained(staging)
         except SafetensorError as err:  # not an OSError, even for a full disk or a file-size limit
             raise OutputError(f"{out}: cannot write the weights: {err}") from None
-        save_kmer_tokenizer(symbols, max_tokens(model), staging)
+        save_kmer_tokenizer(symbols, max_tokens(model), staging, tokenization)
         (staging / "README.md").write_text(model_card(facts))
-    return ExportResult(out, "RobertaForSequenceClassification" if labels else "RobertaForMaskedLM", k, labels)
+    return ExportResult(out, "RobertaForSequenceClassification" if labels else "RobertaForMaskedLM",
+                        tokenization.k, labels, tokenization.stride)

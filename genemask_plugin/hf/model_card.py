@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from genemask_preprocess.kmers import KmerTokenization
+
 
 @dataclass(frozen=True)
 class ModelFacts:
@@ -24,6 +26,8 @@ class ModelFacts:
     """Class names in class order (classifiers only)."""
     restored_from: str | None = None
     """The checkpoint a fine-tuning run started from (classifiers only)."""
+    stride: int = 1
+    """1 (overlapping k-mers) or k (non-overlapping k-mers, a remainder as single bases)."""
 
 
 def _shown(value) -> str:
@@ -34,6 +38,8 @@ def model_card(facts: ModelFacts) -> str:
     """Markdown text of the card."""
     classifier = bool(facts.labels)
     auto_class = "AutoModelForSequenceClassification" if classifier else "AutoModelForMaskedLM"
+    tokenization = KmerTokenization(facts.k, facts.stride)
+    tokens = tokenization.describe()
     kind = (f"a `{facts.task}` classifier over {len(facts.labels)} classes "
             f"({', '.join(facts.labels)})" if classifier else "a masked DNA language model")
     lines = [
@@ -42,7 +48,7 @@ def model_card(facts: ModelFacts) -> str:
         f"pipeline_tag: {'text-classification' if classifier else 'fill-mask'}",
         "tags: [genomics, dna, genemask, fairseq]",
         "---",
-        f"# GeneMask {facts.arch} ({facts.k}-mers)",
+        f"# GeneMask {facts.arch} ({tokens})",
         "",
         f"This is {kind}, exported by `genemask-hf export` from the fairseq checkpoint "
         f"`{facts.checkpoint}`. It is a plain RoBERTa ({facts.layers} layers, {facts.hidden} hidden, "
@@ -51,7 +57,7 @@ def model_card(facts: ModelFacts) -> str:
         "",
         "## Pretraining",
         "",
-        f"- k: **{facts.k}** (overlapping {facts.k}-mers, stride 1)",
+        f"- k: **{facts.k}** ({tokens}, stride {facts.stride})",
     ]
     if classifier:
         lines.append(f"- fine-tuned from: {_shown(facts.restored_from)} "
@@ -66,20 +72,40 @@ def model_card(facts: ModelFacts) -> str:
         "",
         "## How to tokenize",
         "",
-        f"The tokenizer reads DNABERT's convention: space-separated overlapping {facts.k}-mers, "
-        "upper-case A/C/G/T. It adds `<s>` … `</s>`, and its ids are the fairseq dictionary's ids "
-        "(`<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, then the k-mers, then `<mask>`). A word that is "
-        f"not a {facts.k}-mer of the vocabulary becomes `<unk>`. Turn raw DNA into that string with "
-        "`genemask_preprocess.kmers.dna_to_kmer_string` (from the genemask-plugin package) or "
-        f"`' '.join(dna[i:i + {facts.k}] for i in range(len(dna) - {facts.k - 1}))`.",
+        *_how_to_tokenize(tokenization),
         "",
         "```python",
         f"from transformers import AutoTokenizer, {auto_class}",
         "tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)",
         f"model = {auto_class}.from_pretrained(MODEL_DIR).eval()",
-        "batch = tokenizer([kmer_string], return_tensors='pt')",
+        f"batch = tokenizer([{'kmer_string' if tokenization.overlapping else 'dna'}], return_tensors='pt')",
         "logits = model(**batch).logits",
         "```",
         "",
     ]
     return "\n".join(lines)
+
+
+def _how_to_tokenize(tokenization: KmerTokenization) -> list[str]:
+    k = tokenization.k
+    ids = ("It adds `<s>` … `</s>`, and its ids are the fairseq dictionary's ids (`<s>`=0, `<pad>`=1, "
+           "`</s>`=2, `<unk>`=3, then the k-mers")
+    if tokenization.overlapping:
+        return [
+            f"The tokenizer reads DNABERT's convention: space-separated overlapping {k}-mers, "
+            f"upper-case A/C/G/T. {ids}, then `<mask>`). A word that is "
+            f"not a {k}-mer of the vocabulary becomes `<unk>`. Turn raw DNA into that string with "
+            "`genemask_preprocess.kmers.dna_to_kmer_string` (from the genemask-plugin package) or "
+            f"`' '.join(dna[i:i + {k}] for i in range(len(dna) - {k - 1}))`."
+        ]
+    if k == 1:
+        cut = "one token per base"
+    else:
+        cut = (f"cut into {k}-mers from its start, and a remainder of fewer than {k} bases becomes single-base "
+               "tokens (the Nucleotide Transformer's rule)")
+    singles = ", then the single bases A, C, G, T" if tokenization.remainder_bases else ""
+    return [
+        f"The tokenizer reads raw upper-case DNA (A/C/G/T): each whitespace-separated piece is {cut}. "
+        f"{ids}{singles}, then `<mask>`). Any other letter becomes `<unk>`; `decode` joins the tokens back "
+        "into DNA."
+    ]

@@ -16,6 +16,7 @@ from genemask_plugin.masking.strategies import (
     CM_GEMS,
     GENEMASK,
     GLOBAL_PMI,
+    PMI_SPAN,
     RANDOM,
     RANDOM_MASK,
     STRATEGIES,
@@ -24,6 +25,8 @@ from genemask_plugin.masking.strategies import (
     strategy_help,
     strategy_named,
 )
+
+PMI_SPAN_COLLOCATIONS = 100_000
 
 
 def _setting(default, help: str, flag: Optional[str] = "", choices: Optional[tuple] = None):  # noqa: UP045
@@ -49,7 +52,8 @@ class MaskingConfig:
     )
     centre_prob: Optional[float] = _setting(  # noqa: UP045
         None,
-        f"probability that a token is a mask centre (for {RANDOM.name}: that it is masked); default: the "
+        f"probability that a token is a mask centre (for {RANDOM.name}: that it is masked; for {PMI_SPAN.name}: "
+        "the fraction of an item's tokens masked, its budget); default: the "
         f"paper's value for the strategy {_paper_centre_probs()} (all but {RANDOM.name} target ~15%% of "
         "6-mer tokens); a curriculum's first candidate takes it, the others keep their paper value",
     )
@@ -82,6 +86,13 @@ class MaskingConfig:
         f"{RANDOM_MASK.name}: the number of stages, equal shares of --max-update, over which the boundary "
         "widens evenly from k to --mask-boundary (>= 2)",
     )
+    pmi_span_max_n: int = _setting(5, f"{PMI_SPAN.name}: longest collocation, in tokens (Levine et al.: 5)")
+    pmi_span_collocations: int = _setting(
+        PMI_SPAN_COLLOCATIONS,
+        f"{PMI_SPAN.name}: collocations in the masking vocabulary, split over n = 2..--pmi-span-max-n as Levine "
+        "et al. (half bigrams, a quarter trigrams, and so on, the longest n taking the rest), each n's best by "
+        "--pmi-column among those with npmi > 0",
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "strategy", str(self.strategy))  # fairseq's ChoiceEnum -> its name
@@ -101,6 +112,10 @@ class MaskingConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.leave_unmasked_prob + self.random_token_prob > 1.0:
             raise ValueError("leave_unmasked_prob + random_token_prob must be <= 1")
+        if self.pmi_span_max_n < 2:
+            raise ValueError(f"the longest collocation must be 2 or more tokens, got {self.pmi_span_max_n}")
+        if self.pmi_span_collocations < 1:
+            raise ValueError(f"the collocation vocabulary needs 1 or more n-grams, got {self.pmi_span_collocations}")
         if not (self.cm_gems_threshold > 0 and math.isfinite(self.cm_gems_threshold)):
             raise ValueError(
                 f"the {CM_GEMS.name} threshold must be a positive perplexity drop, got {self.cm_gems_threshold}"

@@ -7,6 +7,12 @@ item, and then calls it on each item's tokens. What it returns is passed through
 the strategy's selector, so a strategy that needs a different view of the table (a score per
 token n-gram, say) brings its own lookup and selector and nothing in between changes.
 They are plain classes, not closures, so the dataset pickles into data-loader workers.
+
+A lookup also says what it reads from ``--pmi-table``: ``table_view`` names the reader in
+:data:`genemask_preprocess.formats.pmi_table.PMI_TABLE_VIEWS` (here ``token_scores``, one score
+per token; ``pmi_span``'s ``collocations``, :mod:`~genemask_plugin.masking.collocations`), and
+``view_options(config)`` gives that reader its settings. The task reads the table through them,
+so this package stays numpy-only.
 """
 
 from __future__ import annotations
@@ -30,8 +36,15 @@ class ScoresByToken:
         max_length: the longest item (unused here).
     """
 
+    table_view = "token_scores"
+    """One score per symbol, from the TABLE's n == k rows (an overlapping k-mer dictionary)."""
+
     def __init__(self, token_scores: np.ndarray, num_specials: int, max_length: int):
         self.token_scores = token_scores
+
+    @staticmethod
+    def view_options(config) -> dict:
+        return {}
 
     def __call__(self, tokens: np.ndarray) -> np.ndarray:
         return self.token_scores[tokens]
@@ -46,6 +59,9 @@ class ScoresByPosition:
 
     def __init__(self, token_scores: np.ndarray, num_specials: int, max_length: int):
         self.position_scores = position_as_token_scores(token_scores, max_length, num_specials)
+
+    table_view = ScoresByToken.table_view
+    view_options = staticmethod(ScoresByToken.view_options)
 
     def __call__(self, tokens: np.ndarray) -> np.ndarray:
         return self.position_scores[: len(tokens)]

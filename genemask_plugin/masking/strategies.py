@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from genemask_plugin.masking.collocations import CollocationUnits
 from genemask_plugin.masking.curricula import (
     BoundarySchedule,
     MaskCurriculum,
@@ -31,6 +32,7 @@ from genemask_plugin.masking.spans import (
     select_global_pmi_spans,
     select_kmer_spans,
     select_local_pmi_spans,
+    select_pmi_units,
     select_random_tokens,
     select_variable_spans,
 )
@@ -41,8 +43,10 @@ if TYPE_CHECKING:
 Selector = Callable[[np.ndarray, np.random.Generator, "MaskingConfig", object], MaskSelection]
 """``(maskable, rng, config, scores) -> MaskSelection``: one item's mask (``spans.py``)."""
 
-ScoreLookup = Callable[[np.ndarray, int, int], Callable[[np.ndarray], object]]
-"""``(pmi_table, num_specials, max_length) -> (tokens -> scores)``: a class of ``score_lookup.py``."""
+ScoreLookup = Callable[[object, int, int], Callable[[np.ndarray], object]]
+"""``(pmi_input, num_specials, max_length) -> (tokens -> scores)``: a class of ``score_lookup.py`` (or
+``collocations.py``); its ``table_view`` and ``view_options(config)`` say how the task reads
+``pmi_input`` from ``--pmi-table``."""
 
 CandidateConfigs = Callable[["MaskingConfig"], tuple["MaskingConfig", ...]]
 """``config -> candidate configs``: a curriculum's candidates as settings of its candidate entries."""
@@ -99,6 +103,14 @@ class MaskStrategy:
     @property
     def needs_pmi_table(self) -> bool:
         return self.score_lookup is not None or any(c.needs_pmi_table for c in self.candidates)
+
+    @property
+    def pmi_lookup(self) -> ScoreLookup | None:
+        """The lookup that says how ``--pmi-table`` is read for this strategy (a curriculum's: its
+        first candidate's that has one; its candidates share what it reads)."""
+        if self.score_lookup is not None:
+            return self.score_lookup
+        return next((c.score_lookup for c in self.candidates if c.score_lookup is not None), None)
 
 
 STRATEGIES: dict[str, MaskStrategy] = {}
@@ -209,6 +221,16 @@ RANDOM_MASK = register(MaskStrategy(
     candidates=(VARIABLE_SPAN,),
     candidate_configs=boundary_stage_configs,
     curriculum=BoundarySchedule,
+))
+PMI_SPAN = register(MaskStrategy(
+    name="pmi_span",
+    help="PMI-Masking (Levine et al.) for non-overlapping tokens (stride-k k-mers, single nucleotides, "
+    "SentencePiece): whole collocations, the top token n-grams by PMI, and single tokens, drawn at random "
+    "until --centre-prob of the item's tokens are masked",
+    paper_centre_prob=0.15,  # BERT's budget, which Levine et al. keep
+    select=select_pmi_units,
+    score_lookup=CollocationUnits,
+    paper_centre_prob_k=None,
 ))
 
 

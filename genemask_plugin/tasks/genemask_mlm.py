@@ -29,7 +29,7 @@ from genemask_plugin.masking.config import MaskingConfig
 from genemask_plugin.masking.strategies import STRATEGIES, strategy_named
 from genemask_preprocess.command_line import DEBUG_ENV, one_line
 from genemask_preprocess.errors import GeneMaskError, InputError
-from genemask_preprocess.formats.pmi_table import load_token_scores
+from genemask_preprocess.formats.pmi_table import PMI_TABLE_VIEWS
 from genemask_preprocess.kmers import kmer_size_of_symbols
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,8 @@ class GeneMaskMLMConfig(MaskingFlags):
     pmi_table: Optional[str] = field(  # noqa: UP045 (fairseq needs a typing.Optional)
         default=None,
         metadata={
-            "help": "PMI table TSV from genemask-pmi; its n == k rows score the k-mer tokens. Required by "
+            "help": "PMI table TSV from genemask-pmi; its n == k rows score the k-mer tokens (pmi_span: its token "
+            "n-grams, from genemask-pmi count --tokens, are the collocations). Required by "
             + ", ".join(name for name, strategy in STRATEGIES.items() if strategy.needs_pmi_table)
             + "; ignored by the others"
         },
@@ -158,7 +159,7 @@ class GeneMaskMLMTask(FairseqTask):
         except ValueError as err:
             raise GeneMaskTaskError(f"genemask_mlm: {err}") from None
         if self.kmer_size is None:
-            logger.info("dictionary is not a k-mer vocabulary: the base mask span is one token")
+            logger.info("dictionary is not an overlapping k-mer vocabulary: the base mask span is one token")
         elif entry.paper_centre_prob_k not in (None, self.kmer_size) and cfg.centre_prob is None:
             logger.warning(
                 f"k={self.kmer_size}: the default centre probability {self.masking.centre_prob} "
@@ -212,14 +213,19 @@ class GeneMaskMLMTask(FairseqTask):
         # exist there): the table is then read only when a dataset is loaded.
         return cls(cfg, dictionary, load_pmi_table=not kwargs.get("from_checkpoint", False))
 
-    def _load_token_scores(self) -> np.ndarray:
+    def _load_token_scores(self):
+        """What the strategy's lookup reads from ``--pmi-table``: a score per token, or (``pmi_span``) collocations."""
         if not self.cfg.pmi_table:
             raise GeneMaskTaskError(
                 f"--mask-strategy {self.masking.strategy} needs --pmi-table (a table from genemask-pmi)"
             )
-        scores = load_token_scores(
-            self.cfg.pmi_table, self.dictionary.symbols, column=self.cfg.pmi_column
+        lookup = self.masking.strategy_entry.pmi_lookup
+        scores = PMI_TABLE_VIEWS[lookup.table_view](
+            self.cfg.pmi_table, self.dictionary.symbols, column=self.cfg.pmi_column, **lookup.view_options(self.masking)
         )
+        if not isinstance(scores, np.ndarray):
+            logger.info(f"{scores} ({self.cfg.pmi_column})")
+            return scores
         logger.info(
             f"PMI scores for {int(np.isfinite(scores).sum())} of {len(scores)} symbols "
             f"from {self.cfg.pmi_table} ({self.cfg.pmi_column})"

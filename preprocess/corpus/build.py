@@ -57,7 +57,7 @@ from genemask_preprocess.formats.input_file import require_regular_file
 from genemask_preprocess.kmers import (
     FAIRSEQ_SPECIALS,
     INVALID,
-    all_kmers,
+    KmerTokenization,
     check_k,
     decode_bases,
     encode_bases,
@@ -87,6 +87,8 @@ class CorpusConfig:
     out_dir: str
     k: int | None = 6
     tokenizer: str = "kmer"  # "kmer" or "sentencepiece"
+    stride: int = 1
+    """k-mers: 1 (overlapping) or k (non-overlapping, remainder as single bases: the Nucleotide Transformer)."""
     output_format: str = "binary"  # "binary" or "text"
     seed: int = 1
     valid_fraction: float = 0.1
@@ -132,8 +134,13 @@ class CorpusConfig:
                 check_k(self.k)
             except ValueError as err:
                 raise PreprocessError(str(err)) from None
+            if self.stride not in (1, self.k):
+                raise PreprocessError(f"--stride must be 1 (overlapping k-mers) or --k {self.k} (non-overlapping "
+                                      f"{self.k}-mers), got {self.stride}")
         elif self.k is not None:
             raise PreprocessError("--k applies to the k-mer tokenizer only; leave it out with sentencepiece")
+        elif self.stride != 1:
+            raise PreprocessError("--stride applies to the k-mer tokenizer only; leave it out with sentencepiece")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise PreprocessError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction}")
         if self.workers < 1:
@@ -214,7 +221,7 @@ class _Worker:
             return BatchResult(stats, empty, empty.astype(bool), empty.astype(np.uint16), empty.astype(np.int32),
                                sampled_out=sampled_out)
         k = None if self.sp is not None else config.k
-        forward, reverse, tokens, sizes = encode_chunks(codes, chunks, k, config.reverse_complement)
+        forward, reverse, tokens, sizes = encode_chunks(codes, chunks, k, config.reverse_complement, config.stride)
         valid = valid_split_mask(np.minimum(forward, reverse), config.seed, config.valid_fraction)
         if self.sp is not None:
             letters = decode_bases(codes)
@@ -324,8 +331,8 @@ def _prepare_vocabulary(
 ) -> tuple[list[str], str | None]:
     """Write ``dict.txt`` (and, for SentencePiece, train ``spm.model``); return the symbols and the model path."""
     if config.tokenizer == "kmer":
-        write_kmer_dictionary(tmp_dir / "dict.txt", config.k)
-        return [*FAIRSEQ_SPECIALS, *all_kmers(config.k)], None
+        write_kmer_dictionary(tmp_dir / "dict.txt", config.k, config.stride)
+        return [*FAIRSEQ_SPECIALS, *KmerTokenization(config.k, config.stride).symbols], None
     from genemask_preprocess.corpus.sentencepiece_tokenizer import (
         SentencePieceEncoder,
         sample_training_chunks,
@@ -412,6 +419,7 @@ def _build_into(
         source_format=sources[0].format if len(sources) == 1 else [source.format for source in sources],
         tokenizer=config.tokenizer,
         k=config.k,
+        stride=config.stride if config.tokenizer == "kmer" else None,
         seed=config.seed,
         valid_fraction=config.valid_fraction,
         reverse_complement=config.reverse_complement,

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep only this fraction (0 < F <= 1) of GENOME's chunks, drawn per chunk from the seed, "
                              "so a large genome does not swamp small ones; GENOME as given or its file name; repeatable")
     parser.add_argument("--k", type=int, default=None, help="k-mer size, 1..7 (required with --tokenizer kmer; 6 in the paper)")
+    parser.add_argument("--stride", type=int, default=1, metavar="S",
+                        help="k-mers: 1 = overlapping k-mers (DNABERT, the paper); S = k = non-overlapping k-mers, "
+                             "a remainder shorter than k as single-base tokens (the Nucleotide Transformer's rule)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--seed", type=int, default=1, help="seed for chunking and the train/valid split")
     parser.add_argument("--valid-fraction", type=float, default=0.1, help="fraction of chunks in the valid split (0 = train only)")
@@ -62,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="binary: fairseq mmap .bin/.idx; text: train.txt/valid.txt of space-separated tokens "
                              "for `fairseq-preprocess --only-source --srcdict DIR/dict.txt`")
     parser.add_argument("--tokenizer", choices=("kmer", "sentencepiece"), default="kmer",
-                        help="kmer: fixed overlapping k-mer vocabulary; sentencepiece: train a BPE model (DNABERT-2 style)")
+                        help="kmer: fixed k-mer vocabulary (see --k, --stride); sentencepiece: train a BPE model "
+                             "(DNABERT-2 style)")
     parser.add_argument("--reverse-complement", action="store_true", help="also add the reverse complement of every chunk")
     parser.add_argument("--force", action="store_true", help="replace this tool's files in an output directory that holds data")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
@@ -98,6 +102,7 @@ def run(argv: list[str] | None = None) -> int:
         sample=_parse_samples(args.sample),
         out_dir=args.out,
         k=args.k,
+        stride=args.stride,
         tokenizer=args.tokenizer,
         output_format=args.format,
         seed=args.seed,

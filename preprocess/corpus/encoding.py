@@ -3,8 +3,10 @@
 One pass over windows of about 4 Mbp computes every position's 8-mer word once; the
 fingerprints (:mod:`genemask_preprocess.corpus.fingerprints`) hash those words, and
 the k-mer at a position (k <= 8) is the first k bases of its word. Each item is a
-chunk's overlapping k-mer ids followed by ``</s>``, exactly what ``fairseq-preprocess``
-makes of one text line per chunk.
+chunk's k-mer ids followed by ``</s>``, exactly what ``fairseq-preprocess``
+makes of one text line per chunk: its overlapping k-mers (stride 1), or its non-overlapping
+k-mers from the chunk's start and then a remainder of fewer than k bases as single-base tokens
+(stride k, :class:`~genemask_preprocess.kmers.KmerTokenization`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def window_words(codes: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 
 def encode_chunks(
-    codes: np.ndarray, chunks: Chunks, k: int | None, reverse_complement: bool = False
+    codes: np.ndarray, chunks: Chunks, k: int | None, reverse_complement: bool = False, stride: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Fingerprints and (for k-mer tokens) token ids of all chunks, in one pass over 4 Mbp windows.
 
@@ -62,10 +64,12 @@ def encode_chunks(
       get equal fingerprints whatever record they come from, so they serve as
       exact-duplicate keys (collision odds about 2^-60 per pair), and
       ``min(forward, reverse)`` is strand-independent.
-    - with ``k``: every chunk's overlapping k-mer ids (uint16), each item followed by
+    - with ``k``: every chunk's k-mer ids (uint16) at ``stride`` 1 (overlapping) or k
+      (non-overlapping, remainder as single bases), each item followed by
       ``</s>``, concatenated, and the item sizes (int32), exactly what
       ``fairseq-preprocess`` makes of one text line per chunk. With
-      ``reverse_complement`` the reverse-complement items follow the forward ones.
+      ``reverse_complement`` the reverse-complement items follow the forward ones (a reverse
+      complement is tokenized from its own start).
     """
     if len(chunks) and int(chunks.lengths.max()) > WORD * MAX_HASHED_WORDS:
         raise ValueError(f"chunks longer than {WORD * MAX_HASHED_WORDS} bases are not supported")
@@ -74,8 +78,12 @@ def encode_chunks(
     forward_fp = np.zeros(len(chunks), dtype=np.uint64)
     reverse_fp = np.zeros(len(chunks), dtype=np.uint64)
     tokens = sizes = None
+    non_overlapping = k is not None and stride == k > 1
     if k is not None:
-        sizes = (chunks.lengths - k + 2).astype(np.int64)
+        if non_overlapping:
+            sizes = (chunks.lengths // k + chunks.lengths % k + 1).astype(np.int64)
+        else:
+            sizes = (chunks.lengths - k + 2).astype(np.int64)
         n_forward = int(sizes.sum())
         tokens = np.empty(n_forward * (2 if reverse_complement else 1), dtype=np.uint16)
         flat_offsets = np.cumsum(sizes) - sizes
@@ -89,10 +97,17 @@ def encode_chunks(
         forward_fp[window], reverse_fp[window] = word_hashes(words, rel, lengths)
         if k is None:
             continue
-        kmers = words >> shift  # the k-mer at each position is the first k bases of its 8-mer
         item_sizes = sizes[window]
         first = int(flat_offsets[window][0])
         out = slice(first, first + int(item_sizes.sum()))
+        if non_overlapping:
+            tokens[out] = _non_overlapping_items(words, rel, lengths, item_sizes, k, reverse=False)
+            if reverse_complement:
+                tokens[n_forward + out.start : n_forward + out.stop] = _non_overlapping_items(
+                    words, rel, lengths, item_sizes, k, reverse=True
+                )
+            continue
+        kmers = words >> shift  # the k-mer at each position is the first k bases of its 8-mer
         eos_at = np.cumsum(item_sizes) - 1
         block = kmers[ramps(rel, item_sizes, 1)]
         block += np.uint16(NUM_SPECIALS)
@@ -111,6 +126,36 @@ def encode_chunks(
         if reverse_complement:
             sizes = np.concatenate([sizes, sizes])
     return forward_fp, reverse_fp, tokens, sizes
+
+
+def _non_overlapping_items(
+    words: np.ndarray, rel: np.ndarray, lengths: np.ndarray, item_sizes: np.ndarray, k: int, reverse: bool
+) -> np.ndarray:
+    """Token ids (uint16) of a window's chunks cut into k-mers from the start, the remainder as single
+    bases, each item ending with ``</s>``; with ``reverse``, of their reverse complements.
+
+    Token t of a chunk of L = m k + r bases is k-mer t (t < m), else single base t - m + m k.
+    On the reverse strand k-mer t is the reverse complement of the forward k-mer at L - (t + 1) k,
+    and remainder base p (counted from the reverse strand's start) complements forward base L - 1 - p.
+    """
+    whole = np.repeat(lengths // k, item_sizes)
+    length = np.repeat(lengths, item_sizes)
+    t = ramps(np.zeros(len(lengths), dtype=np.int64), item_sizes, 1)
+    is_kmer = t < whole
+    base_at = whole * k + (t - whole)  # remainder bases (and the </s> slot, overwritten below)
+    if reverse:
+        at = np.where(is_kmer, length - (t + 1) * k, length - 1 - np.minimum(base_at, length - 1))
+    else:
+        at = np.where(is_kmer, t * k, np.minimum(base_at, length - 1))
+    word = words[np.repeat(rel, item_sizes) + at]
+    kmer = (word >> np.uint16(2 * (WORD - k))).astype(np.int64)
+    base = (word >> np.uint16(2 * (WORD - 1))).astype(np.int64)
+    if reverse:
+        kmer = reverse_complement_codes(kmer, k)
+        base = 3 - base
+    block = np.where(is_kmer, NUM_SPECIALS + kmer, NUM_SPECIALS + 4**k + base).astype(np.uint16)
+    block[np.cumsum(item_sizes) - 1] = EOS_ID
+    return block
 
 
 def chunk_fingerprints(codes: np.ndarray, chunks: Chunks) -> tuple[np.ndarray, np.ndarray]:

@@ -69,6 +69,8 @@ class CorpusSummary:
     source_format: str
     tokenizer: str
     k: int | None
+    stride: int | None
+    """k-mers: 1 (overlapping) or k (non-overlapping); None for SentencePiece."""
     seed: int
     valid_fraction: float
     reverse_complement: bool

@@ -11,8 +11,11 @@ The dictionaries this project writes:
 
 - **k-mers** (``genemask-preprocess``, ``genemask-hf import``): all 4^k k-mers in A<C<G<T order,
   count ``1`` (:func:`write_kmer_dictionary`), so a k-mer's token id is 4 + its base-4 code
-  (:mod:`genemask_preprocess.kmers`). A k-mer dictionary in another order, such as a
-  frequency-ordered one from ``fairseq-preprocess``, is read by symbol (:func:`load_kmer_vocabulary`).
+  (:mod:`genemask_preprocess.kmers`). Non-overlapping k-mers (``--stride K``, k >= 2) append the
+  four single bases ``A C G T`` (ids 4 + 4^k ..), the tokens of a remainder shorter than k: that
+  tail is what tells a stride-k dictionary from an overlapping one. A k-mer dictionary in another
+  order, such as a frequency-ordered one from ``fairseq-preprocess``, is read by symbol
+  (:func:`load_kmer_vocabulary`).
 - **SentencePiece pieces** (``genemask-preprocess --tokenizer sentencepiece``): the model's pieces
   in id order without its ``<unk>``, count ``1``.
 - **class labels** (``genemask-fewshot prepare``, ``label/dict.txt``): the classes in class order
@@ -36,13 +39,15 @@ from genemask_preprocess.atomic_output import atomic_file
 from genemask_preprocess.errors import InputError
 from genemask_preprocess.formats.input_file import open_text
 from genemask_preprocess.kmers import (
+    BASES,
     FAIRSEQ_SPECIALS,
     NUM_SPECIALS,
-    all_kmers,
+    KmerTokenization,
     encode_bases,
     is_acgt,
     kmer_codes,
-    kmer_size_of_symbols,
+    non_overlapping_kmer_codes,
+    tokenization_of_symbols,
 )
 
 OVERWRITE_FLAG = "#fairseq:overwrite"
@@ -95,49 +100,81 @@ def write_dictionary(path: str | os.PathLike, symbols: Sequence[str], counts: Se
         handle.writelines(f"{symbol} {int(count)}\n" for symbol, count in zip(symbols, counts, strict=True))
 
 
-def write_kmer_dictionary(path: str | os.PathLike, k: int) -> None:
-    """Write the fixed k-mer vocabulary of ``k`` (all 4^k k-mers in A<C<G<T order) as a ``dict.txt``."""
-    write_dictionary(path, all_kmers(k))
+def write_kmer_dictionary(path: str | os.PathLike, k: int, stride: int = 1) -> None:
+    """Write the fixed vocabulary of k-mers of ``k`` and ``stride`` (all 4^k k-mers in A<C<G<T order,
+    then for stride k >= 2 the single bases ``A C G T``) as a ``dict.txt``."""
+    write_dictionary(path, KmerTokenization(k, stride).symbols)
 
 
 @dataclass(frozen=True)
 class KmerVocabulary:
-    """A k-mer ``dict.txt`` as a vectorised k-mer code -> token id lookup."""
+    """A k-mer ``dict.txt`` as a vectorised k-mer code -> token id lookup, and its tokenization."""
 
     path: Path
     symbols: list[str]
     k: int
     id_of_code: np.ndarray
     """int64 array of length 4^k: token id of each k-mer code, -1 if the k-mer is not in the dict."""
+    stride: int = 1
+    """1 (overlapping k-mers) or k (non-overlapping; then ``id_of_base`` holds the remainder's tokens)."""
+    id_of_base: np.ndarray | None = None
+    """int64 array of length 4: token id of each single base A, C, G, T (stride k >= 2 only)."""
 
     @property
     def dtype(self) -> type:
         return fairseq_int_dtype(len(self.symbols))
 
+    @property
+    def tokenization(self) -> KmerTokenization:
+        return KmerTokenization(self.k, self.stride)
+
+    def token_ids(self, codes: np.ndarray) -> np.ndarray:
+        """Token ids (int64, -1 for a k-mer not in the dictionary) of one A/C/G/T run given as base codes."""
+        if self.stride == 1:
+            return self.id_of_code[kmer_codes(codes, self.k)]
+        kmers, remainder = non_overlapping_kmer_codes(codes, self.k)
+        return np.concatenate([self.id_of_code[kmers], self.id_of_base[remainder]])
+
 
 def load_kmer_vocabulary(path: str | os.PathLike) -> KmerVocabulary:
-    """Read a k-mer ``dict.txt`` and find its k.
+    """Read a k-mer ``dict.txt`` and find its k and stride.
 
-    Our fixed vocabulary is recognised directly; any other dictionary whose A/C/G/T symbols
-    all have one length k (a frequency-ordered DNABERT vocabulary) is accepted too, and its
-    k-mers are looked up by symbol. Raises :class:`DictionaryError` for any other dictionary.
+    Our fixed vocabularies are recognised directly; any other dictionary whose A/C/G/T symbols
+    all have one length k (a frequency-ordered DNABERT vocabulary), or are all 4^k k-mers of one
+    k >= 2 plus the four single bases (a reordered non-overlapping vocabulary), is accepted too, and
+    its tokens are looked up by symbol. Raises :class:`DictionaryError` for any other dictionary.
     """
     path = Path(path)
-    symbols = read_dictionary_symbols(path)
-    k = kmer_size_of_symbols(symbols)
-    if k is not None:
+    return kmer_vocabulary_of_symbols(read_dictionary_symbols(path), path)
+
+
+def kmer_vocabulary_of_symbols(symbols: list[str], path: str | os.PathLike) -> KmerVocabulary:
+    """:func:`load_kmer_vocabulary` of symbols already read (``path`` names them in errors)."""
+    path = Path(path)
+    tokenization = tokenization_of_symbols(symbols)
+    if tokenization is not None:
+        k = tokenization.k
         id_of_code = np.arange(NUM_SPECIALS, NUM_SPECIALS + 4**k, dtype=np.int64)
-        return KmerVocabulary(path, symbols, k, id_of_code)
+        id_of_base = id_of_code[-1] + 1 + np.arange(len(BASES)) if tokenization.remainder_bases else None
+        return KmerVocabulary(path, symbols, k, id_of_code, tokenization.stride, id_of_base)
     kmer_ids = [i for i, s in enumerate(symbols) if is_acgt(s)]
     lengths = {len(symbols[i]) for i in kmer_ids}
-    if len(lengths) != 1:
+    base_ids = {symbols[i]: i for i in kmer_ids if len(symbols[i]) == 1}
+    # All 4^k k-mers and the four bases, so that SentencePiece pieces of two lengths are not taken for one.
+    stride_k = (len(lengths) == 2 and 1 in lengths and sorted(base_ids) == list(BASES)
+                and sum(len(symbols[i]) == max(lengths) for i in kmer_ids) == 4 ** max(lengths))
+    if len(lengths) != 1 and not stride_k:
         found = "no A/C/G/T k-mers" if not lengths else f"k-mers of lengths {sorted(lengths)}"
         raise DictionaryError(f"{path} is not a k-mer dictionary: it has {found} (SentencePiece pieces "
                               "and other vocabularies are not supported here)")
-    k = lengths.pop()
+    k = max(lengths)
     if k > MAX_LOOKUP_K:
         raise DictionaryError(f"{path}: k-mers of length {k} are too long for a k-mer vocabulary")
+    kmer_ids = [i for i in kmer_ids if len(symbols[i]) == k]
     id_of_code = np.full(4**k, -1, dtype=np.int64)
     codes = kmer_codes(encode_bases("".join(symbols[i] for i in kmer_ids)), k)[::k]
     id_of_code[codes] = kmer_ids
+    if stride_k:
+        id_of_base = np.array([base_ids[base] for base in BASES], dtype=np.int64)
+        return KmerVocabulary(path, symbols, k, id_of_code, k, id_of_base)
     return KmerVocabulary(path, symbols, k, id_of_code)

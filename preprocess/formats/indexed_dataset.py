@@ -191,3 +191,19 @@ def check_indexed_dataset(path_prefix: str | os.PathLike) -> int:
         raise ValueError(f"{path_prefix}.bin: {bin_bytes} bytes, but its index describes "
                          f"{int(sizes.sum(dtype=np.int64)) * itemsize} (truncated?)")
     return int(count)
+
+
+def memmap_indexed_tokens(path_prefix: str | os.PathLike, check: bool = True) -> np.ndarray:
+    """The flat tokens of ``PREFIX.bin`` as a read-only memory map, after :func:`check_indexed_dataset`
+    (``ValueError`` naming the file if the pair is missing, truncated or foreign). ``check=False``
+    skips the check (which reads the whole index) for a pair already checked."""
+    path_prefix = os.fspath(path_prefix)
+    if check:
+        check_indexed_dataset(path_prefix)
+    with open(path_prefix + ".idx", "rb") as handle:
+        handle.seek(len(_MAGIC) + 8)
+        (code,) = struct.unpack("<B", handle.read(1))
+    dtype = {v: k for k, v in _DTYPE_CODES.items()}[code]
+    if os.path.getsize(path_prefix + ".bin") == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path_prefix + ".bin", dtype=dtype, mode="r")

@@ -2,6 +2,7 @@
 
     genemask-pmi count GENOME [GENOME ...] --max-n 10 --out COUNTS [--tsv] [--both-strands] [--workers W]
                        [--shard I/N]
+    genemask-pmi count --tokens DATA_DIR --max-n 5 --out COUNTS [--tsv] [--workers W] [--shard I/N]
     genemask-pmi merge SHARD [SHARD ...] --out COUNTS [--tsv]
     genemask-pmi score COUNTS --out TABLE [--variant levine|naive|paper] [--min-count 101] [--n 3 6 | --k 6]
 """
@@ -16,7 +17,12 @@ from genemask_preprocess.atomic_output import Output, check_can_write, claim_out
 from genemask_preprocess.command_line import command_entry_point
 from genemask_preprocess.errors import OutputError
 from genemask_preprocess.formats.genome import genome_files
-from genemask_preprocess.formats.ngram_counts_file import load_counts, save_counts, write_counts_tsv
+from genemask_preprocess.formats.ngram_counts_file import (
+    CountsError,
+    load_counts,
+    save_counts,
+    write_counts_tsv,
+)
 from genemask_preprocess.formats.pmi_table import write_pmi_table
 from genemask_preprocess.pmi.ngram_counts import plan_count, run_count
 from genemask_preprocess.pmi.scores import DEFAULT_MIN_COUNT, VARIANTS, score_pmi
@@ -44,12 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     count = sub.add_parser(
         "count",
-        help="count every n-gram, n = 1..N, over a genome's A/C/G/T runs",
+        help="count every n-gram, n = 1..N, over a genome's A/C/G/T runs (or a corpus' tokens)",
         description="Count every n-gram, n = 1..N, over the A/C/G/T runs of FASTA (plain, gzip, "
         "bgzip) or DNABERT-style TSV genomes (several are counted as one). Windows containing a "
-        "non-ACGT letter are not counted. With --shard I/N, count only shard I of N (see 'merge').",
+        "non-ACGT letter are not counted. With --tokens DATA_DIR, count token n-grams of a binarized "
+        "corpus instead (DATA_DIR/train.bin under DATA_DIR/dict.txt; none crosses an item's end), for "
+        "pmi_span masking of non-overlapping tokens. With --shard I/N, count only shard I of N (see 'merge').",
     )
-    count.add_argument("genome", nargs="+", metavar="GENOME", help="FASTA (.fa, .fa.gz) or TSV genome file(s)")
+    count.add_argument("genome", nargs="*", metavar="GENOME", help="FASTA (.fa, .fa.gz) or TSV genome file(s)")
+    count.add_argument(
+        "--tokens", metavar="DATA_DIR",
+        help="count token n-grams of this genemask-preprocess output (train split) instead of a genome's bases",
+    )
     count.add_argument("--max-n", type=int, default=10, metavar="N", help="longest n-gram to count (default: 10)")
     count.add_argument("--out", required=True, metavar="COUNTS", help="output COUNTS file")
     count.add_argument(
@@ -85,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="score n-grams by PMI into a TABLE",
         description="Score n-grams from a COUNTS file (binary or TSV) by naive PMI, PMI_n (min over all "
         "segmentations) and GeneMask's discounted npmi; writes the TSV "
-        "'ngram n count naive_pmi pmi npmi rank' (rank 1 = highest npmi within each n).",
+        "'ngram n count naive_pmi pmi npmi rank' (rank 1 = highest npmi within each n). Token n-grams "
+        "(count --tokens) are scored alike, segmented into whole tokens; their ngram column holds the "
+        "tokens' symbols separated by spaces.",
     )
     score.add_argument("counts", metavar="COUNTS", help="COUNTS file from 'genemask-pmi count' (.npz or TSV)")
     score.add_argument("--out", required=True, metavar="TABLE", help="output PMI table (TSV)")
@@ -129,6 +143,11 @@ def _count(args) -> None:
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread in the parent the worker pool forks from
+    if args.tokens is not None:
+        _count_tokens(args)
+        return
+    if not args.genome:
+        raise CountsError("count needs a GENOME (or --tokens DATA_DIR)")
     _check_output(args.out)
     shard = None
     if args.shard is not None:
@@ -144,6 +163,43 @@ def _count(args) -> None:
         counts = run_count(plan, progress=bar.update)
     counts.shard = shard
     _write_counts(counts, args, f"{counts.total(1):,} bases counted")
+
+
+def _count_tokens(args) -> None:
+    from tqdm import tqdm
+
+    from genemask_preprocess.pmi.token_ngrams import (
+        check_token_max_n,
+        count_token_ngrams,
+        open_token_corpus,
+    )
+
+    if args.genome:
+        raise CountsError("give either GENOME files or --tokens DATA_DIR, not both")
+    if args.both_strands:
+        raise CountsError("--both-strands applies to genomes; --tokens counts the corpus as binarized "
+                          "(build it with genemask-preprocess --reverse-complement for both strands)")
+    _check_output(args.out)
+    corpus = open_token_corpus(args.tokens)
+    check_token_max_n(args.max_n, len(corpus.tokens))
+    shard = None
+    if args.shard is not None:
+        if args.tsv:
+            raise ShardError("--shard writes the binary format only; pass --tsv to 'merge' instead")
+        index, count = parse_shard(args.shard)
+        inputs = describe_inputs(corpus.input_files)
+        if is_done(args.out, inputs, index, count, args.max_n, False):
+            print(f"{args.out}: shard {index}/{count} already done for these inputs; skipped", file=sys.stderr)
+            return
+        shard = {**shard_metadata(inputs, shard_slice(index, count, corpus.total_tokens), args.max_n, False),
+                 "unit": "tokens"}
+    token_range = (shard["start"], shard["stop"]) if shard else None
+    total = token_range[1] - token_range[0] if shard else corpus.total_tokens
+    with tqdm(total=total, unit="tok", unit_scale=True, desc="counting", disable=args.quiet, file=sys.stderr) as bar:
+        counts = count_token_ngrams(corpus, args.max_n, token_range=token_range, workers=args.workers,
+                                    progress=bar.update)
+    counts.shard = shard
+    _write_counts(counts, args, f"{counts.total(1):,} tokens counted ({len(corpus.tokens)}-symbol dictionary)")
 
 
 def _plan_shard(args) -> dict | None:
@@ -174,7 +230,8 @@ def _merge(args) -> None:
     _check_output(args.out)
     metas = check_shards(args.shards)
     counts = merge_count_files(args.shards, both_strands=metas[0]["both_strands"])
-    _write_counts(counts, args, f"merged {len(metas)} shards: {counts.total(1):,} bases")
+    unit = "tokens" if counts.tokens is not None else "bases"
+    _write_counts(counts, args, f"merged {len(metas)} shards: {counts.total(1):,} {unit}")
 
 
 def _write_counts(counts, args, what: str) -> None:

@@ -21,6 +21,10 @@ one ``npmi`` is computed from, so ``npmi = pmi * discount`` holds in every varia
   that omits the split isolating the last base, is kept as ``two_part_pmi`` (for n = 2,
   where that leaves no split, the single split is used). ``paper`` needs only the 1-, 2-
   and n-gram counts; ``two_part_pmi`` is computed when all lengths 1..n-1 are present.
+
+The same definitions score **token n-grams** (counts from ``count --tokens``): the segments of
+the DP are then runs of whole tokens, p(s) = f(s) / N_|s| over token n-gram positions, and the
+naive PMI's singles are tokens. ``paper`` is the GeneMask 6-mer table's and is refused for them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genemask_preprocess.errors import InputError
-from genemask_preprocess.formats.ngram_counts_file import NgramCounts
+from genemask_preprocess.formats.ngram_counts_file import NgramCounts, token_ngram_names
 from genemask_preprocess.kmers import kmers_of_codes
 
 VARIANTS = ("levine", "naive", "paper")
@@ -54,9 +58,13 @@ class PMIScores:
     npmi: np.ndarray
     rank: np.ndarray
     two_part_pmi: np.ndarray | None = None
+    tokens: tuple[str, ...] | None = None
+    """The token alphabet of token n-grams (see :class:`NgramCounts`); None for base n-grams."""
 
     @property
     def ngrams(self) -> list[str]:
+        if self.tokens is not None:
+            return token_ngram_names(self.codes, self.n, self.tokens)
         return kmers_of_codes(self.codes, self.n)
 
     def __len__(self) -> int:
@@ -85,6 +93,8 @@ def score_pmi(
         raise PMIError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if not isinstance(min_count, (int, np.integer)) or min_count < 1:
         raise PMIError(f"--min-count must be a positive integer, got {min_count!r}")
+    if variant == "paper" and counts.tokens is not None:
+        raise PMIError("--variant paper reproduces the published GeneMask 6-mer table; token n-grams take levine or naive")
     available = counts.lengths
     if lengths is None:
         lengths = [n for n in available if n >= 2]
@@ -121,7 +131,7 @@ class _Scorer:
             self.log_denominator = {m: np.log(float(max(counts.total(m), 1))) for m in counts.lengths}
 
     def log_p(self, m: int, codes: np.ndarray) -> np.ndarray:
-        if m <= _DENSE_LOOKUP_MAX_N:
+        if self.counts.alphabet_size**m <= 4**_DENSE_LOOKUP_MAX_N:
             if m not in self._log_count:
                 with np.errstate(divide="ignore"):
                     self._log_count[m] = np.log(self.counts.dense(m).astype(np.float64))
@@ -136,8 +146,13 @@ class _Scorer:
         keep = count >= min_count
         codes, count = codes[keep], count[keep]
 
+        base = self.counts.alphabet_size
+
         def segment(i: int, j: int) -> np.ndarray:
-            sub = (codes >> (2 * (n - j))) & ((1 << (2 * (j - i))) - 1)
+            if self.counts.tokens is None:
+                sub = (codes >> (2 * (n - j))) & ((1 << (2 * (j - i))) - 1)
+            else:
+                sub = (codes // base ** (n - j)) % base ** (j - i)
             return self.log_p(j - i, sub)
 
         log_pw = self.log_p(n, codes)
@@ -163,7 +178,7 @@ class _Scorer:
         order = np.lexsort((codes, -npmi))
         rank = np.empty(len(codes), dtype=np.int64)
         rank[order] = np.arange(1, len(codes) + 1)
-        return PMIScores(n, codes, count, naive, pmi, npmi, rank, two_part)
+        return PMIScores(n, codes, count, naive, pmi, npmi, rank, two_part, self.counts.tokens)
 
 
 def best_segmentation(n: int, segment, max_piece: int | None = None) -> np.ndarray:
@@ -191,7 +206,7 @@ def _ranges(lengths: list[int]) -> str:
 def _first_row_text(counts: NgramCounts, n: int) -> str:
     row = counts.first_rows.get(n)
     codes = counts.codes(n)
-    example = kmers_of_codes(codes[:1], n)[0] if len(codes) else ""
+    example = counts.names(n, codes[:1])[0] if len(codes) else ""
     if row is not None:
         return f" (first at row {row})"
     return f" (e.g. {example})" if example else ""

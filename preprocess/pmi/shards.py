@@ -14,6 +14,10 @@ A shard's COUNTS file carries, besides its counts, its ``shard`` metadata (see
 slice, ``max_n`` and the strand setting. A rerun of the same shard skips it when that
 metadata matches; ``merge`` refuses shards that do not fit together, before summing.
 
+Token n-grams (``count --tokens DATA_DIR --shard I/N``) shard the same way over the T tokens of
+``train.bin`` instead of bases (``total_bases`` then counts tokens, and ``unit`` is ``"tokens"``);
+their inputs are ``dict.txt``, ``train.idx`` and ``train.bin``, and ``merge`` keeps their alphabet.
+
 The checksum is SHA-256 of the file's bytes (as ``sha256sum`` prints it): sound against
 any change to an input, and cheap beside counting (hashing reads the compressed file once
 at about 1 GB/s, counting decompresses and counts every base several times slower).
@@ -35,6 +39,7 @@ from genemask_preprocess.formats.ngram_counts_file import (
     NgramCounts,
     iter_count_arrays,
     read_shard_metadata,
+    read_token_alphabet,
 )
 from genemask_preprocess.pmi.ngram_counts import sum_by_code
 
@@ -201,13 +206,15 @@ def _names(inputs: list[dict]) -> str:
 
 
 def merge_counts(parts: Iterable[NgramCounts]) -> NgramCounts:
-    """The exact sum of several COUNTS of the same lengths and strand setting (consumed one at a time)."""
+    """The exact sum of several COUNTS of the same lengths, strand setting and alphabet (consumed one at a time)."""
     parts = iter(parts)
     first = next(parts, None)
     if first is None:
         return NgramCounts({})
-    totals = _Totals(list(first.tables))
+    totals = _Totals(list(first.tables), first.tokens)
     for part in (first, *parts):
+        if part.tokens != first.tokens:
+            raise ShardError("cannot add counts of different alphabets (bases, or another dictionary's tokens)")
         for n, (codes, counts) in part.tables.items():
             totals.add(n, codes, counts)
     return totals.result(first.both_strands)
@@ -217,18 +224,23 @@ def merge_count_files(paths: Sequence[str | os.PathLike], both_strands: bool) ->
     """:func:`merge_counts` of COUNTS files, adding their dense arrays as stored (no conversion)."""
     totals = None
     for path in paths:
+        tokens = read_token_alphabet(path)
+        if totals is None:
+            totals = _Totals([], tokens)
+        elif tokens != totals.tokens:
+            raise ShardError(f"{path}: counts of another alphabet than {paths[0]} (bases or another dictionary's tokens)")
         for n, codes, counts in iter_count_arrays(path):
-            if totals is None:
-                totals = _Totals([])
             totals.add(n, codes, counts)
     return totals.result(both_strands) if totals is not None else NgramCounts({}, both_strands=both_strands)
 
 
 class _Totals:
-    """Running sums per length: dense int64 arrays up to DENSE_MAX_N, sparse parts beyond."""
+    """Running sums per length: for bases, dense int64 arrays up to DENSE_MAX_N, sparse parts beyond;
+    for tokens (alphabet ``tokens``), sparse parts."""
 
-    def __init__(self, order: list[int]):
+    def __init__(self, order: list[int], tokens: tuple[str, ...] | None = None):
         self.order = order  # the lengths in the first part's order, so the output is written alike
+        self.tokens = tokens
         self.dense: dict[int, np.ndarray] = {}
         self.sparse: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
 
@@ -238,7 +250,9 @@ class _Totals:
             self.order.append(n)
         if counts.dtype == np.uint64:  # int64 + uint64 would go through float64
             counts = counts.astype(np.int64)
-        if n <= DENSE_MAX_N:
+        if self.tokens is not None and codes is None:
+            raise CountsError(f"a dense table of token {n}-grams (token counts are stored sparse)")
+        if self.tokens is None and n <= DENSE_MAX_N:
             total = self.dense.get(n)
             if total is None:
                 total = self.dense[n] = np.zeros(4**n, dtype=np.int64)
@@ -258,4 +272,4 @@ class _Totals:
             tables[n] = (codes, total[codes])
         for n, pieces in self.sparse.items():
             tables[n] = sum_by_code(np.concatenate([c for c, _ in pieces]), np.concatenate([c for _, c in pieces]))
-        return NgramCounts({n: tables[n] for n in self.order}, both_strands=both_strands)
+        return NgramCounts({n: tables[n] for n in self.order}, both_strands=both_strands, tokens=self.tokens)

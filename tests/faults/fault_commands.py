@@ -454,6 +454,14 @@ COMMANDS = [
         out="shard_out.npz", reads={"genome.fa": "fasta"}, fsize=1024,
         pause="worker", pause_module="genemask_preprocess.pmi.ngram_counts",
     ),
+    Command(  # token n-grams of a binarized corpus (issue 22)
+        "pmi-count-tokens", "genemask-pmi", PMI,
+        ("count", "--tokens", "corpus", "--max-n", "3", "--out", "counts_out.npz", "--workers", "2", "--quiet"),
+        out="counts_out.npz", fsize=1024, pause="worker", pause_module="genemask_preprocess.pmi.token_ngrams",
+        extra_cases={"tokens-dict-empty": ("corpus/dict.txt", empty),
+                     "tokens-dict-binary": ("corpus/dict.txt", binary_garbage),
+                     "tokens-bin-truncated": ("corpus/train.bin", truncate)},
+    ),
     Command(
         "hf-export", "genemask-hf", HF,
         ("export", "ft/checkpoint_last.pt", "hf_out"),

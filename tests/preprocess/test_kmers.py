@@ -4,6 +4,7 @@ import pytest
 from genemask_preprocess import kmers
 from genemask_preprocess.kmers import (
     INVALID,
+    KmerTokenization,
     acgt_runs,
     all_kmers,
     base_digits,
@@ -22,6 +23,8 @@ from genemask_preprocess.kmers import (
     kmers_to_dna,
     reverse_complement_codes,
     reverse_complement_dna,
+    tokenization_of_embedding_rows,
+    tokenization_of_symbols,
 )
 
 
@@ -149,3 +152,47 @@ def test_codes_of_digits_inverts_base_digits():
 
     codes = np.random.default_rng(1).integers(0, 4**9, 300)
     assert codes_of_digits(base_digits(codes, 9)).tolist() == codes.tolist()
+
+
+def test_non_overlapping_tokens_follow_the_nucleotide_transformer_remainder_rule():
+    # NT's own example (NucleotidesKmersTokenizer.tokenize, k=5): ATCGAATGGCGATGCAC -> ATCGA ATGGC GATGC A C
+    tokenization = KmerTokenization(5, 5)
+    ids = tokenization.token_ids(encode_bases("ATCGAATGGCGATGCAC"))
+    symbols = [*kmers.FAIRSEQ_SPECIALS, *tokenization.symbols]
+    assert [symbols[i] for i in ids] == ["ATCGA", "ATGGC", "GATGC", "A", "C"]
+    assert tokenization.num_tokens(17) == 5 and tokenization.dna_of_symbols(["ATCGA", "A", "C"]) == "ATCGAAC"
+    assert tokenization.symbols[-4:] == ["A", "C", "G", "T"] and len(tokenization.symbols) == 4**5 + 4
+    overlapping = KmerTokenization(5)
+    assert overlapping.token_ids(encode_bases("ATCGAATG")).tolist() == (kmer_codes(encode_bases("ATCGAATG"), 5) + 4).tolist()
+    assert overlapping.num_tokens(17) == 13 and overlapping.symbols == all_kmers(5)
+
+
+@pytest.mark.parametrize("tokenization", [KmerTokenization(6), KmerTokenization(6, 6), KmerTokenization(1), KmerTokenization(3, 3)])
+def test_max_bases_is_the_longest_run_within_the_token_limit(tokenization):
+    for tokens in (1, 2, 7, 510):
+        longest = tokenization.max_bases(tokens)
+        assert tokenization.num_tokens(longest) == tokens
+        assert all(tokenization.num_tokens(n) > tokens for n in range(longest + 1, longest + 2 * tokenization.k + 2))
+
+
+def test_single_nucleotides_are_both_strides_and_strides_other_than_1_or_k_are_refused():
+    assert KmerTokenization(1, 1).symbols == list("ACGT") and not KmerTokenization(1).overlapping
+    assert KmerTokenization(1).describe() == "single nucleotides"
+    assert KmerTokenization(6, 6).describe() == "non-overlapping 6-mers"
+    with pytest.raises(ValueError, match="stride must be 1 .* or k = 6"):
+        KmerTokenization(6, 3)
+
+
+def test_a_stride_k_dictionary_is_never_taken_for_an_overlapping_one():
+    specials = list(kmers.FAIRSEQ_SPECIALS)
+    stride = specials + KmerTokenization(3, 3).symbols + ["<mask>"]
+    assert tokenization_of_symbols(stride) == KmerTokenization(3, 3)
+    assert kmer_size_of_symbols(stride) is None
+    assert tokenization_of_symbols(specials + all_kmers(3) + ["<mask>"]) == KmerTokenization(3)
+    assert tokenization_of_symbols(specials + list("ACGT") + ["<mask>"]) == KmerTokenization(1)
+    assert kmer_size_of_symbols(specials + list("ACGT")) == 1
+    assert tokenization_of_symbols(specials + ["AC", "GT"]) is None
+    rows = {t: 4 + len(t.symbols) + 1 for t in (KmerTokenization(6), KmerTokenization(6, 6), KmerTokenization(1))}
+    assert {tokenization_of_embedding_rows(r): t for t, r in rows.items()} == {t: t for t in rows}
+    assert kmer_size_of_embedding_rows(rows[KmerTokenization(6, 6)]) is None
+    assert tokenization_of_embedding_rows(4 + 4**6) is None

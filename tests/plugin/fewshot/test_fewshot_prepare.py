@@ -20,7 +20,7 @@ from genemask_preprocess.formats.fairseq_dictionary import (
     write_kmer_dictionary,
 )
 from genemask_preprocess.formats.indexed_dataset import read_indexed_dataset
-from genemask_preprocess.kmers import all_kmers
+from genemask_preprocess.kmers import KmerTokenization, all_kmers
 
 BUNDLED_FEWSHOT = Path(__file__).resolve().parents[3] / "data" / "fewshot"
 K = 3
@@ -295,3 +295,34 @@ def test_cli_prepare_ok_and_one_line_error(tmp_path, vocab_dict, train_rows, cap
     assert main(["prepare", str(bad), "--dict", str(vocab_dict), "--out", str(tmp_path / "o2")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.tsv line 10: non-ACGT letter 'N'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("k", "stride"), [(3, 3), (1, 1)])
+def test_stride_k_and_single_nucleotide_dictionaries_tokenize_as_the_corpus(tmp_path, train_rows, k, stride):
+    """Raw DNA and DNABERT-style k-mer strings alike become the corpus' tokens: non-overlapping k-mers
+    from the start, the remainder as single bases (ids computed here from the symbols, not the codec)."""
+    write_kmer_dictionary(tmp_path / "dict.txt", k, stride)
+    symbols = KmerTokenization(k, stride).symbols
+    dnas = [dna + "ACG"[: i % 3] for i, (dna, _) in enumerate(train_rows)]  # remainders of 0, 1 and 2 bases
+    labels = [label for _, label in train_rows]
+    rows = [(kmer_string(dna, k) if i % 2 else dna, labels[i]) for i, dna in enumerate(dnas)]
+    out = tmp_path / "out"
+    prepared = prepare_fewshot_data(write_tsv(tmp_path / "train.tsv", rows), tmp_path / "dict.txt", out)
+
+    def expected(dna):
+        whole = len(dna) // k * k
+        pieces = [dna[i : i + k] for i in range(0, whole, k)] + list(dna[whole:])
+        return [4 + symbols.index(piece) for piece in pieces] + [2]
+
+    assert items(out / "input0" / "train") == [expected(dna) for dna in dnas]
+    assert (prepared.k, prepared.stride) == (k, stride) == (PreparedData.load(out).k, PreparedData.load(out).stride)
+
+
+def test_truncation_to_max_positions_counts_stride_k_tokens(tmp_path, train_rows):
+    write_kmer_dictionary(tmp_path / "dict.txt", 3, 3)
+    long = write_tsv(tmp_path / "train.tsv", [(random_dna(40), label) for _, label in train_rows])
+    with pytest.raises(FewshotDataError, match="40 bases give 16 tokens with <s> and </s>, over --max-positions 8 "
+                                               r"\(at most 18 bases\)"):
+        prepare_fewshot_data(long, tmp_path / "dict.txt", tmp_path / "out", max_positions=8)
+    prepare_fewshot_data(long, tmp_path / "dict.txt", tmp_path / "out", max_positions=8, truncate="start")
+    assert {len(item) for item in items(tmp_path / "out" / "input0" / "train")} == {6 + 1}  # </s>; <s> comes later

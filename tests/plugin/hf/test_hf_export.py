@@ -116,7 +116,7 @@ def test_trained_tiny_model_exports_through_the_cli(tmp_path, capsys):
     checkpoint = pretrain(corpus, tmp_path / "pretrain")  # genemask_tiny, 5 updates
     out = tmp_path / "hf"
     assert main(["export", str(checkpoint), str(out)]) == 0  # dict.txt found via the checkpoint's data path
-    assert "RobertaForMaskedLM, 6-mer tokenizer" in capsys.readouterr().out
+    assert "RobertaForMaskedLM, overlapping 6-mers tokenizer" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == sorted(export_module.EXPORT_FILES)
 
     from fairseq import checkpoint_utils
@@ -161,7 +161,7 @@ def test_fine_tuned_classifier_predicts_the_same_classes(tmp_path, capsys):
     assert fewshot(["finetune", "none", str(data), "--shots", "50", "--out", str(run), "--max-updates", "30"]) == 0
     checkpoint = run / "checkpoint_best.pt"
     assert main(["export", str(checkpoint), str(tmp_path / "hf")]) == 0
-    assert "RobertaForSequenceClassification, 6-mer tokenizer, classes 0, 1" in capsys.readouterr().out
+    assert "RobertaForSequenceClassification, overlapping 6-mers tokenizer, classes 0, 1" in capsys.readouterr().out
 
     expected = predict_split(checkpoint, data, "test", device="cpu")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")

@@ -192,8 +192,8 @@ def test_missing_folder_and_not_bert(tmp_path, capsys):
     assert "no such directory" in run_import(tmp_path / "nope", tmp_path / "out", capsys)
     dnabert_folder(tmp_path / "bert", k=3, **SMALL)
     config = json.loads((tmp_path / "bert" / "config.json").read_text())
-    (tmp_path / "bert" / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
-    assert "model_type 'roberta', expected 'bert'" in run_import(tmp_path / "bert", tmp_path / "out", capsys)
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    assert "model_type 'gpt2', expected 'bert'" in run_import(tmp_path / "bert", tmp_path / "out", capsys)
 
 
 def test_small_bert_picks_nothing_named_and_rows_map_by_symbol(tmp_path):

@@ -18,7 +18,7 @@ def test_paper_defaults():
     assert (config.wide_half_width, config.high_fraction, config.all_wide_below) == (5, 0.5, 0)
     assert (config.leave_unmasked_prob, config.random_token_prob) == (0.1, 0.1)
     assert config.cm_gems_threshold == 1.0
-    plain = {"genemask", "kmer_span", "random", "genemask_position", "global_pmi", "variable_span"}
+    plain = {"genemask", "kmer_span", "random", "genemask_position", "global_pmi", "variable_span", "pmi_span"}
     assert {name for name, s in STRATEGIES.items() if not s.is_curriculum} == plain
     assert MaskingConfig(strategy="global_pmi").centre_prob == pytest.approx(0.0136, abs=1e-4)
     assert MaskingConfig(strategy="global_pmi").uses_pmi
@@ -27,6 +27,8 @@ def test_paper_defaults():
     assert MaskingConfig("random_mask").centre_prob == 0.025
     assert (config.mask_boundary, config.boundary_stages) == (12, 4)
     assert MaskingConfig(k=3).mask_boundary == 6 and MaskingConfig(k=None).mask_boundary == 2
+    assert MaskingConfig(strategy="pmi_span").centre_prob == 0.15 and MaskingConfig("pmi_span").uses_pmi
+    assert (config.pmi_span_max_n, config.pmi_span_collocations) == (5, 100_000)  # Levine et al.'s longest n
 
 
 @pytest.mark.parametrize(
@@ -44,6 +46,8 @@ def test_paper_defaults():
         ({"cm_gems_threshold": float("inf")}, "positive perplexity drop"),
         ({"mask_boundary": 5}, "at least the base span, 6 tokens"),
         ({"boundary_stages": 1}, "boundary stages must be >= 2"),
+        ({"pmi_span_max_n": 1}, "longest collocation must be 2 or more tokens"),
+        ({"pmi_span_collocations": 0}, "collocation vocabulary needs 1 or more n-grams"),
     ],
 )
 def test_bad_config_is_rejected(kwargs, message):
@@ -56,7 +60,7 @@ def test_every_setting_but_k_is_a_flag_and_strategy_is_mask_strategy():
     flags = MaskingConfig.flags()
     assert list(flags) == ["mask_strategy", "centre_prob", "wide_half_width", "high_fraction", "all_wide_below",
                            "leave_unmasked_prob", "random_token_prob", "cm_gems_threshold", "mask_boundary",
-                           "boundary_stages"]
+                           "boundary_stages", "pmi_span_max_n", "pmi_span_collocations"]
     assert {f.name for f in flags.values()} == {f.name for f in fields(MaskingConfig)} - {"k"}
     assert flags["mask_strategy"].metadata["choices"] == tuple(STRATEGIES)
     assert all(f.metadata["help"] for f in fields(MaskingConfig))
@@ -65,9 +69,9 @@ def test_every_setting_but_k_is_a_flag_and_strategy_is_mask_strategy():
 def test_from_flags_reads_every_flag_and_takes_overrides():
     parsed = SimpleNamespace(mask_strategy="kmer_span", centre_prob=0.03, wide_half_width=4, high_fraction=0.25,
                              all_wide_below=5, leave_unmasked_prob=0.2, random_token_prob=0.05, cm_gems_threshold=2.0,
-                             mask_boundary=9, boundary_stages=3)
+                             mask_boundary=9, boundary_stages=3, pmi_span_max_n=3, pmi_span_collocations=7)
     config = MaskingConfig.from_flags(parsed, k=4)
-    assert config == MaskingConfig("kmer_span", 4, 0.03, 4, 0.25, 5, 0.2, 0.05, 2.0, 9, 3)
+    assert config == MaskingConfig("kmer_span", 4, 0.03, 4, 0.25, 5, 0.2, 0.05, 2.0, 9, 3, 3, 7)
     assert MaskingConfig.from_flags(parsed, strategy="random", k=None).strategy == "random"
 
 

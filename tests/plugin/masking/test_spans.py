@@ -327,3 +327,56 @@ def test_variable_span_lengths_are_uniform_and_contain_the_k_span():
     counts = np.bincount(lengths, minlength=13)[6:]
     assert counts.sum() > 300 and (counts > 0).all() and counts[:7].min() > 0.6 * counts.mean()
     assert np.bincount(lengths, minlength=13)[:6].sum() == 0
+# ---------------------------------------------------------------- pmi_span: whole units up to the budget
+
+
+def _units(lengths):
+    from genemask_plugin.masking.collocations import Units
+
+    lengths = np.asarray(lengths, dtype=np.int64)
+    return Units(np.cumsum(lengths) - lengths, lengths)
+
+
+def test_pmi_units_mask_whole_units_only_and_exactly_the_budget():
+    from genemask_plugin.masking.spans import select_pmi_units
+
+    rng = np.random.default_rng(0)
+    config = MaskingConfig("pmi_span", centre_prob=0.15)
+    rates, wide_share = [], []
+    for seed in range(300):
+        lengths = [1, *rng.integers(1, 6, 120).tolist(), 1]  # <s>, units of 1..5 tokens, </s>
+        units = _units(lengths)
+        maskable = np.ones(sum(lengths), dtype=bool)
+        maskable[[0, -1]] = False
+        selection = select_pmi_units(maskable, np.random.default_rng([seed, 1, 2]), config, units)
+        per_unit = np.add.reduceat(selection.masked.astype(int), units.starts)
+        assert set(per_unit.tolist()) <= {0} | set(lengths) and np.all((per_unit == 0) | (per_unit == units.lengths))
+        assert not selection.masked[[0, -1]].any()
+        regular = int(maskable.sum())
+        assert int(selection.masked.sum()) in (int(0.15 * regular), int(0.15 * regular) + 1)  # the budget, exactly
+        assert np.array_equal(selection.wide, selection.masked & np.repeat(units.lengths >= 2, units.lengths))
+        assert selection.centres == int((per_unit > 0).sum())
+        rates.append(selection.masked.sum() / regular)
+        wide_share.append(selection.wide.sum() / max(selection.masked.sum(), 1))
+    assert abs(np.mean(rates) - 0.15) < 0.02 and 0.5 < np.mean(wide_share) < 1.0
+
+
+def test_a_unit_that_overshoots_is_skipped_and_later_units_that_fit_are_taken():
+    """BERT's whole-word rule: with a budget of 3, a 5-token unit drawn first is passed over."""
+    from genemask_plugin.masking.spans import select_pmi_units
+
+    units = _units([5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1])  # 21 tokens
+    config = MaskingConfig("pmi_span", centre_prob=3 / 21)
+    for seed in range(40):
+        selection = select_pmi_units(np.ones(21, dtype=bool), np.random.default_rng(seed), config, units)
+        assert selection.masked.sum() == 3 and not selection.masked[:5].any() and not selection.wide.any()
+
+
+def test_pmi_units_are_a_pure_function_of_the_generator():
+    from genemask_plugin.masking.spans import select_pmi_units
+
+    units = _units([1, 3, 2, 1, 4, 1, 1, 2, 1])
+    config = MaskingConfig("pmi_span", centre_prob=0.4)
+    maskable = np.ones(16, dtype=bool)
+    masks = [select_pmi_units(maskable, np.random.default_rng([7, e, 3]), config, units).masked for e in (1, 1, 2, 3)]
+    assert np.array_equal(masks[0], masks[1]) and not all(np.array_equal(masks[0], m) for m in masks[2:])

@@ -12,6 +12,7 @@ import torch
 from fairseq import options
 
 from genemask_plugin.masking import strategies
+from genemask_plugin.masking.collocations import CollocationUnits
 from genemask_plugin.masking.config import MaskingConfig
 from genemask_plugin.masking.curricula import (
     BoundarySchedule,
@@ -28,6 +29,7 @@ from genemask_plugin.masking.strategies import (
 )
 from genemask_plugin.tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask
 from genemask_preprocess.corpus.cli import main as preprocess_main
+from genemask_preprocess.formats.pmi_table import PMI_TABLE_VIEWS
 
 REPO = Path(__file__).resolve().parents[3]
 REGISTRY = REPO / "genemask_plugin" / "masking" / "strategies.py"
@@ -37,10 +39,14 @@ PLAIN = ["genemask", "kmer_span", "random", "genemask_position", "global_pmi"]
 
 
 def test_the_registry_holds_every_strategy_in_order():
-    assert list(STRATEGIES) == [*PLAIN, "cm_gems", "cm_step", "variable_span", "random_mask"]
+    assert list(STRATEGIES) == [*PLAIN, "cm_gems", "cm_step", "variable_span", "random_mask", "pmi_span"]
     assert all(name == entry.name for name, entry in STRATEGIES.items())
     assert {n for n, e in STRATEGIES.items() if e.needs_pmi_table} == {
-        "genemask", "genemask_position", "global_pmi", "cm_gems", "cm_step"}
+        "genemask", "genemask_position", "global_pmi", "cm_gems", "cm_step", "pmi_span"}
+    assert STRATEGIES["pmi_span"].score_lookup is CollocationUnits and STRATEGIES["pmi_span"].pmi_lookup is CollocationUnits
+    assert strategies.CM_GEMS.pmi_lookup is ScoresByToken and strategies.KMER_SPAN.pmi_lookup is None
+    views = {entry.pmi_lookup.table_view for entry in STRATEGIES.values() if entry.needs_pmi_table}
+    assert views == set(PMI_TABLE_VIEWS) == {"token_scores", "collocations"}  # every view has its reader
     assert [n for n, e in STRATEGIES.items() if e.global_spans] == ["global_pmi"]
     assert STRATEGIES["genemask"].score_lookup is ScoresByToken
     assert STRATEGIES["genemask_position"].score_lookup is ScoresByPosition
@@ -52,7 +58,7 @@ def test_the_registry_holds_every_strategy_in_order():
     assert [c.name for c in strategies.RANDOM_MASK.candidates] == ["variable_span"]
     assert strategies.RANDOM_MASK.curriculum is BoundarySchedule and strategies.RANDOM_MASK.candidate_configs
     assert not strategies.RANDOM_MASK.needs_pmi_table and not strategies.VARIABLE_SPAN.is_curriculum
-    assert [n for n, e in STRATEGIES.items() if e.paper_centre_prob_k is None] == ["random"]
+    assert [n for n, e in STRATEGIES.items() if e.paper_centre_prob_k is None] == ["random", "pmi_span"]
 
 
 def test_lookup_of_an_unknown_name_is_one_line_listing_the_choices():

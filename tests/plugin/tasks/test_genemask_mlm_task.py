@@ -200,6 +200,67 @@ def test_non_kmer_dictionary_masks_one_token_spans(tmp_path):
         setup_task(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def token_corpus(tmp_path_factory):
+    """Non-overlapping 3-mers of a genome with a repeat (real collocations), and its token n-gram table."""
+    from genemask_preprocess.pmi.cli import main as pmi_main
+
+    root = tmp_path_factory.mktemp("token_corpus")
+    rng = np.random.default_rng(4)
+    repeat = "".join(rng.choice(list("ACGT"), 45))
+    records = ["".join(rng.choice(list("ACGT"), 300)).join([repeat] * 6) for _ in range(8)]
+    (root / "genome.fa").write_text("".join(f">r{i}\n{seq}\n" for i, seq in enumerate(records)))
+    argv = [root / "genome.fa", "--k", 3, "--stride", 3, "--out", root / "data", "--workers", 1, "--quiet",
+            "--valid-fraction", 0.3]
+    assert preprocess_main([str(a) for a in argv]) == 0
+    assert pmi_main(["count", "--tokens", str(root / "data"), "--max-n", "4", "--out", str(root / "c.npz"),
+                     "--quiet"]) == 0
+    assert pmi_main(["score", str(root / "c.npz"), "--min-count", "3", "--out", str(root / "tokens.pmi.tsv")]) == 0
+    return root / "data", root / "tokens.pmi.tsv"
+
+
+def test_pmi_span_masks_whole_collocations_at_its_budget_deterministically(token_corpus):
+    from genemask_plugin.masking.collocations import segment_collocations
+
+    data, table = token_corpus
+    task = setup_task(data, mask_strategy="pmi_span", pmi_table=str(table), pmi_span_max_n=4)
+    collocations = task.token_scores
+    assert task.kmer_size is None and max(collocations.codes) == 4 and len(collocations.codes[4]) > 0
+    task.load_dataset("valid")
+    dataset = task.dataset("valid")
+    masked_total = regular_total = in_collocations = 0
+    for index in range(len(dataset)):
+        item = dataset[index]
+        tokens = item["source"].clone()
+        masked = item["target"].ne(1)
+        tokens[masked] = item["target"][masked]
+        units = segment_collocations(tokens.numpy(), collocations)
+        per_unit = np.add.reduceat(masked.numpy().astype(int), units.starts)
+        assert np.all((per_unit == 0) | (per_unit == units.lengths)), index  # whole units or nothing
+        masked_total += int(masked.sum())
+        regular_total += len(tokens) - 2
+        in_collocations += int(item["wide"].sum())
+    assert abs(masked_total / regular_total - 0.15) < 0.02 and in_collocations > 0
+    again = setup_task(data, mask_strategy="pmi_span", pmi_table=str(table), pmi_span_max_n=4)
+    again.load_dataset("valid")
+    first = [dataset[i]["target"] for i in range(5)]
+    assert all(torch.equal(a, again.dataset("valid")[i]["target"]) for i, a in enumerate(first))
+    dataset.set_epoch(2)
+    assert not all(torch.equal(a, dataset[i]["target"]) for i, a in enumerate(first))
+
+
+def test_each_tokenization_refuses_the_pmi_strategies_not_made_for_it(corpus, token_corpus):
+    data, table = token_corpus
+    with pytest.raises(PMITableError, match="holds non-overlapping 3-mers: .*--mask-strategy pmi_span") as caught:
+        setup_task(data, mask_strategy="genemask")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(PMITableError, match="pmi_span masks collocations of non-overlapping tokens; this dictionary "
+                                            "holds overlapping 6-mers"):
+        setup_task(corpus, mask_strategy="pmi_span", pmi_table=str(table))
+    span = setup_task(data, mask_strategy="kmer_span")  # defined: no neighbour shares a base, the span is the token
+    assert span.kmer_size is None and centre_first_offsets(span.masking.k).tolist() == [0]
+
+
 def _table(path: Path, rows, header="ngram\tn\tcount\tnaive_pmi\tpmi\tnpmi\trank"):
     path.write_text(header + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
     return path

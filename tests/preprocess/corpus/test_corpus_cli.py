@@ -167,6 +167,44 @@ def test_text_format_binarized_by_fairseq_preprocess_is_identical(tmp_path, geno
         assert (binary / f"{split}.idx").read_bytes() == (fairseq_out / f"{split}.idx").read_bytes()
 
 
+def _decoded(out, split="train"):
+    """Each item's DNA, read back through its own dict.txt (either stride)."""
+    from genemask_preprocess.formats.fairseq_dictionary import read_dictionary_symbols
+    from genemask_preprocess.kmers import tokenization_of_symbols
+
+    symbols = read_dictionary_symbols(out / "dict.txt")
+    tokenization = tokenization_of_symbols(symbols)
+    return [tokenization.dna_of_symbols([symbols[t] for t in item[:-1]]) for item in _items(out, split)]
+
+
+@pytest.mark.parametrize(("k", "stride"), [(6, 6), (3, 3), (1, 1)])
+def test_stride_k_and_single_nucleotide_corpora_decode_back_to_their_dna(tmp_path, genome, k, stride):
+    """The same chunks as overlapping 6-mers (the chunking and split do not depend on the tokenization)."""
+    overlapping, strided = tmp_path / "overlapping", tmp_path / "strided"
+    args = [genome, "--quiet", "--reverse-complement", "--valid-fraction", 0.3, "--min-chunk-length", 6]
+    assert _run(*args, "--k", 6, "--out", overlapping) == 0
+    assert _run(*args, "--k", k, "--stride", stride, "--out", strided) == 0
+    meta = json.loads((strided / "preprocess.json").read_text())
+    assert (meta["k"], meta["stride"]) == (k, stride)
+    for split in ("train", "valid"):
+        dna = _decoded(strided, split)
+        assert dna == _decoded(overlapping, split) and len(dna) > 10
+        lengths = np.array([len(s) for s in dna])
+        assert [len(item) - 1 for item in _items(strided, split)] == (lengths // k + lengths % k).tolist()
+        assert (lengths % k > 0).any() or k == 1  # the remainder rule is exercised
+    text = tmp_path / "text"
+    assert _run(*args, "--k", k, "--stride", stride, "--out", text, "--format", "text") == 0
+    lines = (text / "train.txt").read_text().splitlines()
+    assert ["".join(line.split()) for line in lines] == _decoded(strided)
+
+
+def test_a_stride_other_than_1_or_k_is_refused(tmp_path, capsys, genome):
+    _assert_fails(capsys, [genome, "--k", 6, "--stride", 3, "--out", tmp_path / "o"],
+                  "--stride must be 1 (overlapping k-mers) or --k 6 (non-overlapping 6-mers), got 3", tmp_path / "o")
+    _assert_fails(capsys, [genome, "--tokenizer", "sentencepiece", "--stride", 6, "--out", tmp_path / "o"],
+                  "--stride applies to the k-mer tokenizer only", tmp_path / "o")
+
+
 def test_crlf_fasta_gives_identical_tokens(tmp_path, genome):
     crlf = tmp_path / "crlf.fa"
     crlf.write_bytes(genome.read_bytes().replace(b"\n", b"\r\n"))

@@ -9,6 +9,7 @@ from genemask_preprocess.corpus.encoding import chunk_fingerprints, encode_chunk
 from genemask_preprocess.kmers import (
     EOS_ID,
     NUM_SPECIALS,
+    KmerTokenization,
     decode_bases,
     encode_bases,
     kmer_codes,
@@ -41,6 +42,30 @@ def test_tokens_are_the_kmer_ids_of_each_chunk_plus_eos(k, monkeypatch):
         assert rc_tokens[bounds[i] : bounds[i + 1] - 1].tolist() == kmer_ids(rc_piece, k)
     _, _, no_rc, no_rc_sizes = encode_chunks(codes, chunks, k)
     assert np.array_equal(no_rc, tokens) and np.array_equal(no_rc_sizes, sizes)
+
+
+@pytest.mark.parametrize("k", [2, 3, 6, 7])
+def test_non_overlapping_tokens_are_the_codec_s_of_each_chunk_and_its_reverse_complement(k, monkeypatch):
+    monkeypatch.setattr(encoding, "_WINDOW_BASES", 3000)  # exercise several windows
+    dna = _random_dna(20_000, seed=k) + "NNNN" + _random_dna(5000, seed=99).lower() + "Y" + _random_dna(700)
+    codes, chunks = _chunk(dna, min_bases=k)
+    tokenization = KmerTokenization(k, k)
+    _, _, both, both_sizes = encode_chunks(codes, chunks, k, reverse_complement=True, stride=k)
+    tokens, rc_tokens = both[: both.size // 2], both[both.size // 2 :]
+    sizes = both_sizes[: len(chunks)]
+    assert sizes.tolist() == [tokenization.num_tokens(n) + 1 for n in chunks.lengths.tolist()]
+    assert sizes.tolist() == both_sizes[len(chunks) :].tolist()
+    assert len(set((chunks.lengths % k).tolist())) == k  # every remainder length occurs
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    for i in range(len(chunks)):
+        piece = codes[chunks.starts[i] : chunks.starts[i] + chunks.lengths[i]]
+        item = tokens[bounds[i] : bounds[i + 1]]
+        assert item[-1] == EOS_ID and rc_tokens[bounds[i + 1] - 1] == EOS_ID
+        assert item[:-1].tolist() == tokenization.token_ids(piece).tolist()
+        rc_piece = encode_bases(reverse_complement_dna(decode_bases(piece)))
+        assert rc_tokens[bounds[i] : bounds[i + 1] - 1].tolist() == tokenization.token_ids(rc_piece).tolist()
+    _, _, no_rc, _ = encode_chunks(codes, chunks, k, stride=k)
+    assert np.array_equal(no_rc, tokens)
 
 
 def test_chunks_shorter_than_k_are_refused():

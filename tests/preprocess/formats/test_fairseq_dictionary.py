@@ -12,7 +12,13 @@ from genemask_preprocess.formats.fairseq_dictionary import (
     write_dictionary,
     write_kmer_dictionary,
 )
-from genemask_preprocess.kmers import FAIRSEQ_SPECIALS, all_kmers, codes_of_kmers
+from genemask_preprocess.kmers import (
+    FAIRSEQ_SPECIALS,
+    KmerTokenization,
+    all_kmers,
+    codes_of_kmers,
+    encode_bases,
+)
 
 
 def test_kmer_dictionary_bytes_are_the_fixed_vocabulary(tmp_path):
@@ -100,3 +106,25 @@ def test_token_dtype_follows_fairseq_preprocess():
 
     for size in (5, 4**7 + 5, 65499, 65500, 70000):
         assert fairseq_int_dtype(size) == best_fitting_int_dtype(size)
+
+
+def test_a_stride_k_dictionary_carries_its_remainder_bases_and_tokenizes_like_the_codec(tmp_path):
+    write_kmer_dictionary(tmp_path / "dict.txt", 3, stride=3)
+    assert (tmp_path / "dict.txt").read_text().splitlines()[-5:] == ["TTT 1", "A 1", "C 1", "G 1", "T 1"]
+    vocab = load_kmer_vocabulary(tmp_path / "dict.txt")
+    assert (vocab.k, vocab.stride) == (3, 3) and vocab.id_of_base.tolist() == [68, 69, 70, 71]
+    codes = encode_bases("ACGTTGCA")
+    assert vocab.token_ids(codes).tolist() == KmerTokenization(3, 3).token_ids(codes).tolist()
+    assert vocab.token_ids(codes).tolist() == [4 + 6, 4 + 62, 68 + 1, 68 + 0]  # ACG TTG C A
+
+
+def test_a_reordered_stride_k_dictionary_is_read_by_symbol(tmp_path):
+    symbols = KmerTokenization(2, 2).symbols[::-1]
+    write_dictionary(tmp_path / "dict.txt", symbols)
+    vocab = load_kmer_vocabulary(tmp_path / "dict.txt")
+    assert (vocab.k, vocab.stride) == (2, 2)
+    ids = vocab.token_ids(encode_bases("ACGTA"))
+    assert [vocab.symbols[i] for i in ids] == ["AC", "GT", "A"]
+    with pytest.raises(DictionaryError, match="lengths \\[1, 2\\]"):  # not all 16 2-mers: pieces, not a stride-2 vocabulary
+        write_dictionary(tmp_path / "pieces.txt", ["A", "C", "G", "T", "AC", "GT"])
+        load_kmer_vocabulary(tmp_path / "pieces.txt")

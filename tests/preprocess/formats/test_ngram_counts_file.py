@@ -114,3 +114,49 @@ def test_bad_counts_files(tmp_path):
     (tmp_path / "bin.tsv").write_bytes(b"ngram\tcount\n\xff\xfe\n")
     with pytest.raises(CountsError, match="binary or non-ASCII"):
         load_counts(tmp_path / "bin.tsv")
+
+
+def _token_counts():
+    """Token n-grams of three symbols (one of two letters), as count --tokens gives them."""
+    tokens = ("AAC", "G", "TTTT")
+    items = [[0, 1, 1, 2, 0, 1], [2, 2, 0], [1, 0, 1, 2]]
+    found: dict[int, dict[int, int]] = {1: {}, 2: {}, 3: {}}
+    for item in items:
+        for n in found:
+            for i in range(len(item) - n + 1):
+                code = int(sum(d * 3 ** (n - 1 - j) for j, d in enumerate(item[i : i + n])))
+                found[n][code] = found[n].get(code, 0) + 1
+    tables = {n: (np.array(sorted(t), np.int64), np.array([t[c] for c in sorted(t)], np.int64)) for n, t in found.items()}
+    return NgramCounts(tables, tokens=tokens)
+
+
+def test_token_counts_round_trip_in_both_formats_and_say_what_they_are(tmp_path):
+    counts = _token_counts()
+    assert counts.names(2, np.array([0 * 3 + 1])) == ["AAC G"] and counts.count_of("G G") == 1
+    assert counts.count_of("AAC TTTT") == 0 and counts.count_of("A C") == 0
+    save_counts(counts, tmp_path / "c.npz")
+    write_counts_tsv(counts, tmp_path / "c.tsv")
+    with np.load(tmp_path / "c.npz") as data:
+        assert int(data["version"]) == 2 and str(data["tokens"]) == '["AAC", "G", "TTTT"]'
+        assert not [key for key in data.files if key.startswith("dense_")]  # token counts are stored sparse
+    lines = (tmp_path / "c.tsv").read_text().splitlines()
+    assert lines[:4] == ["token_ngram\tcount", "AAC\t4", "G\t5", "TTTT\t4"] and "AAC G TTTT\t1" in lines
+    for path in (tmp_path / "c.npz", tmp_path / "c.tsv"):
+        back = load_counts(path)
+        assert back.tokens == counts.tokens and back.lengths == [1, 2, 3]
+        for n in back.lengths:
+            assert np.array_equal(back.codes(n), counts.codes(n)) and np.array_equal(back.counts(n), counts.counts(n))
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("token_ngram\tcount\nA B\t2\n", "token 'A' is not among the 1-grams listed before it"),
+    ("token_ngram\tcount\nA\t2\nA\t3\n", "row 3: duplicate n-gram 'A'"),
+    ("token_ngram\tcount\nA\t2\nA  A\t1\n", "is not symbols separated by single spaces"),
+    ("token_ngram\tcount\nA\t2\nB\t1\nA B\t5\n", "inconsistent counts: A B is counted 5 times"),
+    ("token_ngram\tcount\nA\tx\n", "row 2: expected 'token_ngram<TAB>count'"),
+    ("kmer\tcount\nA\t2\n", "expected the header 'ngram<TAB>count' \\(or 'token_ngram<TAB>count'\\)"),
+])
+def test_bad_token_counts_tsv(tmp_path, body, message):
+    (tmp_path / "c.tsv").write_text(body)
+    with pytest.raises(CountsError, match=message):
+        load_counts(tmp_path / "c.tsv")

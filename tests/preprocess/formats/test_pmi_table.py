@@ -110,3 +110,97 @@ def test_loader_errors(tmp_path):
     (tmp_path / "bin.tsv").write_bytes(b"\x89PNG\r\n\x1a\n\xff")
     with pytest.raises(PMITableError, match="not a text PMI table"):
         load_token_scores(tmp_path / "bin.tsv", _symbols(2))
+
+
+# ---------------------------------------------------------------- token n-grams and pmi_span's collocations
+
+
+def _token_table(tmp_path, rows, name="tokens.tsv"):
+    """A TABLE of token n-grams: (ngram, n, npmi) rows, ranked within n in the given order."""
+    ranks: dict[int, int] = {}
+    lines = [HEADER]
+    for ngram, n, npmi in rows:
+        ranks[n] = ranks.get(n, 0) + 1
+        lines.append(f"{ngram}\t{n}\t500\t{npmi}\t{npmi}\t{npmi}\t{ranks[n]}\n")
+    path = tmp_path / name
+    path.write_text("".join(lines))
+    return path
+
+
+def _stride_symbols(k):
+    return list(FAIRSEQ_SPECIALS) + all_kmers(k) + list("ACGT") + ["<mask>"]
+
+
+def test_token_rows_read_and_write_back(tmp_path):
+    path = _token_table(tmp_path, [("AC GT", 2, 0.5), ("A C G", 3, 0.2)])
+    table = read_pmi_table(path)
+    assert table[2]["ngram"] == ["AC GT"] and table[3]["ngram"] == ["A C G"]
+    bad = _token_table(tmp_path, [("AC GT TT", 2, 0.5)], "bad.tsv")
+    with pytest.raises(PMITableError, match="n-gram 'AC GT TT' has 3 tokens, but n is 2"):
+        read_pmi_table(bad)
+
+
+def test_collocations_are_the_best_positive_ngrams_of_each_length_in_levines_shares(tmp_path):
+    from genemask_preprocess.formats.pmi_table import collocation_shares, load_collocations
+
+    assert collocation_shares(5) == {2: 0.5, 3: 0.25, 4: 0.125, 5: 0.125} and collocation_shares(2) == {2: 1.0}
+    symbols = _stride_symbols(2)
+    index = {s: i for i, s in enumerate(symbols)}
+    bigrams = [(f"{a} {b}", 2, 1.0 - 0.1 * i) for i, (a, b) in enumerate([("AC", "GT"), ("TT", "A"), ("CC", "GG"),
+                                                                           ("GA", "C"), ("AA", "AA")])]
+    rows = [*bigrams, ("AC GT A", 3, 0.9), ("C C C", 3, -0.5), ("GG GG GG", 3, 0.4)]
+    path = _token_table(tmp_path, rows)
+    collocations = load_collocations(path, symbols, max_n=3, size=8)  # 4 bigrams, 2 trigrams
+    base = len(symbols)
+
+    def code(ngram):
+        ids = [index[s] for s in ngram.split(" ")]
+        return sum(i * base ** (len(ids) - 1 - j) for j, i in enumerate(ids))
+
+    assert collocations.codes[2].tolist() == sorted(code(g) for g, _, _ in bigrams[:4])
+    assert collocations.codes[3].tolist() == sorted([code("AC GT A"), code("GG GG GG")])  # not the negative one
+    assert str(collocations) == f"collocations from {path}: 4 2-grams, 2 3-grams" and collocations.base == base
+    by_rank = load_collocations(path, symbols, column="rank", max_n=2, size=1)
+    assert by_rank.codes[2].tolist() == [code("AC GT")]
+
+
+def test_collocations_refuse_what_is_not_theirs(tmp_path):
+    from genemask_preprocess.formats.pmi_table import load_collocations
+
+    tokens = _token_table(tmp_path, [("AC GT", 2, 0.5)])
+    with pytest.raises(PMITableError, match="pmi_span masks collocations of non-overlapping tokens; this dictionary "
+                                            "holds overlapping 2-mers"):
+        load_collocations(tokens, _symbols(2))
+    with pytest.raises(PMITableError, match="its [0-9]+-grams are bases, not tokens"):
+        load_collocations(BUNDLED, _stride_symbols(2), max_n=6)
+    with pytest.raises(PMITableError, match="token 'AC' of its 2-grams is not in the dictionary"):
+        load_collocations(tokens, list(FAIRSEQ_SPECIALS) + list("ACGT") + ["<mask>"])
+    negative = _token_table(tmp_path, [("AC GT", 2, -0.5)], "negative.tsv")
+    with pytest.raises(PMITableError, match="no n-gram with n = 2..5 and a positive npmi"):
+        load_collocations(negative, _stride_symbols(2))
+
+
+def test_single_nucleotides_take_a_genome_table_of_bases_too(tmp_path):
+    """A base n-gram ``ACG`` is the single-nucleotide token n-gram ``A C G``: both spellings give one vocabulary."""
+    from genemask_preprocess.formats.pmi_table import load_collocations
+
+    symbols = list(FAIRSEQ_SPECIALS) + list("ACGT") + ["<mask>"]
+    table = read_pmi_table(BUNDLED)
+    spelled = [(" ".join(ngram), n, npmi) for n in (3, 4) for ngram, npmi in zip(table[n]["ngram"], table[n]["npmi"],
+                                                                                  strict=True)]
+    from_bases = load_collocations(BUNDLED, symbols, max_n=4, size=1000)
+    from_tokens = load_collocations(_token_table(tmp_path, spelled), symbols, max_n=4, size=1000)
+    assert all(np.array_equal(from_bases.codes[n], from_tokens.codes[n]) for n in (2, 3, 4))
+    for n in (3, 4):  # quotas of 500 and 500: every positive-npmi n-gram, no other
+        assert len(from_bases.codes[n]) == np.count_nonzero(table[n]["npmi"] > 0) > 0
+    assert len(from_bases.codes[2]) == 0  # the table has no 2-grams
+
+
+def test_per_token_scores_are_refused_for_tokens_that_do_not_overlap(tmp_path):
+    for symbols, what in ((_stride_symbols(6), "non-overlapping 6-mers"),
+                          (list(FAIRSEQ_SPECIALS) + list("ACGT"), "single nucleotides")):
+        with pytest.raises(PMITableError, match=f"the dictionary holds {what}: .*--mask-strategy pmi_span"):
+            load_token_scores(BUNDLED, symbols)
+    tokens = _token_table(tmp_path, [("AC GT", 2, 0.5)])
+    with pytest.raises(PMITableError, match="its 2-grams are token n-grams .*, not 2-mers"):
+        load_token_scores(tokens, _symbols(2), max_missing_fraction=1.0)
