@@ -3,7 +3,6 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PLUGIN_DIR="$REPO_ROOT/genemask_plugin"
 DRY_RUN=${DRY_RUN:-0}
 
 run() {
@@ -52,7 +51,7 @@ prepare_bundled_corpus() {
 #            (--batch-size N | --gpus N ...) [settings] [-- more fairseq-train options]
 # Sets the array PRETRAIN_ARGS (for fairseq-train or torchrun -m fairseq_cli.train); exits on a bad setting.
 pretrain_args() {
-    mapfile -d '' PRETRAIN_ARGS < <("${PYTHON:-python3}" "$PLUGIN_DIR/pretraining_command.py" "$@")
+    mapfile -d '' PRETRAIN_ARGS < <("${PYTHON:-python3}" -m genemask_plugin.pretraining_command "$@")
     wait $! || exit 2  # the builder said why, in one line
 }
 

@@ -1,10 +1,13 @@
-"""``genemask-fewshot``: prepare, fine-tune, evaluate and grid-run few-shot classification."""
+"""``genemask-fewshot``: prepare, fine-tune, evaluate and grid-run few-shot classification.
+
+The parser reads only cheap modules, so ``--help`` answers at once; each sub-command imports what
+it runs (torch, fairseq, scikit-learn, scipy) when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shlex
 import sys
 from pathlib import Path
@@ -13,18 +16,13 @@ from genemask_plugin.masking.strategies import GENEMASK
 from genemask_preprocess.atomic_output import removing_on_failure
 from genemask_preprocess.command_line import command_entry_point
 
-from ..checkpoints import ModelShape, read_model_shape
 from ..models.defaults import DEFAULT_ARCH, MAX_POSITIONS
-from .evaluate import evaluate_checkpoint
-from .finetune import FinetuneRun, run_finetune
-from .grid import run_grid
 from .grid_plan import METHODS, GridConfig, checkpoint_argument, parse_checkpoint_spec
 from .gue import TRUNCATE_CHOICES
 from .metrics import METRIC_TITLES, METRICS
 from .prepare import FewshotDataError, PreparedData, prepare_fewshot_data
 from .probe import POOLINGS, PROBE_C, probe_checkpoint
 from .protocol import DRAW_MODES, default_fewshot_roots
-from .statistics import STATS_FILES, write_statistics
 
 
 def _positive_int(text: str) -> int:
@@ -48,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="TSVs -> sentence_prediction layout (input0/ + label/)")
+    p = sub.add_parser("prepare", help="TSVs -> sentence_prediction layout (input0/ + label/)",
+                       description="Tokenize few-shot TSVs (or a GUE folder) with the pretraining dictionary "
+                                   "into fairseq's sentence_prediction layout: input0/, label/, fewshot.json.")
     p.add_argument("train", type=Path,
                    help="training TSV (header 'sequence<TAB>label'), or a GUE folder (train.csv, "
                         "dev.csv, test.csv with header 'sequence,label'; dev becomes the valid split)")
@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write into a non-empty --out, replacing only prepare's own outputs "
                         "(an earlier prepare output is always replaced)")
 
-    p = sub.add_parser("finetune", help="fine-tune one model with the paper's recipe (runs fairseq-train)")
+    p = sub.add_parser("finetune", help="fine-tune one model with the paper's recipe (runs fairseq-train)",
+                       description="Fine-tune a pretrained checkpoint (or a model from scratch) on a prepared "
+                                   "folder with the paper's recipe, through fairseq-train --task sentence_prediction.")
     p.add_argument("checkpoint", help="pretrained checkpoint, or 'none' to train from scratch")
     p.add_argument("data", type=Path, help="a directory written by `prepare`")
     p.add_argument("--shots", required=True, type=_positive_int,
@@ -84,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the fairseq-train command only")
     p.epilog = "Extra fairseq-train options go after '--', e.g. `... --out ft -- --fp16`."
 
-    p = sub.add_parser("evaluate", help="score a fine-tuned checkpoint on a prepared split")
+    p = sub.add_parser("evaluate", help="score a fine-tuned checkpoint on a prepared split",
+                       description="Score a fine-tuned checkpoint on a prepared split: accuracy, macro-F1, MCC "
+                                   "and AUROC (JSON), and one prediction per sequence (TSV).")
     p.add_argument("checkpoint", type=Path, help="fine-tuned checkpoint (checkpoint_last.pt)")
     p.add_argument("data", type=Path, help="a directory written by `prepare`")
     p.add_argument("--split", default="test")
@@ -93,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predictions TSV (default: CHECKPOINT_DIR/SPLIT_predictions.tsv)")
     p.add_argument("--batch-size", type=_positive_int, default=64)
 
-    p = sub.add_parser("probe", help="logistic-regression probe of a frozen pretrained encoder on a prepared dir")
+    p = sub.add_parser("probe", help="logistic-regression probe of a frozen pretrained encoder on a prepared dir",
+                       description="Embed a prepared folder with a frozen pretrained encoder, fit a logistic "
+                                   "regression on its train split and score another split.")
     p.add_argument("checkpoint", help="pretrained checkpoint, or 'none' for a randomly initialised encoder")
     p.add_argument("data", type=Path, help="a directory written by `prepare` (fits on train)")
     p.add_argument("--split", default="test", help="the split scored (default test)")
@@ -107,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = (f"The regression is fixed, never tuned: standardised features, L2 with C = {PROBE_C}, "
                 "lbfgs (docs/fewshot.md).")
 
-    p = sub.add_parser("grid", help="prepare -> fine-tune -> evaluate over checkpoints x datasets x shots x seeds")
+    p = sub.add_parser("grid", help="prepare -> fine-tune -> evaluate over checkpoints x datasets x shots x seeds",
+                       description="Run the few-shot protocol over checkpoints x datasets x shots x seeds "
+                                   "(resumable), then write summary.csv, summary.md and summary.png.")
     p.add_argument("--checkpoint", action="append", required=True, dest="checkpoints",
                    metavar="[LABEL=]CKPT",
                    help="pretrained checkpoint, repeatable; 'none' trains from scratch "
@@ -146,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "from it for each seed (the paper's meaning for Splice-40, whose files pool 10x)")
     p.add_argument("--pooling", choices=POOLINGS, default="mean", help="probe embedding (default mean)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p = sub.add_parser("stats", help="paired statistics of a multi-seed experiment (STRATEGY@SEED labels)")
+    p = sub.add_parser("stats", help="paired statistics of a multi-seed experiment (STRATEGY@SEED labels)",
+                       description="Compare masking strategies over pretraining seeds from grid results whose "
+                                   "checkpoints are labelled STRATEGY@SEED.")
     p.add_argument("results", type=Path, help="folder holding grid results (any depth: probe/, finetune/)")
     p.add_argument("--reference", default=GENEMASK.name, help="the strategy compared with every other one")
     p.add_argument("--metric", choices=METRICS, default="accuracy",
@@ -158,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_stats(args) -> int:
+    from .statistics import STATS_FILES, write_statistics  # noqa: PLC0415  (scipy, matplotlib)
+
     out = args.out or args.results
     result = write_statistics(args.results, out, args.reference, args.metric)
     if not result["records"]:
@@ -190,6 +202,9 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_finetune(args) -> int:
+    from ..checkpoints import ModelShape, read_model_shape  # noqa: PLC0415  (torch, fairseq)
+    from .finetune import FinetuneRun, run_finetune  # noqa: PLC0415
+
     prepared = PreparedData.load(args.data, check=False)  # its files are checked below, unless a dry run
     checkpoint = checkpoint_argument(args.checkpoint)
     if checkpoint is not None:
@@ -221,6 +236,8 @@ def _print_scores(result: dict, what: str, order=METRICS) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_checkpoint  # noqa: PLC0415  (torch, fairseq)
+
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out, args.predictions,
                                  args.batch_size)
     try:
@@ -239,6 +256,8 @@ def cmd_probe(args) -> int:
 
 
 def cmd_grid(args) -> int:
+    from .grid import run_grid  # noqa: PLC0415  (torch, fairseq)
+
     roots = args.roots or default_fewshot_roots()
     config = GridConfig(
         checkpoints=[parse_checkpoint_spec(text) for text in args.checkpoints],
@@ -278,8 +297,6 @@ def run(argv: list[str] | None = None) -> int:
         argv, extra = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     args.passthrough = extra
-    # Importing fairseq's model zoo sets the root logger to DEBUG (wav2vec2_classification.py).
-    logging.getLogger().setLevel(logging.WARNING)
     commands = {"prepare": cmd_prepare, "finetune": cmd_finetune, "evaluate": cmd_evaluate,
                 "probe": cmd_probe, "grid": cmd_grid, "stats": cmd_stats}
     return commands[args.command](args)

@@ -10,8 +10,7 @@ label is an integer), so label ``"0"`` is class 0 and there is no ``madeupword``
 
 Every bad row raises :class:`FewshotDataError` naming the file and line; the output
 directory is built through :func:`~genemask_preprocess.atomic_output.atomic_directory`, so
-nothing is written on error. The code itself needs no fairseq (importing the package
-imports it: see ``genemask_plugin/__init__.py``).
+nothing is written on error. It imports neither fairseq nor torch.
 """
 
 from __future__ import annotations

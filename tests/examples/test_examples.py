@@ -28,6 +28,8 @@ def parse_fairseq_train(argv):
     """Parse a fairseq-train command line exactly as fairseq-train would (task and arch options included)."""
     from fairseq import options
 
+    import genemask_plugin.registration  # noqa: F401  (fairseq skips --user-dir once the package is imported)
+
     assert argv[0] == "fairseq-train" or argv[:3] == ["torchrun", "--nnodes", argv[2]]
     args = argv[argv.index("fairseq_cli.train") + 1 :] if "torchrun" in argv[0] else argv[1:]
     parser = options.get_training_parser()
