@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"longest item in tokens, <s> and </s> included (default {MAX_POSITIONS}, as our models)")
     p.add_argument("--exclude-overlap", action="store_true",
                    help="drop every test sequence that also occurs in the training file")
+    p.add_argument("--no-dev", dest="dev", action="store_false",
+                   help="GUE folder: read no dev.csv (none to select the model on; the last checkpoint is scored)")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty --out, replacing only prepare's own outputs "
                         "(an earlier prepare output is always replaced)")
@@ -146,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncate", choices=TRUNCATE_CHOICES,
                    help=f"for GUE folders: cut sequences too long for {MAX_POSITIONS} tokens "
                         "(see prepare --truncate)")
+    p.add_argument("--no-dev", dest="dev", action="store_false",
+                   help="for GUE folders: read no dev.csv (see prepare --no-dev)")
     p.add_argument("--method", choices=METHODS, default="finetune",
                    help="finetune: the paper's recipe (default); probe: logistic regression on frozen "
                         "embeddings ('none' is then a randomly initialised encoder)")
@@ -190,14 +194,15 @@ def cmd_prepare(args) -> int:
     prepared = prepare_fewshot_data(
         args.train, args.dictionary, args.out, valid=args.valid, test=args.test,
         exclude_overlap=args.exclude_overlap, force=args.force, truncate=args.truncate,
-        max_positions=args.max_positions,
+        max_positions=args.max_positions, dev=args.dev,
     )
     print(f"{prepared.out}: k={prepared.k}, classes {', '.join(prepared.labels)}")
     for name, split in prepared.splits.items():
         per_class = ", ".join(f"{label}: {n}" for label, n in split.per_class.items())
         excluded = f", {split.excluded_overlap} overlapping with train removed" if split.excluded_overlap else ""
         cut = f", {split.truncated} truncated ({prepared.truncate})" if split.truncated else ""
-        print(f"  {name}: {split.rows} sequences ({per_class}), up to {split.max_tokens} tokens{excluded}{cut}")
+        print(f"  {name}: {split.rows} sequences ({per_class}), up to {split.max_positions} tokens with <s> and </s>"
+              f"{excluded}{cut}")
     return 0
 
 
@@ -275,6 +280,7 @@ def cmd_grid(args) -> int:
         keep_checkpoints=args.keep_checkpoints,
         batch_size=args.batch_size,
         truncate=args.truncate,
+        dev=args.dev,
         method=args.method,
         draw=args.draw,
         pooling=args.pooling,
