@@ -72,6 +72,17 @@ def test_the_readme_marks_its_hugging_face_snippet():
     assert all(s.language in LANGUAGES for s in SNIPPETS)
 
 
+def test_the_readme_snippet_names_a_missing_model_folder_without_trying_the_hub(tmp_path):
+    """Before ``make demo``: an error naming the folder at once. Nothing says offline here, and the hub's
+    address leads nowhere: a download attempt would end in another message."""
+    (snippet,) = [s for s in SNIPPETS if s.page == "README.md" and "demo_out/hf" in s.code]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("HF_")}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"
+    done = subprocess.run([sys.executable, "-c", snippet.code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 1 and "'./demo_out/hf'" in done.stderr.strip().splitlines()[-1], done.stderr[-2000:]
+
+
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory) -> tuple[Path, str]:
     """A scratch repository root after ``make demo`` (tiny settings), and what the demo printed."""
