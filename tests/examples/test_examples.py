@@ -293,7 +293,7 @@ def test_every_pretraining_goes_through_the_one_builder():
         trainings += re.findall(r"(?:run(?:_logged \S+)? fairseq-train|-m fairseq_cli\.train) (.*)$", text, re.M)
     assert len(trainings) == 4 and set(trainings) == {'"${PRETRAIN_ARGS[@]}"'}
     assert "run fairseq-train" not in "".join(p.read_text() for p in EXAMPLES.glob("*.sh"))  # each one logged
-    assert "pretraining_command.py" in (EXAMPLES / "_common.sh").read_text()
+    assert "-m genemask_plugin.pretraining_command" in (EXAMPLES / "_common.sh").read_text()
 
 
 def test_reproduce_fewshot_needs_the_full_sets():
