@@ -46,7 +46,7 @@ def ensure_environment(s: Settings, wheelhouse: Path | None, say) -> dict:
                               f"CUDA torch wheel in --wheelhouse): {result.stderr.strip().splitlines()[-1:]}")
         env["install_s"]["torch"] = round(time.monotonic() - started, 1)
         say(f"installed torch in {env['install_s']['torch']} s")
-    imports = "import fairseq, fairseq_cli.train, fairseq_cli.validate, genemask_plugin, genemask_preprocess.corpus.cli"
+    imports = "import fairseq, fairseq_cli.train, fairseq_cli.validate, genemask_plugin.registration, genemask_preprocess.corpus.cli"
     if python_probe(imports).returncode != 0:
         if not wheelhouse or not any(wheelhouse.glob("*.whl")):
             raise CheckFailed("environment: fairseq or this package is not installed; run benchmarks/gpu_wheels.sh "

@@ -3,7 +3,6 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PLUGIN_DIR="$REPO_ROOT/genemask_plugin"
 DRY_RUN=${DRY_RUN:-0}
 
 run() {
@@ -13,6 +12,26 @@ run() {
     if [ "$DRY_RUN" != 1 ]; then
         "$@"
     fi
+}
+
+# Like `run`, but the command's whole output goes to the file LOG, after the command line, and the console shows
+# only its progress and results (examples/run_with_log.py says what passes; --hide REGEX keeps more lines out).
+# A failure shows the log's last lines and path. Usage: run_logged [--hide REGEX] LOG COMMAND [ARG ...]
+run_logged() {
+    local options=()
+    if [ "$1" = --hide ]; then options=(--hide "$2"); shift 2; fi
+    local log=$1
+    shift
+    if [ "$DRY_RUN" = 1 ]; then
+        run "$@"
+    else
+        "${PYTHON:-python3}" "$REPO_ROOT/examples/run_with_log.py" "${options[@]}" "$log" "$@"
+    fi
+}
+
+# A path as the user would type it: relative to the current folder when it lies below it.
+shown_path() {
+    case "$1" in "$PWD"/*) echo "${1#"$PWD"/}" ;; *) echo "$1" ;; esac
 }
 
 die() {
@@ -37,12 +56,15 @@ gpu_compute_capability() {
     nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | sort -n | head -n 1 | tr -d ' ' || true
 }
 
-# The CPU-scale experiments' corpus and 6-mer PMI table, from the bundled human fragments, under WORK.
+# The CPU-scale experiments' corpus and 6-mer PMI table, from the bundled human fragments, under WORK
+# (logged to WORK/logs/corpus.log).
 prepare_bundled_corpus() {
-    local work=$1 genome="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz"
-    [ -f "$work/data/dict.txt" ] || run genemask-preprocess "$genome" --k 6 --out "$work/data" --seed 1 --force
-    run genemask-pmi count "$genome" --max-n 6 --out "$work/pmi/counts.npz" --quiet
-    run genemask-pmi score "$work/pmi/counts.npz" --k 6 --out "$work/pmi/pmi_k6.tsv"
+    local work=$1 genome="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz" log="$1/logs/corpus.log"
+    echo "== corpus and 6-mer PMI table in $(shown_path "$work") (log: $(shown_path "$log"))"
+    [ -f "$work/data/dict.txt" ] || run_logged "$log" genemask-preprocess "$genome" --k 6 --out "$work/data" --seed 1 \
+        --force
+    run_logged "$log" genemask-pmi count "$genome" --max-n 6 --out "$work/pmi/counts.npz" --quiet
+    run_logged "$log" genemask-pmi score "$work/pmi/counts.npz" --k 6 --out "$work/pmi/pmi_k6.tsv"
 }
 
 # The fairseq-train arguments of every pretraining run, built by genemask_plugin/pretraining_command.py from
@@ -52,11 +74,12 @@ prepare_bundled_corpus() {
 #            (--batch-size N | --gpus N ...) [settings] [-- more fairseq-train options]
 # Sets the array PRETRAIN_ARGS (for fairseq-train or torchrun -m fairseq_cli.train); exits on a bad setting.
 pretrain_args() {
-    mapfile -d '' PRETRAIN_ARGS < <("${PYTHON:-python3}" "$PLUGIN_DIR/pretraining_command.py" "$@")
+    mapfile -d '' PRETRAIN_ARGS < <("${PYTHON:-python3}" -m genemask_plugin.pretraining_command "$@")
     wait $! || exit 2  # the builder said why, in one line
 }
 
 # genemask_tiny pretraining at CPU scale on that corpus; every strategy gets the same data, batch and schedule.
+# fairseq-train's whole output goes to SAVE_DIR.log, beside SAVE_DIR; the console shows a line per log interval.
 # Usage: pretrain_tiny WORK STRATEGY UPDATES SAVE_DIR [pretrain_args settings, e.g. --seed N] [-- fairseq-train options]
 pretrain_tiny() {
     local work=$1 strategy=$2 updates=$3 save=$4 settings=()
@@ -66,7 +89,8 @@ pretrain_tiny() {
     pretrain_args --data "$work/data" --pmi-table "$work/pmi/pmi_k6.tsv" --save-dir "$save" --arch genemask_tiny \
         --strategy "$strategy" --updates "$updates" --lr 8e-4 --warmup $((updates / 20)) --batch-size 16 \
         --num-workers 1 --cpu "${settings[@]}" -- --log-format simple "$@"
-    run fairseq-train "${PRETRAIN_ARGS[@]}"
+    echo "== pretrain genemask_tiny with $strategy, $updates updates (log: $(shown_path "$save.log"))"
+    run_logged "$save.log" fairseq-train "${PRETRAIN_ARGS[@]}"
 }
 
 # Runs examples/pretrain_human.sh once per entry of the array RUNS (its options, split on spaces) on one GENOME and

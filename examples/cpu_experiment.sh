@@ -57,7 +57,8 @@ PRETRAIN_DONE=$(date +%s)
 
 # Splice-40's own test set is held back (data README): score it on its 500 file minus the
 # training sequences, as the protocol does for Prom-300 and Cohn-enh.
-run genemask-fewshot grid "${CHECKPOINTS[@]}" --checkpoint "no pretraining=none" \
+echo "== few-shot grid into $(shown_path "$OUT") (log: $(shown_path "$WORK/logs/grid.log"))"
+run_logged "$WORK/logs/grid.log" genemask-fewshot grid "${CHECKPOINTS[@]}" --checkpoint "no pretraining=none" \
     --datasets $DATASETS --shots $SHOTS --seeds $SEEDS \
     --fewshot-root "$FEWSHOT_ROOT" --test-file "Splice-40=$FEWSHOT_ROOT/Splice-40/500/train.tsv" \
     --dict "$WORK/data/dict.txt" --out "$OUT"

@@ -90,11 +90,15 @@ if [ "$SLURM" = 1 ]; then
         --time="$TIME" "${PARTITION[@]}" --output="$OUT/logs/merge.log" --wrap "${MERGE_LINE# } && ${SCORE_LINE# }"
     [ "$DRY_RUN" = 1 ] || echo "# submitted: count array $JOB (shards 0-$LAST), then the merge; logs in $OUT/logs"
 else
-    # The same shards on this machine, P at a time; {} is the shard number.
+    # The same shards on this machine, P at a time; {} is each shard number in turn. Printed as the pipeline it
+    # is, so that the line also runs when copied alone.
     run mkdir -p "$OUT/shards"
-    echo "# seq 0 $LAST | xargs: {} is each shard number in turn"
-    run xargs -P "$JOBS" -I{} genemask-pmi count "${GENOMES[@]}" --max-n "$MAX_N" "${STRANDS[@]}" \
-        --workers 1 --quiet --shard "{}/$SHARDS" --out "$OUT/shards/shard-{}.npz" < <(seq 0 "$LAST")
+    COUNT=(xargs -P "$JOBS" -I{} genemask-pmi count "${GENOMES[@]}" --max-n "$MAX_N" "${STRANDS[@]}"
+           --workers 1 --quiet --shard "{}/$SHARDS" --out "$OUT/shards/shard-{}.npz")
+    printf '+ seq 0 %s |' "$LAST"
+    printf ' %q' "${COUNT[@]}"
+    printf '\n'
+    [ "$DRY_RUN" = 1 ] || seq 0 "$LAST" | "${COUNT[@]}"
     run "${MERGE[@]}"
     run "${SCORE[@]}"
 fi

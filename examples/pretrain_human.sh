@@ -101,18 +101,22 @@ pretrain_args --data "$DATA" --pmi-table "$TABLE" --save-dir "$OUT/checkpoints/$
     --capability "$(gpu_compute_capability)" --cores "$CORES" ${WORKERS:+--num-workers "$WORKERS"} \
     -- "${TASK_OPTIONS[@]}" --log-format simple --log-interval 50 --save-interval-updates 1000 --keep-interval-updates 3
 
+LOG="$OUT/logs/${ARCH}_${STRATEGY}_${UPDATES}.log"
 if [ "$SKIP_DATA" != 1 ]; then
-    run genemask-preprocess "$GENOME" --k "$K" --out "$DATA" --workers "$CORES" --seed 1
-    run genemask-pmi count "$GENOME" --max-n 10 --out "$COUNTS" --workers "$CORES"
-    run genemask-pmi score "$COUNTS" --out "$TABLE"
+    echo "== corpus and PMI table in $(shown_path "$OUT") (log: $(shown_path "$OUT/logs/data.log"))"
+    run_logged "$OUT/logs/data.log" genemask-preprocess "$GENOME" --k "$K" --out "$DATA" --workers "$CORES" --seed 1
+    run_logged "$OUT/logs/data.log" genemask-pmi count "$GENOME" --max-n 10 --out "$COUNTS" --workers "$CORES"
+    run_logged "$OUT/logs/data.log" genemask-pmi score "$COUNTS" --out "$TABLE"
 fi
 [ "$DATA_ONLY" != 1 ] || exit 0
 
 if [ "$NNODES" -gt 1 ]; then
     [ -n "$MASTER" ] || die "--nnodes > 1 needs --master HOST:PORT"
-    run torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS" \
+    echo "== pretrain $ARCH with $STRATEGY, $UPDATES updates, node $NODE_RANK of $NNODES (log: $(shown_path "$LOG"))"
+    run_logged "$LOG" torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$GPUS" \
         --master_addr "${MASTER%:*}" --master_port "${MASTER##*:}" \
         -m fairseq_cli.train "${PRETRAIN_ARGS[@]}"
 else
-    run fairseq-train "${PRETRAIN_ARGS[@]}"
+    echo "== pretrain $ARCH with $STRATEGY, $UPDATES updates (log: $(shown_path "$LOG"))"
+    run_logged "$LOG" fairseq-train "${PRETRAIN_ARGS[@]}"
 fi

@@ -48,7 +48,9 @@ CHECKPOINTS=(--checkpoint "$LABEL=$CHECKPOINT")
 grid() {
     local dataset=$1
     shift
-    run genemask-fewshot grid "${CHECKPOINTS[@]}" --arch "$ARCH" --datasets "$dataset" --shots "$@" \
+    echo "== $dataset (log: $(shown_path "$OUT/logs/$dataset.log"))"
+    run_logged "$OUT/logs/$dataset.log" genemask-fewshot grid "${CHECKPOINTS[@]}" --arch "$ARCH" --datasets "$dataset" \
+        --shots "$@" \
         --seeds $SEEDS --fewshot-root "$FEWSHOT_ROOT" --test-file "Splice-40=$SPLICE_TEST" --out "$OUT"
 }
 grid Prom-core 10 50 100 500 1000

@@ -40,7 +40,9 @@ for STRATEGY in genemask kmer_span; do
 done
 PRETRAIN_DONE=$(date +%s)
 
-run genemask-fewshot grid "${CHECKPOINTS[@]}" --datasets Prom-core --shots 10 50 --seeds $SEEDS \
+echo "== few-shot grid into $(shown_path "$OUT") (log: $(shown_path "$WORK/logs/grid.log"))"
+run_logged "$WORK/logs/grid.log" genemask-fewshot grid "${CHECKPOINTS[@]}" --datasets Prom-core --shots 10 50 \
+    --seeds $SEEDS \
     --fewshot-root "$REPO_ROOT/data/fewshot" --dict "$WORK/data/dict.txt" --out "$OUT"
 END=$(date +%s)
 echo "wall time: pretraining $((PRETRAIN_DONE - START)) s, few-shot grid $((END - PRETRAIN_DONE)) s"

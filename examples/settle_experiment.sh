@@ -86,7 +86,7 @@ START=$(date +%s)
 
 prepare_bundled_corpus "$WORK"
 
-# Pretraining: variant x seed, up to --jobs at a time (each run's log beside its checkpoint).
+# Pretraining: variant x seed, up to --jobs at a time (each run's log beside its checkpoint folder, SAVE.log).
 CHECKPOINTS=()
 RUNNING=0
 for SEED in $PRETRAIN_SEEDS; do
@@ -119,12 +119,15 @@ COMMON=("${CHECKPOINTS[@]}" --checkpoint "no pretraining=none" --draw per-class
         --fewshot-root "$FEWSHOT_ROOT" --test-file "Splice-40=$FEWSHOT_ROOT/Splice-40/500/train.tsv"
         --dict "$WORK/data/dict.txt" --no-progress)
 if [ "$SKIP_PROBE" = 0 ]; then
-    run genemask-fewshot grid --method probe "${COMMON[@]}" --datasets $PROBE_DATASETS \
+    echo "== probes into $(shown_path "$OUT/probe") (log: $(shown_path "$WORK/logs/probe.log"))"
+    run_logged "$WORK/logs/probe.log" genemask-fewshot grid --method probe "${COMMON[@]}" --datasets $PROBE_DATASETS \
         --shots $PROBE_SHOTS --seeds $PROBE_SEEDS --out "$OUT/probe"
 fi
 PROBE_DONE=$(date +%s)
 if [ "$SKIP_FINETUNE" = 0 ]; then
-    run genemask-fewshot grid --method finetune "${COMMON[@]}" --datasets $FINETUNE_DATASETS \
+    echo "== fine-tuning into $(shown_path "$OUT/finetune") (log: $(shown_path "$WORK/logs/finetune.log"))"
+    run_logged "$WORK/logs/finetune.log" genemask-fewshot grid --method finetune "${COMMON[@]}" \
+        --datasets $FINETUNE_DATASETS \
         --shots $FINETUNE_SHOTS --seeds $FINETUNE_SEEDS --out "$OUT/finetune"
 fi
 END=$(date +%s)

@@ -1,32 +1,15 @@
 """genemask_plugin: the fairseq ``--user-dir`` for GeneMask pretraining.
 
-Importing it registers the ``genemask_mlm`` task and criterion and the
-``genemask_*`` architectures, and lets torch >= 2.6 load fairseq checkpoints
-(which pickle an ``argparse.Namespace``) with its safe ``weights_only`` loader.
+Importing the package is cheap: it imports neither torch nor fairseq, so the console commands
+answer ``--help`` at once and the recipes' command builder runs in a fraction of a second.
+Registering with fairseq (the ``genemask_mlm`` task and criterion, the ``genemask_*``
+architectures) happens where fairseq needs it:
 
-Importing the plugin registers with fairseq; the few-shot CLI (``genemask_plugin.fewshot``)
-therefore imports fairseq too, and its modules import fairseq and torch at the top rather
-than pretending to defer them. The masking core (:mod:`genemask_plugin.masking`) is numpy only.
+- ``fairseq-train --user-dir genemask_plugin`` (and every fairseq command given the user dir)
+  imports this package, then its ``tasks/`` and ``models/`` folders; the task brings its
+  criterion, and :mod:`.checkpoints` lets torch's safe ``weights_only`` loader read fairseq
+  checkpoints before any is loaded.
+- In Python, ``import genemask_plugin.registration`` does the same (:mod:`.registration`).
+  fairseq skips a ``--user-dir`` whose package is already imported, so a script that imports
+  anything of ours and then uses fairseq's API should import it first.
 """
-
-import argparse
-
-import torch.serialization
-
-torch.serialization.add_safe_globals([argparse.Namespace])
-
-import logging  # noqa: E402
-
-# fairseq calls logging.basicConfig(level=DEBUG) when its model zoo is imported, so a plain
-# script that imports the plugin would print fairseq's INFO lines ("Please install
-# tensorboardX") before its own output. A NullHandler makes those calls no-ops; the user's
-# logging set-up (or none) is left as it was.
-_root_logger = logging.getLogger()
-_import_guard = logging.NullHandler() if not _root_logger.handlers else None
-if _import_guard is not None:
-    _root_logger.addHandler(_import_guard)
-try:
-    from . import criterions, models, tasks  # noqa: E402,F401  (registers with fairseq)
-finally:
-    if _import_guard is not None:
-        _root_logger.removeHandler(_import_guard)

@@ -4,9 +4,11 @@ A fairseq checkpoint (``checkpoint_last.pt``) is a ``torch.save``'d dict: ``mode
 ``cfg`` (the run's config as nested sections, ``model``, ``task``, ``checkpoint`` ...) or, from
 older runs and tools, ``args`` (one flat ``argparse.Namespace``), and ``optimizer_history``,
 ``task_state`` and ``extra_state``. This module is the one place that loads one: memory-mapped,
-so only the tensors used are read, and with torch's safe ``weights_only`` loader (importing
-``genemask_plugin`` allows the ``argparse.Namespace`` fairseq pickles). The few-shot commands,
-``genemask-hf`` and the ``genemask_mlm`` task's resume all read checkpoints through it.
+so only the tensors used are read, and with torch's safe ``weights_only`` loader. Importing it
+allows the ``argparse.Namespace`` fairseq pickles, for our loads and fairseq's own (resume,
+``--restore-file``, ``fairseq-validate``): the ``genemask_mlm`` task imports it, so every process that
+registers the plugin can read fairseq checkpoints. The few-shot commands, ``genemask-hf`` and the
+task's resume all read checkpoints through it.
 
 A model's *shape* is what rebuilding it needs before its weights load: the architecture and
 the size options the checkpoint changed from that architecture's defaults (:func:`read_model_shape`).
@@ -25,7 +27,11 @@ from fairseq.models import ARCH_CONFIG_REGISTRY
 from genemask_preprocess.errors import InputError
 from genemask_preprocess.formats.input_file import require_regular_file
 
+from .models import genemask_roberta  # noqa: F401  (registers the architectures read below)
 from .models.defaults import DEFAULT_ARCH, MAX_POSITIONS
+
+# fairseq pickles an argparse.Namespace into every checkpoint; torch >= 2.6 loads weights_only by default.
+torch.serialization.add_safe_globals([argparse.Namespace])
 
 LAST_CHECKPOINT = "checkpoint_last.pt"
 """The checkpoint ``fairseq-train`` saves after its last update, and its default ``--restore-file``."""

@@ -11,37 +11,24 @@ paper's too (no gradient clipping, polynomial decay after a linear warm-up, seed
 - :func:`plan_node`: a node's GPUs, compute capability and cores turned into the per-process batch,
   ``--update-freq``, precision and data workers, so that an update holds a given number of sequences.
 
-Run as a script it prints the arguments NUL-separated, for bash's ``mapfile -d ''``; its options
-are the settings (``--help``), and everything after ``--`` is passed on to fairseq-train. The module
-imports neither torch nor fairseq, and run by path it skips the package's ``__init__`` (which does),
-so a recipe pays a fraction of a second per command.
+Run as ``python -m genemask_plugin.pretraining_command`` it prints the arguments NUL-separated, for
+bash's ``mapfile -d ''``; its options are the settings (``--help``), and everything after ``--`` is
+passed on to fairseq-train. It imports neither torch nor fairseq, so a recipe pays a fraction of a
+second per command.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
+import re
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-if __name__ == "__main__" and "genemask_plugin" not in sys.modules:
-    # Run by path: reach the numpy-only masking registry and curriculum without running
-    # genemask_plugin/__init__.py, which imports torch and fairseq to register the plugin (3-10 s a
-    # call; a recipe builds up to 20 commands). The repository replaces this folder on sys.path, so
-    # that its data/ and models/ folders do not shadow top-level modules.
-    import types
-
-    _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-    sys.path[0] = os.path.dirname(_PACKAGE_DIR)
-    sys.modules["genemask_plugin"] = types.ModuleType("genemask_plugin")
-    sys.modules["genemask_plugin"].__path__ = [_PACKAGE_DIR]
-
-import argparse  # noqa: E402
-import math  # noqa: E402
-import re  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-from genemask_plugin.masking.config import MaskingConfig  # noqa: E402
-from genemask_plugin.masking.strategies import STRATEGIES, strategy_named  # noqa: E402
+from genemask_plugin.masking.config import MaskingConfig
+from genemask_plugin.masking.strategies import STRATEGIES, strategy_named
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_STRATEGY = MaskingConfig.strategy  # the dataclass default
@@ -205,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pretraining_command.py", description=__doc__.splitlines()[0],
         usage="%(prog)s --data DIR --pmi-table TSV --save-dir DIR --arch NAME --updates N --lr LR --warmup N "
               "(--batch-size N | --gpus N ...) [options] [-- fairseq-train options]",
-        epilog="Prints the fairseq-train arguments NUL-separated (bash: mapfile -d '' ARGS < <(...)).")
+        epilog="Prints the fairseq-train arguments NUL-separated "
+               "(bash: mapfile -d '' ARGS < <(python -m genemask_plugin.pretraining_command ...)).")
     run = parser.add_argument_group("the run")
     run.add_argument("--data", required=True, help="the binarized corpus (genemask-preprocess --out)")
     run.add_argument("--pmi-table", required=True, help="the PMI table (genemask-pmi score --out)")

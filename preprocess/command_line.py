@@ -6,13 +6,15 @@
 - an ``OSError`` (a full disk, a file-size limit, a read-only folder) prints one line and exits 1;
 - SIGINT, SIGTERM and SIGHUP raise :class:`~genemask_preprocess.errors.Interrupted` in the
   main process, so every atomic output cleans up, then print one line and exit ``128 + signum``;
-- argparse's usage errors exit 2.
+- argparse's usage errors exit 2;
+- log records print from WARNING up, one line each on stderr (:func:`log_warnings_only`).
 
 Set ``GENEMASK_DEBUG=1`` to see the full traceback instead.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -43,6 +45,21 @@ def ignore_signals_in_worker() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
+def log_warnings_only() -> None:
+    """Log records from WARNING up, one line each on stderr, through a handler of our own.
+
+    That is what Python prints with no logging set-up at all, but with a handler in place a library's
+    import-time ``logging.basicConfig(level=DEBUG)`` (fairseq's task and model zoo call it) is a no-op
+    instead of printing its INFO lines ("Please install tensorboardX") before our output.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -56,6 +73,7 @@ def describe_os_error(err: OSError) -> str:
 def run_command(prog: str, run: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
     """Run ``run(argv)`` under the shared error and signal policy; return the exit code."""
     install_signal_handlers()
+    log_warnings_only()
     debug = bool(os.environ.get(DEBUG_ENV))
     try:
         return int(run(argv) or 0)

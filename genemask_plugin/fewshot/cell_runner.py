@@ -100,7 +100,7 @@ def prepared_data(config: GridConfig, cell: Cell, dictionary: Path, data_dir: Pa
     """The cell group's prepared data (in ``data_dir``), reused when it was built from the same files."""
     data_dir = data_dir or group_dir(config, cell) / "data"
     if cell.files.gue:
-        expected = {name: str(path.resolve()) for name, path in gue_split_files(cell.files.train).items()}
+        expected = {name: str(path.resolve()) for name, path in gue_split_files(cell.files.train, cell.files.dev).items()}
     else:
         expected = {"train": str(cell.files.train.resolve()), "test": str(cell.files.test.resolve())}
     try:
@@ -114,7 +114,8 @@ def prepared_data(config: GridConfig, cell: Cell, dictionary: Path, data_dir: Pa
     except FewshotDataError:
         pass
     if cell.files.gue:
-        return prepare_fewshot_data(cell.files.train, dictionary, data_dir, truncate=config.truncate)
+        return prepare_fewshot_data(cell.files.train, dictionary, data_dir, truncate=config.truncate,
+                                    dev=cell.files.dev)
     return prepare_fewshot_data(
         cell.files.train, dictionary, data_dir, test=cell.files.test,
         exclude_overlap=cell.files.exclude_overlap,

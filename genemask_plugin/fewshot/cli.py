@@ -1,10 +1,13 @@
-"""``genemask-fewshot``: prepare, fine-tune, evaluate and grid-run few-shot classification."""
+"""``genemask-fewshot``: prepare, fine-tune, evaluate and grid-run few-shot classification.
+
+The parser reads only cheap modules, so ``--help`` answers at once; each sub-command imports what
+it runs (torch, fairseq, scikit-learn, scipy) when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shlex
 import sys
 from pathlib import Path
@@ -13,18 +16,13 @@ from genemask_plugin.masking.strategies import GENEMASK
 from genemask_preprocess.atomic_output import Output, claim_outputs, removing_on_failure
 from genemask_preprocess.command_line import command_entry_point
 
-from ..checkpoints import ModelShape, read_model_shape
 from ..models.defaults import DEFAULT_ARCH, MAX_POSITIONS
-from .evaluate import evaluate_checkpoint, evaluation_outputs
-from .finetune import FinetuneRun, run_finetune
-from .grid import run_grid
 from .grid_plan import METHODS, GridConfig, checkpoint_argument, parse_checkpoint_spec
 from .gue import TRUNCATE_CHOICES
 from .metrics import METRIC_TITLES, METRICS
 from .prepare import OUTPUT_NAMES, FewshotDataError, PreparedData, prepare_fewshot_data
 from .probe import POOLINGS, PROBE_C, probe_checkpoint, probe_outputs
 from .protocol import DRAW_MODES, default_fewshot_roots
-from .statistics import STATS_FILES, write_statistics
 
 
 def _positive_int(text: str) -> int:
@@ -48,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="TSVs -> sentence_prediction layout (input0/ + label/)")
+    p = sub.add_parser("prepare", help="TSVs -> sentence_prediction layout (input0/ + label/)",
+                       description="Tokenize few-shot TSVs (or a GUE folder) with the pretraining dictionary "
+                                   "into fairseq's sentence_prediction layout: input0/, label/, fewshot.json.")
     p.add_argument("train", type=Path,
                    help="training TSV (header 'sequence<TAB>label'), or a GUE folder (train.csv, "
                         "dev.csv, test.csv with header 'sequence,label'; dev becomes the valid split)")
@@ -64,11 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"longest item in tokens, <s> and </s> included (default {MAX_POSITIONS}, as our models)")
     p.add_argument("--exclude-overlap", action="store_true",
                    help="drop every test sequence that also occurs in the training file")
+    p.add_argument("--no-dev", dest="dev", action="store_false",
+                   help="GUE folder: read no dev.csv (none to select the model on; the last checkpoint is scored)")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty --out, replacing only prepare's own outputs "
                         "(an earlier prepare output is always replaced)")
 
-    p = sub.add_parser("finetune", help="fine-tune one model with the paper's recipe (runs fairseq-train)")
+    p = sub.add_parser("finetune", help="fine-tune one model with the paper's recipe (runs fairseq-train)",
+                       description="Fine-tune a pretrained checkpoint (or a model from scratch) on a prepared "
+                                   "folder with the paper's recipe, through fairseq-train --task sentence_prediction.")
     p.add_argument("checkpoint", help="pretrained checkpoint, or 'none' to train from scratch")
     p.add_argument("data", type=Path, help="a directory written by `prepare`")
     p.add_argument("--shots", required=True, type=_positive_int,
@@ -84,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the fairseq-train command only")
     p.epilog = "Extra fairseq-train options go after '--', e.g. `... --out ft -- --fp16`."
 
-    p = sub.add_parser("evaluate", help="score a fine-tuned checkpoint on a prepared split")
+    p = sub.add_parser("evaluate", help="score a fine-tuned checkpoint on a prepared split",
+                       description="Score a fine-tuned checkpoint on a prepared split: accuracy, macro-F1, MCC "
+                                   "and AUROC (JSON), and one prediction per sequence (TSV).")
     p.add_argument("checkpoint", type=Path, help="fine-tuned checkpoint (checkpoint_last.pt)")
     p.add_argument("data", type=Path, help="a directory written by `prepare`")
     p.add_argument("--split", default="test")
@@ -93,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predictions TSV (default: CHECKPOINT_DIR/SPLIT_predictions.tsv)")
     p.add_argument("--batch-size", type=_positive_int, default=64)
 
-    p = sub.add_parser("probe", help="logistic-regression probe of a frozen pretrained encoder on a prepared dir")
+    p = sub.add_parser("probe", help="logistic-regression probe of a frozen pretrained encoder on a prepared dir",
+                       description="Embed a prepared folder with a frozen pretrained encoder, fit a logistic "
+                                   "regression on its train split and score another split.")
     p.add_argument("checkpoint", help="pretrained checkpoint, or 'none' for a randomly initialised encoder")
     p.add_argument("data", type=Path, help="a directory written by `prepare` (fits on train)")
     p.add_argument("--split", default="test", help="the split scored (default test)")
@@ -107,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = (f"The regression is fixed, never tuned: standardised features, L2 with C = {PROBE_C}, "
                 "lbfgs (docs/fewshot.md).")
 
-    p = sub.add_parser("grid", help="prepare -> fine-tune -> evaluate over checkpoints x datasets x shots x seeds")
+    p = sub.add_parser("grid", help="prepare -> fine-tune -> evaluate over checkpoints x datasets x shots x seeds",
+                       description="Run the few-shot protocol over checkpoints x datasets x shots x seeds "
+                                   "(resumable), then write summary.csv, summary.md and summary.png.")
     p.add_argument("--checkpoint", action="append", required=True, dest="checkpoints",
                    metavar="[LABEL=]CKPT",
                    help="pretrained checkpoint, repeatable; 'none' trains from scratch "
@@ -138,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncate", choices=TRUNCATE_CHOICES,
                    help=f"for GUE folders: cut sequences too long for {MAX_POSITIONS} tokens "
                         "(see prepare --truncate)")
+    p.add_argument("--no-dev", dest="dev", action="store_false",
+                   help="for GUE folders: read no dev.csv (see prepare --no-dev)")
     p.add_argument("--method", choices=METHODS, default="finetune",
                    help="finetune: the paper's recipe (default); probe: logistic regression on frozen "
                         "embeddings ('none' is then a randomly initialised encoder)")
@@ -146,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "from it for each seed (the paper's meaning for Splice-40, whose files pool 10x)")
     p.add_argument("--pooling", choices=POOLINGS, default="mean", help="probe embedding (default mean)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p = sub.add_parser("stats", help="paired statistics of a multi-seed experiment (STRATEGY@SEED labels)")
+    p = sub.add_parser("stats", help="paired statistics of a multi-seed experiment (STRATEGY@SEED labels)",
+                       description="Compare masking strategies over pretraining seeds from grid results whose "
+                                   "checkpoints are labelled STRATEGY@SEED.")
     p.add_argument("results", type=Path, help="folder holding grid results (any depth: probe/, finetune/)")
     p.add_argument("--reference", default=GENEMASK.name, help="the strategy compared with every other one")
     p.add_argument("--metric", choices=METRICS, default="accuracy",
@@ -168,6 +182,8 @@ def prepared_inputs(data: Path) -> list[Path]:
 
 
 def cmd_stats(args) -> int:
+    from .statistics import STATS_FILES, write_statistics  # noqa: PLC0415  (scipy, matplotlib)
+
     out = args.out or args.results
     with claim_outputs([Output(out / name) for name in STATS_FILES]):
         result = write_statistics(args.results, out, args.reference, args.metric)
@@ -191,7 +207,7 @@ def cmd_prepare(args) -> int:
         prepared = prepare_fewshot_data(
             args.train, args.dictionary, args.out, valid=args.valid, test=args.test,
             exclude_overlap=args.exclude_overlap, force=args.force, truncate=args.truncate,
-            max_positions=args.max_positions,
+            max_positions=args.max_positions, dev=args.dev,
         )
     stride = f", stride {prepared.stride}" if prepared.stride != 1 else ""
     print(f"{prepared.out}: k={prepared.k}{stride}, classes {', '.join(prepared.labels)}")
@@ -199,11 +215,15 @@ def cmd_prepare(args) -> int:
         per_class = ", ".join(f"{label}: {n}" for label, n in split.per_class.items())
         excluded = f", {split.excluded_overlap} overlapping with train removed" if split.excluded_overlap else ""
         cut = f", {split.truncated} truncated ({prepared.truncate})" if split.truncated else ""
-        print(f"  {name}: {split.rows} sequences ({per_class}), up to {split.max_tokens} tokens{excluded}{cut}")
+        print(f"  {name}: {split.rows} sequences ({per_class}), up to {split.max_positions} tokens with <s> and </s>"
+              f"{excluded}{cut}")
     return 0
 
 
 def cmd_finetune(args) -> int:
+    from ..checkpoints import ModelShape, read_model_shape  # noqa: PLC0415  (torch, fairseq)
+    from .finetune import FinetuneRun, run_finetune  # noqa: PLC0415
+
     prepared = PreparedData.load(args.data, check=False)  # its files are checked below, unless a dry run
     checkpoint = checkpoint_argument(args.checkpoint)
     if checkpoint is not None:
@@ -237,6 +257,8 @@ def _print_scores(result: dict, what: str, order=METRICS) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_checkpoint, evaluation_outputs  # noqa: PLC0415  (torch, fairseq)
+
     out, predictions = evaluation_outputs(args.checkpoint, args.split, args.out, args.predictions)
     with claim_outputs([Output(out), Output(predictions, "--predictions")],
                        [args.checkpoint, *prepared_inputs(args.data)]):
@@ -261,6 +283,8 @@ def cmd_probe(args) -> int:
 
 
 def cmd_grid(args) -> int:
+    from .grid import run_grid  # noqa: PLC0415  (torch, fairseq)
+
     roots = args.roots or default_fewshot_roots()
     config = GridConfig(
         checkpoints=[parse_checkpoint_spec(text) for text in args.checkpoints],
@@ -278,6 +302,7 @@ def cmd_grid(args) -> int:
         keep_checkpoints=args.keep_checkpoints,
         batch_size=args.batch_size,
         truncate=args.truncate,
+        dev=args.dev,
         method=args.method,
         draw=args.draw,
         pooling=args.pooling,
@@ -302,8 +327,6 @@ def run(argv: list[str] | None = None) -> int:
         argv, extra = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     args.passthrough = extra
-    # Importing fairseq's model zoo sets the root logger to DEBUG (wav2vec2_classification.py).
-    logging.getLogger().setLevel(logging.WARNING)
     commands = {"prepare": cmd_prepare, "finetune": cmd_finetune, "evaluate": cmd_evaluate,
                 "probe": cmd_probe, "grid": cmd_grid, "stats": cmd_stats}
     return commands[args.command](args)

@@ -3,8 +3,9 @@
 The model and task are restored through fairseq (``load_model_ensemble_and_task``), and
 the split is read through the task's own ``load_dataset`` and batch iterator, so the
 inputs are exactly what fine-tuning saw (``<s>`` + k-mer ids + ``</s>``). Importing this
-module imports ``genemask_plugin``, which registers our architectures and lets torch's
-``weights_only`` loader read fairseq checkpoints: no ``--user-dir`` or env var needed.
+module registers the plugin (:mod:`genemask_plugin.registration`), so fairseq knows our
+architectures and torch's ``weights_only`` loader reads fairseq checkpoints: no ``--user-dir`` or
+env var needed.
 The predictions TSV and the metrics JSON are written atomically.
 """
 
@@ -19,12 +20,12 @@ import numpy as np
 import torch
 from fairseq import checkpoint_utils
 
-import genemask_plugin  # noqa: F401  (registers architectures and the safe globals)
 from genemask_preprocess.atomic_output import atomic_file, check_can_write
 from genemask_preprocess.errors import GeneMaskError
 from genemask_preprocess.formats.fairseq_dictionary import read_dictionary_symbols
 from genemask_preprocess.kmers import NUM_SPECIALS
 
+from .. import registration  # noqa: F401  (fairseq must know the architectures)
 from ..checkpoints import (
     CLASSIFIER_TASK,
     config_field,

@@ -62,7 +62,7 @@ def check_cell_inputs(cells: list[Cell], resolved: dict[str, ResolvedCheckpoint]
         if key not in seen:
             seen.add(key)
             if cell.files.gue:
-                splits = gue_split_files(cell.files.train)
+                splits = gue_split_files(cell.files.train, cell.files.dev)
             else:
                 splits = {"train": cell.files.train, "test": cell.files.test}
             read_checked_splits(splits, k)

@@ -77,6 +77,8 @@ class GridConfig:
     """``file``: train on the whole shot file; ``per-class``: ``shots`` per class drawn per seed."""
     pooling: str = "mean"
     """Probe embedding: mean over k-mer tokens, or ``bos``."""
+    dev: bool = True
+    """GUE folders: dev.csv selects the model; False (``--no-dev``) reads none."""
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -110,7 +112,7 @@ def plan_cells(config: GridConfig) -> list[Cell]:
     cells = []
     for dataset in config.datasets:
         for shots in config.shots:
-            files = resolve_cell_files(dataset, shots, config.roots, config.test_files)
+            files = resolve_cell_files(dataset, shots, config.roots, config.test_files, config.dev)
             for spec in config.checkpoints:
                 for seed in config.seeds:
                     cells.append(Cell(spec, dataset, shots, seed, files))
@@ -140,6 +142,8 @@ def cell_settings(config: GridConfig, cell: Cell, dictionary: Path) -> dict:
     }
     if cell.files.gue:
         settings["truncate"] = config.truncate
+        if not cell.files.dev:
+            settings["no_dev"] = True
     # Only when not the default, so cells finished before these options existed still count.
     if config.method != "finetune":
         settings.update(method=config.method, pooling=config.pooling)

@@ -5,6 +5,11 @@ header ``sequence,label`` and raw DNA of any length (GUE's go up to 1 000 bp). `
 turns ``dev`` into the ``valid`` split, which ``finetune`` then uses for model selection
 (best dev MCC); ``test`` is scored once, by ``evaluate``.
 
+A folder is checked before anything is read (:func:`gue_split_files`): ``train.csv`` and
+``test.csv`` are required, ``dev.csv`` is expected unless the user says ``--no-dev`` (then no
+model selection: the last checkpoint is scored), and any other table in the folder (a
+``valid.csv``, a ``train_2.csv``) is refused by name rather than silently left out.
+
 A sequence of L bases gives L - k + 1 overlapping k-mers (L // k + L % k tokens at stride k),
 plus ``<s>`` and ``</s>``. When that exceeds ``max_positions``, ``prepare`` stops with a one-line
 error unless ``--truncate`` says which window to keep, the longest that fits (``max_positions - 2
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genemask_preprocess.errors import InputError
 from genemask_preprocess.kmers import KmerTokenization
 
 GUE_SPLIT_FILES = {"train": "train.csv", "valid": "dev.csv", "test": "test.csv"}
@@ -29,10 +35,38 @@ def is_gue_folder(path: str | Path) -> bool:
     return Path(path).is_dir() and (Path(path) / GUE_SPLIT_FILES["train"]).is_file()
 
 
-def gue_split_files(folder: str | Path) -> dict[str, Path]:
-    """``{"train": train.csv, "valid": dev.csv, "test": test.csv}`` of the files that exist."""
+TABLE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+"""Files that look like a split: refused in a GUE folder unless they are one of its three."""
+
+
+class GueFolderError(InputError):
+    """A GUE folder without a split it needs, or with a table it would silently leave out."""
+
+
+def gue_split_files(folder: str | Path, dev: bool = True) -> dict[str, Path]:
+    """``{"train": train.csv, "valid": dev.csv, "test": test.csv}``, checked; without ``dev``, no ``valid``.
+
+    Raises :class:`GueFolderError`, naming the file, for a missing ``train.csv`` or ``test.csv``, a
+    missing ``dev.csv`` (unless ``dev`` is False: ``--no-dev``) and any other table in the folder.
+    """
     folder = Path(folder)
-    return {split: folder / name for split, name in GUE_SPLIT_FILES.items() if (folder / name).is_file()}
+    layout = "a GUE folder holds train.csv, dev.csv and test.csv"
+    for name in (GUE_SPLIT_FILES["train"], GUE_SPLIT_FILES["test"]):
+        if not (folder / name).is_file():
+            raise GueFolderError(f"{folder / name}: no such file ({layout})")
+    others = sorted(path.name for path in folder.iterdir() if path.name.lower().endswith(TABLE_SUFFIXES)
+                    and path.name not in GUE_SPLIT_FILES.values())
+    if others:
+        hint = " (rename it dev.csv)" if others[0].lower().startswith("val") else ""
+        raise GueFolderError(f"{folder / others[0]}: not a GUE split{hint}; {layout}, and nothing else is read: "
+                             "move other tables out of the folder")
+    if dev and not (folder / GUE_SPLIT_FILES["valid"]).is_file():
+        raise GueFolderError(f"{folder / GUE_SPLIT_FILES['valid']}: no such file ({layout}; dev.csv selects the "
+                             "model); pass --no-dev to fine-tune without it and score the last checkpoint")
+    splits = {split: folder / name for split, name in GUE_SPLIT_FILES.items()}
+    if not dev:
+        del splits["valid"]
+    return splits
 
 
 def max_bases(max_positions: int, k: int, stride: int = 1) -> int:

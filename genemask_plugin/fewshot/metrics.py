@@ -14,7 +14,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 
 from genemask_preprocess.atomic_output import atomic_file
 
@@ -30,6 +29,9 @@ def classification_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, 
     C = 2 and one-vs-rest macro averaging otherwise, over the classes present in the
     targets; it is NaN when the targets hold a single class (undefined).
     """
+    # Here, not at the top: the command line reads METRICS for its --help, and scikit-learn takes a second.
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score  # noqa: PLC0415
+
     targets = np.asarray(targets, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or len(probs) != len(targets) or probs.shape[1] < 2:

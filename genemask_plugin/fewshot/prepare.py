@@ -11,8 +11,7 @@ label is an integer), so label ``"0"`` is class 0 and there is no ``madeupword``
 
 Every bad row raises :class:`FewshotDataError` naming the file and line; the output
 directory is built through :func:`~genemask_preprocess.atomic_output.atomic_directory`, so
-nothing is written on error. The code itself needs no fairseq (importing the package
-imports it: see ``genemask_plugin/__init__.py``).
+nothing is written on error. It imports neither fairseq nor torch.
 """
 
 from __future__ import annotations
@@ -201,9 +200,16 @@ class PreparedSplit:
     rows: int
     per_class: dict[str, int]
     max_tokens: int
+    """The longest stored item: its k-mers and ``</s>``."""
     excluded_overlap: int = 0
     truncated: int = 0
     """Sequences cut to fit ``max_positions`` (``--truncate``)."""
+
+    @property
+    def max_positions(self) -> int:
+        """The model positions the longest item takes: ``<s>`` (``sentence_prediction`` prepends it), its
+        k-mers and ``</s>``, what ``--max-positions`` counts."""
+        return self.max_tokens + 1
 
 
 @dataclass
@@ -333,6 +339,7 @@ def prepare_fewshot_data(
     truncate: str | None = None,
     max_positions: int = MAX_POSITIONS,
     overlap_source: str | os.PathLike | None = None,
+    dev: bool = True,
 ) -> PreparedData:
     """Tokenize and binarize few-shot TSVs (or a GUE folder) into ``out`` (the ``sentence_prediction`` layout).
 
@@ -343,7 +350,8 @@ def prepare_fewshot_data(
     given ``overlap_source``, every one in that file (a per-class draw excludes its whole shot file).
 
     ``train`` may be a GUE folder instead: its ``train.csv``, ``dev.csv`` (as ``valid``) and
-    ``test.csv`` are read. A sequence longer than ``max_positions`` tokens (``<s>`` and ``</s>``
+    ``test.csv`` are read, checked first (:func:`.gue.gue_split_files`); ``dev`` False reads no
+    ``dev.csv`` (``--no-dev``: no model selection). A sequence longer than ``max_positions`` tokens (``<s>`` and ``</s>``
     included) is an error unless ``truncate`` (``start`` or ``centre``) says what to keep.
 
     ``out`` must be missing, empty or an earlier ``prepare`` output (which is replaced);
@@ -361,7 +369,7 @@ def prepare_fewshot_data(
         if valid or test:
             raise FewshotDataError(f"{train} is a GUE folder: its dev.csv and test.csv are the valid and "
                                    "test splits; do not pass --valid or --test")
-        sources = gue_split_files(train)
+        sources = gue_split_files(train, dev)
         source_format = "gue"
     else:
         sources = {"train": train, "valid": valid, "test": test}

@@ -11,6 +11,8 @@ of frozen DNA language models (BEND, GENEB); it complements fine-tuning and does
 
 :func:`fit_probe` is the pure core (arrays in, class probabilities out); the rest loads a
 checkpoint, reads a prepared split and embeds it in batches under ``torch.inference_mode``.
+torch, fairseq and scikit-learn are imported by the functions that use them, so the command line
+reads this module's settings (:data:`POOLINGS`, :data:`PROBE_C`) for its ``--help`` at once.
 """
 
 from __future__ import annotations
@@ -23,25 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from fairseq import checkpoint_utils
-from fairseq.data import Dictionary
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
-import genemask_plugin  # noqa: F401  (registers architectures and the safe globals)
 from genemask_preprocess.atomic_output import atomic_file
 from genemask_preprocess.formats.indexed_dataset import read_indexed_dataset
 from genemask_preprocess.kmers import BOS_ID, MASK_SYMBOL, NUM_SPECIALS, PAD_ID
 
-from ..checkpoints import (
-    CLASSIFIER_TASK,
-    CheckpointError,
-    architecture_options,
-    load_checkpoint_state,
-    task_name,
-)
 from ..models.defaults import DEFAULT_ARCH
 from .metrics import Predictions, scores_json, write_predictions
 from .prepare import FewshotDataError, PreparedData
@@ -59,6 +47,10 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_
 
     Deterministic: lbfgs has no random state. Classes absent from ``train_y`` get probability 0.
     """
+    from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+
     train_x = np.asarray(train_x, dtype=np.float64)
     test_x = np.asarray(test_x, dtype=np.float64)
     train_y = np.asarray(train_y, dtype=np.int64)
@@ -99,6 +91,11 @@ def read_split(data_dir: str | os.PathLike, split: str) -> PreparedSplitItems:
 
 def load_frozen_encoder(checkpoint: str | os.PathLike, dictionary_dir: str | os.PathLike):
     """A pretrained (``genemask_mlm``) checkpoint's model in eval mode; ``dictionary_dir`` holds its dict.txt."""
+    from fairseq import checkpoint_utils  # noqa: PLC0415
+
+    from .. import registration  # noqa: F401, PLC0415  (fairseq must know the genemask_mlm task)
+    from ..checkpoints import CLASSIFIER_TASK, CheckpointError, load_checkpoint_state, task_name  # noqa: PLC0415
+
     if task_name(load_checkpoint_state(checkpoint)) == CLASSIFIER_TASK:
         raise CheckpointError(f"{checkpoint} is a fine-tuned checkpoint: probe a pretrained one")
     try:
@@ -112,7 +109,11 @@ def load_frozen_encoder(checkpoint: str | os.PathLike, dictionary_dir: str | os.
 
 def random_encoder(dictionary_path: str | os.PathLike, arch: str = DEFAULT_ARCH, seed: int = SCRATCH_INIT_SEED):
     """A randomly initialised encoder of ``arch`` (the "no pretraining" floor), seeded."""
-    from fairseq.models.roberta import RobertaModel
+    import torch  # noqa: PLC0415
+    from fairseq.data import Dictionary  # noqa: PLC0415
+    from fairseq.models.roberta import RobertaModel  # noqa: PLC0415
+
+    from ..checkpoints import architecture_options  # noqa: PLC0415  (registers the architectures)
 
     args = architecture_options(arch)
     args.tokens_per_sample = args.max_positions
@@ -127,6 +128,8 @@ def random_encoder(dictionary_path: str | os.PathLike, arch: str = DEFAULT_ARCH,
 def embed_items(model, items: list[np.ndarray], pooling: str = "mean", batch_size: int = 64,
                 device: str | None = None) -> np.ndarray:
     """Frozen embeddings ``(len(items), dim)`` of ``<s>`` + each item, batched by length."""
+    import torch  # noqa: PLC0415
+
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

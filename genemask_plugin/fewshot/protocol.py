@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .gue import is_gue_folder
+from .gue import gue_split_files, is_gue_folder
 from .prepare import FewshotDataError
 
 
@@ -96,17 +96,20 @@ class CellFiles:
     exclude_overlap: bool
     gue: bool = False
     """``train`` is a GUE folder (its train/dev/test.csv are the splits)."""
+    dev: bool = True
+    """GUE: its dev.csv selects the model (False: ``--no-dev``, none is read)."""
 
 
 def resolve_cell_files(
-    dataset: str, shots: int, roots: list[Path], test_files: dict[str, Path] | None = None
+    dataset: str, shots: int, roots: list[Path], test_files: dict[str, Path] | None = None, dev: bool = True
 ) -> CellFiles:
-    """The training and scored files of one (dataset, shots) cell under the first root that has them."""
+    """The training and scored files of one (dataset, shots) cell under the first root that has them.
+
+    A GUE folder is checked (:func:`.gue.gue_split_files`); ``dev`` False reads no dev.csv.
+    """
     gue = next((r / dataset for r in roots if is_gue_folder(r / dataset)), None)
     if gue is not None:
-        if not (gue / "test.csv").is_file():
-            raise FewshotDataError(f"GUE folder {gue} has no test.csv to score")
-        return CellFiles(gue, gue / "test.csv", False, gue=True)
+        return CellFiles(gue, gue_split_files(gue, dev)["test"], False, gue=True, dev=dev)
     protocol = protocol_of(dataset)
     if protocol.shots is not None and shots not in protocol.shots:
         allowed = ", ".join(map(str, protocol.shots))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shlex
 import sys
@@ -20,7 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hugging Face interop: fairseq RoBERTa checkpoint <-> transformers folder (offline).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("export", help="fairseq checkpoint -> transformers RoBERTa folder + tokenizer")
+    p = sub.add_parser("export", help="fairseq checkpoint -> transformers RoBERTa folder + tokenizer",
+                       description="Write a fairseq checkpoint as a transformers folder: RobertaForMaskedLM (a "
+                                   "pretrained model) or RobertaForSequenceClassification (a fine-tuned one), "
+                                   "with a fast k-mer tokenizer and a model card.")
     p.add_argument("checkpoint", type=Path,
                    help="a genemask_mlm (masked LM) or sentence_prediction (classifier) checkpoint")
     p.add_argument("out", type=Path, help="output folder (config.json, model.safetensors, tokenizer, README.md)")
@@ -29,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "corpus (dict.txt) or the prepared few-shot folder (input0/, label/)")
     p.add_argument("--force", action="store_true", help="replace the export files in a non-empty OUT")
     p = sub.add_parser("import", help="DNABERT-layout BertForMaskedLM folder (or a masked LM exported by "
-                                      "'genemask-hf export') -> fairseq checkpoint + dict.txt")
+                                      "'genemask-hf export') -> fairseq checkpoint + dict.txt",
+                       description="Convert a DNABERT-layout BertForMaskedLM folder (or a masked LM exported by "
+                                   "'genemask-hf export') into a fairseq checkpoint and dict.txt that genemask_mlm "
+                                   "pretraining and genemask-fewshot continue from.")
     p.add_argument("model", type=Path, help="folder with config.json, model.safetensors or "
                                             "pytorch_model.bin, and vocab.txt (BERT) or tokenizer.json (our export)")
     p.add_argument("out", type=Path, help="output folder (checkpoint.pt, dict.txt, import.json)")
@@ -80,7 +85,6 @@ def run(argv: list[str] | None = None) -> int:
     # transformers' per-file progress bars would add lines to a one-line error or signal message.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    logging.getLogger().setLevel(logging.WARNING)  # fairseq's model zoo sets the root logger to DEBUG
     return {"export": cmd_export, "import": cmd_import}[args.command](args)
 
 

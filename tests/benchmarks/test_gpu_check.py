@@ -27,6 +27,8 @@ def parse_fairseq(argv):
     """Parse as fairseq-train / fairseq-validate would: the task's and the arch's options included."""
     from fairseq import options
 
+    import genemask_plugin.registration  # noqa: F401  (fairseq skips --user-dir once the package is imported)
+
     parser = {"fairseq-train": options.get_training_parser,
               "fairseq-validate": options.get_validation_parser}[argv[0]]()
     return options.parse_args_and_arch(parser, input_args=argv[1:])

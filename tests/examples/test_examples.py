@@ -28,6 +28,8 @@ def parse_fairseq_train(argv):
     """Parse a fairseq-train command line exactly as fairseq-train would (task and arch options included)."""
     from fairseq import options
 
+    import genemask_plugin.registration  # noqa: F401  (fairseq skips --user-dir once the package is imported)
+
     assert argv[0] == "fairseq-train" or argv[:3] == ["torchrun", "--nnodes", argv[2]]
     args = argv[argv.index("fairseq_cli.train") + 1 :] if "torchrun" in argv[0] else argv[1:]
     parser = options.get_training_parser()
@@ -301,9 +303,10 @@ def test_every_pretraining_goes_through_the_one_builder():
     for script in EXAMPLES.glob("*.sh"):
         text = "\n".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith("#"))
         assert "--criterion" not in text and "--mask-strategy" not in text, script.name
-        trainings += re.findall(r"(?:run fairseq-train|-m fairseq_cli\.train) (.*)$", text, re.M)
+        trainings += re.findall(r"(?:run(?:_logged \S+)? fairseq-train|-m fairseq_cli\.train) (.*)$", text, re.M)
     assert len(trainings) == 4 and set(trainings) == {'"${PRETRAIN_ARGS[@]}"'}
-    assert "pretraining_command.py" in (EXAMPLES / "_common.sh").read_text()
+    assert "run fairseq-train" not in "".join(p.read_text() for p in EXAMPLES.glob("*.sh"))  # each one logged
+    assert "-m genemask_plugin.pretraining_command" in (EXAMPLES / "_common.sh").read_text()
 
 
 def test_reproduce_fewshot_needs_the_full_sets():
@@ -345,9 +348,10 @@ def _with_our_bin():
 def test_pmi_sharded_local_dry_run_prints_every_shard_then_the_merge():
     commands = dry_run("pmi_sharded.sh", "/tmp/out", "a.fa", "b.fa.gz", "--shards", "7", "--jobs", "3",
                        "--max-n", "9", "--both-strands", "--dry-run")
-    assert [c[0] for c in commands] == ["mkdir", "xargs", "genemask-pmi", "genemask-pmi"]
-    xargs = commands[1]
-    assert xargs[1:4] == ["-P", "3", "-I{}"]
+    assert [c[0] for c in commands] == ["mkdir", "seq", "genemask-pmi", "genemask-pmi"]
+    # the shard numbers are part of the printed line: copied alone, it does not wait on stdin
+    seq, xargs = commands[1][:commands[1].index("|")], commands[1][commands[1].index("|") + 1 :]
+    assert seq == ["seq", "0", "6"] and xargs[:4] == ["xargs", "-P", "3", "-I{}"]
     shards = [parse_own_cli([a.replace("{}", str(i)) for a in xargs[4:]]) for i in range(7)]
     assert [s.shard for s in shards] == [f"{i}/7" for i in range(7)]
     assert {(tuple(s.genome), s.max_n, s.both_strands, s.workers) for s in shards} == {

@@ -10,12 +10,14 @@ import pytest
 from genemask_plugin import pretraining_command as pc
 from genemask_plugin.masking.strategies import STRATEGIES, strategy_named
 
-SCRIPT = pc.__file__
+SCRIPT = ["-m", "genemask_plugin.pretraining_command"]  # as examples/_common.sh runs it
 RUN = {"arch": "genemask_tiny", "updates": 200, "lr": "8e-4", "warmup": 10, "batch_size": 4}
 
 
 def parse_train(arguments):
     from fairseq import options
+
+    import genemask_plugin.registration  # noqa: F401  (fairseq skips --user-dir once the package is imported)
 
     return options.parse_args_and_arch(options.get_training_parser(), input_args=arguments)
 
@@ -136,7 +138,7 @@ def test_plan_node_on_gpus_and_on_the_cpu():
 
 
 def run_script(*args):
-    return subprocess.run([sys.executable, "-X", "importtime", SCRIPT, *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-X", "importtime", *SCRIPT, *args], capture_output=True, text=True)
 
 
 CLI = ["--data", "d", "--pmi-table", "t", "--save-dir", "s", "--arch", "genemask_tiny", "--updates", "200",
@@ -171,7 +173,7 @@ def test_the_script_plans_the_node_and_says_so_on_stderr():
     (["--batch-size", "4", "--curriculum", "cm_step"], "unrecognized arguments: --curriculum"),
 ])
 def test_the_script_rejects_bad_settings_in_one_line(bad, message):
-    result = subprocess.run([sys.executable, SCRIPT, *CLI, *bad], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, *SCRIPT, *CLI, *bad], capture_output=True, text=True)
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("pretraining_command.py: error: ") and message in line

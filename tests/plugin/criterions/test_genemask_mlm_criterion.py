@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from fairseq import options, tasks
 from fairseq.logging import metrics
 
+import genemask_plugin.registration  # noqa: F401  (fairseq skips --user-dir once the package is imported)
 from genemask_plugin.criterions.genemask_mlm import GeneMaskMLMLoss
 from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 

@@ -14,6 +14,12 @@ from genemask_plugin.fewshot.finetune import (
     final_checkpoint_name,
     selection_metric,
 )
+from genemask_plugin.fewshot.grid_plan import (
+    GridConfig,
+    cell_settings,
+    parse_checkpoint_spec,
+    plan_cells,
+)
 from genemask_plugin.fewshot.gue import fit_sequence, max_bases
 from genemask_plugin.fewshot.prepare import FewshotDataError, PreparedData, prepare_fewshot_data
 from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
@@ -62,7 +68,8 @@ def test_too_long_without_truncate_is_a_one_line_error(tmp_path, dict6, capsys):
     assert "--truncate start or --truncate centre" in err and not out.exists()
     assert main(["prepare", str(GUE), "--dict", str(dict6), "--out", str(out), "--max-positions", "40",
                  "--truncate", "centre"]) == 0
-    assert "test: 60 sequences (0: 30, 1: 30), up to 39 tokens, 60 truncated (centre)" in capsys.readouterr().out
+    # --max-positions counts <s> and </s>, and so does the report
+    assert "test: 60 sequences (0: 30, 1: 30), up to 40 tokens with <s> and </s>, 60 truncated (centre)" in capsys.readouterr().out
     meta = json.loads((out / "fewshot.json").read_text())
     assert meta["truncate"] == "centre" and meta["splits"]["train"]["max_tokens"] == 39  # 38 6-mers + </s>
 
@@ -84,6 +91,67 @@ def test_folder_without_train_csv_and_extra_files_are_errors(tmp_path, dict6):
         prepare_fewshot_data(tmp_path, dict6, tmp_path / "out")
     with pytest.raises(FewshotDataError, match="do not pass --valid or --test"):
         prepare_fewshot_data(GUE, dict6, tmp_path / "out", test=GUE / "test.csv")
+
+
+def gue_copy(tmp_path, *names, renamed=None):
+    """A GUE folder holding copies of the fixture's ``names``, and ``renamed`` {new name: fixture file}."""
+    folder = tmp_path / "gue"
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes((GUE / name).read_bytes())
+    for new, old in (renamed or {}).items():
+        (folder / new).write_bytes((GUE / old).read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("names, renamed, named", [
+    (("train.csv", "dev.csv"), None, "test.csv: no such file"),
+    (("dev.csv", "test.csv"), {"training.csv": "train.csv"}, "train.csv"),  # not a GUE folder at all
+    (("train.csv", "test.csv"), {"valid.csv": "dev.csv"}, "valid.csv: not a GUE split (rename it dev.csv)"),
+    (("train.csv", "dev.csv", "test.csv"), {"train_2.csv": "train.csv"}, "train_2.csv: not a GUE split"),
+    (("train.csv", "test.csv"), None, "dev.csv: no such file"),
+])
+def test_a_gue_folder_missing_a_split_or_holding_another_table_is_refused(tmp_path, dict6, capsys, names, renamed,
+                                                                          named):
+    folder = gue_copy(tmp_path, *names, renamed=renamed)
+    assert main(["prepare", str(folder), "--dict", str(dict6), "--out", str(tmp_path / "out")]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("genemask-fewshot: error: ") and named in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_dev_prepares_a_gue_folder_without_dev_csv(tmp_path, dict6, capsys):
+    folder = gue_copy(tmp_path, "train.csv", "test.csv")
+    assert main(["prepare", str(folder), "--dict", str(dict6), "--out", str(tmp_path / "out")]) == 1
+    assert "pass --no-dev" in capsys.readouterr().err
+    assert main(["prepare", str(folder), "--dict", str(dict6), "--out", str(tmp_path / "out"), "--no-dev"]) == 0
+    assert set(PreparedData.load(tmp_path / "out").splits) == {"train", "test"}  # no model selection
+
+
+def test_no_dev_is_explicit_even_when_dev_csv_exists(tmp_path, dict6):
+    assert set(prepare_fewshot_data(GUE, dict6, tmp_path / "out", dev=False).splits) == {"train", "test"}
+
+
+def test_grid_refuses_a_gue_folder_without_dev_csv_before_any_cell(tmp_path, dict6, capsys):
+    folder = gue_copy(tmp_path, "train.csv", "test.csv")
+    args = ["grid", "--checkpoint", "scratch=none", "--datasets", folder.name, "--shots", "50", "--seeds", "1",
+            "--fewshot-root", str(folder.parent), "--dict", str(dict6), "--out", str(tmp_path / "results")]
+    assert main(args) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"{folder / 'dev.csv'}: no such file" in line and "--no-dev" in line
+    assert not (tmp_path / "results").exists()
+
+
+def test_grid_no_dev_plans_and_prepares_gue_cells_without_dev_csv(tmp_path, dict6):
+    from genemask_plugin.fewshot.cell_runner import prepared_data
+
+    folder = gue_copy(tmp_path, "train.csv", "test.csv")
+    config = GridConfig(checkpoints=[parse_checkpoint_spec("none")], datasets=[folder.name], shots=[50], seeds=[1],
+                        out=tmp_path / "results", roots=[tmp_path], dev=False)
+    (cell,) = plan_cells(config)
+    assert cell.files.gue and not cell.files.dev and cell.files.test == folder / "test.csv"
+    assert cell_settings(config, cell, dict6)["no_dev"] is True  # a cell finished with dev.csv is not reused
+    assert set(prepared_data(config, cell, dict6).splits) == {"train", "test"}
 
 
 def test_dev_split_selects_the_model_by_mcc():

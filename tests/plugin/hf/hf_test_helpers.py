@@ -55,7 +55,7 @@ def random_fairseq_roberta(arch, dictionary, seed=0, **overrides):
     from fairseq.models import ARCH_CONFIG_REGISTRY
     from fairseq.models.roberta import RobertaModel
 
-    import genemask_plugin  # noqa: F401  (registers the architectures)
+    import genemask_plugin.registration  # noqa: F401  (registers the architectures)
 
     args = argparse.Namespace(arch=arch, _name=arch, **overrides)
     ARCH_CONFIG_REGISTRY[arch](args)

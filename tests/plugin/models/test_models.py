@@ -4,6 +4,7 @@ import pytest
 import torch
 from fairseq import options, tasks
 
+import genemask_plugin.registration  # noqa: F401  (fairseq skips --user-dir once the package is imported)
 from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 
 PAPER = {
