@@ -21,9 +21,10 @@ class GeneMaskMLMLoss(FairseqCriterion):
 
     Logs, besides ``loss``/``ppl``: ``acc`` (masked-token accuracy, %), ``mask_pct``
     (% of regular tokens masked), ``wide_pct`` (% of masked tokens inside a wide
-    PMI span) and ``global_pct`` (% of masked tokens in batches whose strategy's spans are
-    global, ``spans_are_global``: how far a mask curriculum has moved). Each is a ratio of
-    sums, so it is exact across GPUs and log intervals.
+    PMI span), ``global_pct`` (% of masked tokens in batches whose strategy's spans are
+    global, ``spans_are_global``: how far a mask curriculum has moved) and ``centres_per_block``
+    (mask centres drawn per sample: how many centres GeneMask's ranking has to choose from).
+    Each is a ratio of sums, so it is exact across GPUs and log intervals.
     """
 
     def __init__(self, task):
@@ -70,6 +71,7 @@ class GeneMaskMLMLoss(FairseqCriterion):
             "n_regular": n_regular.data,
             "n_wide": n_wide.data,
             "n_global": n_global.data,
+            "n_centres": sample.get("mask_centres", 0),
         }
         return loss, sample_size, logging_output
 
@@ -90,6 +92,9 @@ class GeneMaskMLMLoss(FairseqCriterion):
             metrics.log_scalar("global_pct", 100.0 * total("n_global") / sample_size, sample_size, round=2)
         if n_regular > 0:
             metrics.log_scalar("mask_pct", 100.0 * sample_size / n_regular, n_regular, round=2)
+        n_blocks = total("nsentences")
+        if n_blocks > 0:
+            metrics.log_scalar("centres_per_block", total("n_centres") / n_blocks, n_blocks, round=2)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

@@ -24,7 +24,7 @@ from omegaconf import II, MISSING
 
 from genemask_plugin.checkpoints import LAST_CHECKPOINT, read_task_state
 from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES, GeneMaskMaskDataset
-from genemask_plugin.data.item_block_dataset import ItemBlockDataset
+from genemask_plugin.data.item_block_dataset import BREAK_MODES, ItemBlockDataset
 from genemask_plugin.masking.config import MaskingConfig
 from genemask_plugin.masking.strategies import STRATEGIES, strategy_named
 from genemask_preprocess.command_line import DEBUG_ENV, one_line
@@ -34,6 +34,7 @@ from genemask_preprocess.kmers import kmer_size_of_symbols
 
 logger = logging.getLogger(__name__)
 
+SAMPLE_BREAK_MODE_CHOICES = ChoiceEnum(list(BREAK_MODES))
 NO_CURRICULUM = "none"
 CURRICULA = [name for name, strategy in STRATEGIES.items() if strategy.is_curriculum]
 MASK_CURRICULUM_CHOICES = ChoiceEnum([NO_CURRICULUM, *CURRICULA])
@@ -95,8 +96,14 @@ class GeneMaskMLMConfig(MaskingFlags):
     tokens_per_sample: int = field(
         default=512,
         metadata={
-            "help": "max tokens per sample, <s> included; one chunk per sample, longer chunks "
-            "are split into blocks ending with </s>"
+            "help": "max tokens per sample, <s> included; longer chunks are split into blocks ending with </s>"
+        },
+    )
+    sample_break_mode: SAMPLE_BREAK_MODE_CHOICES = field(
+        default="eos",
+        metadata={
+            "help": "eos: one chunk per sample; complete: whole consecutive chunks packed into samples of up "
+            "to --tokens-per-sample tokens, each keeping its </s> (as masked_lm's complete mode)"
         },
     )
     pmi_table: Optional[str] = field(  # noqa: UP045 (fairseq needs a typing.Optional)
@@ -242,12 +249,16 @@ class GeneMaskMLMTask(FairseqTask):
             dataset.sizes,
             self.cfg.tokens_per_sample - 1,  # one less for <s>
             eos=self.dictionary.eos(),
+            break_mode=str(self.cfg.sample_break_mode),
         )
         if dataset.num_split_items:
             logger.info(
                 f"{dataset.num_split_items} items longer than --tokens-per-sample were split"
             )
-        logger.info(f"loaded {len(dataset)} blocks from: {split_path}")
+        logger.info(
+            f"loaded {len(dataset)} blocks ({self.cfg.sample_break_mode}, "
+            f"{float(np.mean(dataset.sizes)) if len(dataset) else 0:.1f} tokens on average) from: {split_path}"
+        )
         dataset = PrependTokenDataset(dataset, self.dictionary.bos())
         dataset = GeneMaskMaskDataset(
             dataset,
