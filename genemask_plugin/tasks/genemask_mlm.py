@@ -27,6 +27,12 @@ from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES, GeneMask
 from genemask_plugin.data.item_block_dataset import BREAK_MODES, ItemBlockDataset
 from genemask_plugin.masking.config import MaskingConfig
 from genemask_plugin.masking.strategies import STRATEGIES, strategy_named
+from genemask_plugin.models.position_init import (
+    DEFAULT_POSITION_INIT_SCALE,
+    POSITION_INIT_RANDOM,
+    POSITION_INIT_SINUSOIDAL,
+    init_positions_sinusoidal,
+)
 from genemask_preprocess.command_line import DEBUG_ENV, one_line
 from genemask_preprocess.errors import GeneMaskError, InputError
 from genemask_preprocess.formats.pmi_table import load_token_scores
@@ -35,6 +41,7 @@ from genemask_preprocess.kmers import kmer_size_of_symbols
 logger = logging.getLogger(__name__)
 
 SAMPLE_BREAK_MODE_CHOICES = ChoiceEnum(list(BREAK_MODES))
+POSITION_INIT_CHOICES = ChoiceEnum([POSITION_INIT_RANDOM, POSITION_INIT_SINUSOIDAL])
 NO_CURRICULUM = "none"
 CURRICULA = [name for name, strategy in STRATEGIES.items() if strategy.is_curriculum]
 MASK_CURRICULUM_CHOICES = ChoiceEnum([NO_CURRICULUM, *CURRICULA])
@@ -105,6 +112,18 @@ class GeneMaskMLMConfig(MaskingFlags):
             "help": "eos: one chunk per sample; complete: whole consecutive chunks packed into samples of up "
             "to --tokens-per-sample tokens, each keeping its </s> (as masked_lm's complete mode)"
         },
+    )
+    position_init: POSITION_INIT_CHOICES = field(
+        default=POSITION_INIT_RANDOM,
+        metadata={
+            "help": "learned position embeddings of a freshly built model: random (fairseq's) or sinusoidal "
+            "(the sin/cos table times --position-init-scale, then trained as usual); a loaded checkpoint "
+            "keeps its own"
+        },
+    )
+    position_init_scale: float = field(
+        default=DEFAULT_POSITION_INIT_SCALE,
+        metadata={"help": "scale of the sinusoidal position initialisation"},
     )
     pmi_table: Optional[str] = field(  # noqa: UP045 (fairseq needs a typing.Optional)
         default=None,
@@ -270,6 +289,14 @@ class GeneMaskMLMTask(FairseqTask):
         )
         shuffle = np.random.default_rng(self.cfg.seed).permutation(len(dataset))
         self.datasets[split] = SortDataset(dataset, sort_order=[shuffle, dataset.sizes])
+
+    def build_model(self, cfg, from_checkpoint=False):
+        """The model; a fresh one gets ``--position-init`` (fairseq loads a checkpoint's weights over it)."""
+        model = super().build_model(cfg, from_checkpoint)
+        if str(self.cfg.position_init) == POSITION_INIT_SINUSOIDAL and not from_checkpoint:
+            init_positions_sinusoidal(model, self.cfg.position_init_scale)
+            logger.info(f"position embeddings initialised to a sinusoid x {self.cfg.position_init_scale}")
+        return model
 
     # ------------------------------------------------------------ mask curriculum
 
