@@ -25,11 +25,13 @@ import numpy as np
 import torch
 from fairseq import checkpoint_utils, utils
 
-from ..checkpoints import CheckpointError
+from ..checkpoints import CheckpointError, load_checkpoint_state
 from ..criterions.genemask_mlm import GeneMaskMLMLoss
 from ..masking.strategies import strategy_named
 from ..tasks.genemask_mlm import GeneMaskMLMConfig, GeneMaskMLMTask
 
+EMBEDDINGS = "encoder.sentence_encoder.embed_tokens.weight"
+"""The token embeddings of a fairseq RoBERTa checkpoint: one row per dictionary symbol."""
 MASK_EPOCH = 1
 """The epoch whose masks are drawn (any fixed epoch would do; the first is what a first validation sees)."""
 
@@ -98,6 +100,11 @@ class SharedMasks:
 
     def load_model(self, checkpoint: str | os.PathLike) -> torch.nn.Module:
         """A pretrained checkpoint's model, built for this corpus's dictionary, in eval mode."""
+        embeddings = load_checkpoint_state(checkpoint)["model"].get(EMBEDDINGS)
+        if embeddings is not None and embeddings.shape[0] != len(self.task.dictionary):
+            raise CheckpointError(
+                f"{checkpoint} has a vocabulary of {embeddings.shape[0]} symbols, the corpus {self.task.cfg.data} "
+                f"{len(self.task.dictionary)} (<mask> included): not the dictionary it was trained with")
         try:
             models, _ = checkpoint_utils.load_model_ensemble([str(checkpoint)], task=self.task)
         except Exception as err:  # fairseq raises many types: a missing file, a vocabulary of another size ...

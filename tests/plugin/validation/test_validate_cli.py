@@ -2,11 +2,16 @@
 
 import csv
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from genemask_plugin.validation.cli import COLUMNS, main
 from genemask_preprocess.corpus.unigram_floor import unigram_floor
+
+BIN = Path(sys.executable).parent
 
 
 @pytest.mark.slow
@@ -46,3 +51,14 @@ def test_errors_are_one_line(skewed_corpus, checkpoints, tmp_path, capsys):
         main([str(checkpoints["genemask"]), "--data", str(skewed_corpus), "--masks", "cm_step"])
     assert usage.value.code == 2 and "expected comma-separated strategies" in capsys.readouterr().err
     assert not (tmp_path / "losses.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_vocabulary_is_refused(skewed_corpus, checkpoints, tmp_path, capsys):
+    k5 = tmp_path / "k5"
+    subprocess.run([str(BIN / "genemask-preprocess"), str(skewed_corpus.parent / "genome.fa"), "--k", "5", "--out",
+                    str(k5), "--quiet"], check=True)
+    assert main([str(checkpoints["genemask"]), "--data", str(k5), "--cpu", "--csv", str(tmp_path / "l.csv")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("genemask-validate: error: ") and "vocabulary of 4101 symbols" in line and "1029" in line
+    assert not (tmp_path / "l.csv").exists()
