@@ -141,7 +141,7 @@ def _report_module():
     return module
 
 
-def _made_up_ladder(out, slopes, shift=0.0):
+def _made_up_ladder(out, slopes, shift=0.0, loss_offset=0.0):
     """Probe cells per budget: genemask - kmer_span = shift + slope_s * log2(budget / 500) for seed s."""
     for budget in BUDGETS:
         for seed, slope in enumerate(slopes, 1):
@@ -164,7 +164,7 @@ def _made_up_ladder(out, slopes, shift=0.0):
             for seed in range(1, len(slopes) + 1):
                 for strategy in ("genemask", "kmer_span"):
                     for masks, base in (("random", 11.0), ("kmer_span", 11.5)):
-                        loss = base - np.log2(budget / 500) * 0.5 - 0.01 * seed
+                        loss = base - np.log2(budget / 500) * 0.5 - 0.01 * seed + loss_offset
                         writer.writerow([f"{strategy}@{seed}", strategy, seed, budget, masks, loss, 11.77])
 
 
@@ -180,14 +180,16 @@ def test_report_applies_the_rule_and_draws_both_plots(tmp_path, capsys):
     assert float(rows[-2]["mean"]) == pytest.approx(4 * 0.010, abs=1e-9)  # 8000 = 500 x 2^4
     for name in ("effects_by_budget.png", "losses.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "unigram floor 11.770" in decision and "2.800 below the floor: every strategy" in decision
+    assert "unigram floor 11.770" in decision and "the highest 2.800 bits below the floor: every strategy" in decision
     assert "emerges with compute" in capsys.readouterr().out
 
 
 def test_report_says_so_when_the_effect_does_not_emerge(tmp_path):
-    _made_up_ladder(tmp_path, slopes=[0.010, -0.006, 0.012, 0.001, -0.004])
+    _made_up_ladder(tmp_path, slopes=[0.010, -0.006, 0.012, 0.001, -0.004], loss_offset=3.5)
     assert _report_module().main([str(tmp_path)]) == 0
-    assert "does not emerge with compute" in (tmp_path / "decision.md").read_text()
+    decision = (tmp_path / "decision.md").read_text()
+    assert "does not emerge with compute" in decision
+    assert "the highest 0.700 bits above the floor: not every strategy" in decision  # models at the floor
 
 
 def test_report_needs_the_ladders_folders(tmp_path, capsys):
