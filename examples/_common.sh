@@ -78,8 +78,14 @@ pretrain_args() {
     wait $! || exit 2  # the builder said why, in one line
 }
 
+# The task options of every CPU-scale run on the bundled fragments (docs/genemask_mlm.md): whole items packed into
+# 512-token blocks, so GeneMask has ~7.5 centres per block to rank (one item per block gives it ~1), and the
+# learned positions started from a scaled sinusoid, so a small model learns to read a k-mer off its neighbours.
+CPU_SCALE_TASK_OPTIONS=(--sample-break-mode complete --position-init sinusoidal)
+
 # genemask_tiny pretraining at CPU scale on that corpus; every strategy gets the same data, batch and schedule.
 # fairseq-train's whole output goes to SAVE_DIR.log, beside SAVE_DIR; the console shows a line per log interval.
+# A batch is 2 packed blocks (~870 tokens), about what 16 single items (~950 tokens) were before packing.
 # Usage: pretrain_tiny WORK STRATEGY UPDATES SAVE_DIR [pretrain_args settings, e.g. --seed N] [-- fairseq-train options]
 pretrain_tiny() {
     local work=$1 strategy=$2 updates=$3 save=$4 settings=()
@@ -87,8 +93,8 @@ pretrain_tiny() {
     while [ $# -gt 0 ] && [ "$1" != -- ]; do settings+=("$1"); shift; done
     [ $# -eq 0 ] || shift
     pretrain_args --data "$work/data" --pmi-table "$work/pmi/pmi_k6.tsv" --save-dir "$save" --arch genemask_tiny \
-        --strategy "$strategy" --updates "$updates" --lr 8e-4 --warmup $((updates / 20)) --batch-size 16 \
-        --num-workers 1 --cpu "${settings[@]}" -- --log-format simple "$@"
+        --strategy "$strategy" --updates "$updates" --lr 8e-4 --warmup $((updates / 20)) --batch-size 2 \
+        --num-workers 1 --cpu "${settings[@]}" -- "${CPU_SCALE_TASK_OPTIONS[@]}" --log-format simple "$@"
     echo "== pretrain genemask_tiny with $strategy, $updates updates (log: $(shown_path "$save.log"))"
     run_logged "$save.log" fairseq-train "${PRETRAIN_ARGS[@]}"
 }

@@ -146,3 +146,18 @@ def read_model_shape(checkpoint: str | os.PathLike) -> ModelShape:
             options.append(f"--{name.replace('_', '-')}")
     max_positions = config_field(config, "max_positions") or MAX_POSITIONS
     return ModelShape(arch, int(max_positions), tuple(options))
+
+
+def trained_updates(state: dict) -> int | None:
+    """The updates the checkpoint's model was trained for (fairseq's ``optimizer_history``), None if unrecorded."""
+    history = state.get("optimizer_history") or [{}]
+    updates = history[-1].get("num_updates") if isinstance(history[-1], dict) else None
+    return int(updates) if updates is not None else None
+
+
+def training_seed(state: dict) -> int | None:
+    """The ``--seed`` of the run that saved the checkpoint, None if unrecorded."""
+    seed = config_field(config_field(state.get("cfg"), "common"), "seed")
+    if seed is None:
+        seed = config_field(state.get("args"), "seed")
+    return int(seed) if seed is not None else None

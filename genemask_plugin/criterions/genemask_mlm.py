@@ -22,8 +22,9 @@ class GeneMaskMLMLoss(FairseqCriterion):
     Logs, besides ``loss``/``ppl``: ``acc`` (masked-token accuracy, %), ``mask_pct``
     (% of regular tokens masked), ``wide_pct`` (% of masked tokens inside a wide
     PMI span), ``global_pct`` (% of masked tokens in batches whose strategy's spans are
-    global, ``spans_are_global``: how far a mask curriculum has moved), and the leak meter's
-    ``leak_pct`` (% of masked tokens every base of which a visible token shows) and
+    global, ``spans_are_global``: how far a mask curriculum has moved), ``centres_per_block``
+    (mask centres drawn per sample: how many centres GeneMask's ranking has to choose from), and the
+    leak meter's ``leak_pct`` (% of masked tokens every base of which a visible token shows) and
     ``hidden_bases`` (bases no visible token shows, per masked span), counted by the dataset
     (:mod:`genemask_plugin.masking.leakage`). Each is a ratio of sums, so it is exact across
     GPUs and log intervals.
@@ -73,6 +74,7 @@ class GeneMaskMLMLoss(FairseqCriterion):
             "n_regular": n_regular.data,
             "n_wide": n_wide.data,
             "n_global": n_global.data,
+            "n_centres": sample.get("mask_centres", 0),
             # The leak meter's counts (python ints from the collater; 0 for a batch without them).
             "n_leaked": sample.get("leaked_tokens", 0),
             "n_spans": sample.get("masked_spans", 0),
@@ -101,6 +103,9 @@ class GeneMaskMLMLoss(FairseqCriterion):
             metrics.log_scalar("hidden_bases", total("n_hidden_bases") / n_spans, n_spans, round=3)
         if n_regular > 0:
             metrics.log_scalar("mask_pct", 100.0 * sample_size / n_regular, n_regular, round=2)
+        n_blocks = total("nsentences")
+        if n_blocks > 0:
+            metrics.log_scalar("centres_per_block", total("n_centres") / n_blocks, n_blocks, round=2)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

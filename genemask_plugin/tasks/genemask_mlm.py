@@ -24,9 +24,15 @@ from omegaconf import II, MISSING
 
 from genemask_plugin.checkpoints import LAST_CHECKPOINT, read_task_state
 from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES, GeneMaskMaskDataset
-from genemask_plugin.data.item_block_dataset import ItemBlockDataset
+from genemask_plugin.data.item_block_dataset import BREAK_MODES, ItemBlockDataset
 from genemask_plugin.masking.config import MaskingConfig
 from genemask_plugin.masking.strategies import STRATEGIES, strategy_named
+from genemask_plugin.models.position_init import (
+    DEFAULT_POSITION_INIT_SCALE,
+    POSITION_INIT_RANDOM,
+    POSITION_INIT_SINUSOIDAL,
+    init_positions_sinusoidal,
+)
 from genemask_preprocess.command_line import DEBUG_ENV, one_line
 from genemask_preprocess.errors import GeneMaskError, InputError
 from genemask_preprocess.formats.pmi_table import PMI_TABLE_VIEWS
@@ -34,6 +40,8 @@ from genemask_preprocess.kmers import kmer_size_of_symbols
 
 logger = logging.getLogger(__name__)
 
+SAMPLE_BREAK_MODE_CHOICES = ChoiceEnum(list(BREAK_MODES))
+POSITION_INIT_CHOICES = ChoiceEnum([POSITION_INIT_RANDOM, POSITION_INIT_SINUSOIDAL])
 NO_CURRICULUM = "none"
 CURRICULA = [name for name, strategy in STRATEGIES.items() if strategy.is_curriculum]
 MASK_CURRICULUM_CHOICES = ChoiceEnum([NO_CURRICULUM, *CURRICULA])
@@ -95,9 +103,27 @@ class GeneMaskMLMConfig(MaskingFlags):
     tokens_per_sample: int = field(
         default=512,
         metadata={
-            "help": "max tokens per sample, <s> included; one chunk per sample, longer chunks "
-            "are split into blocks ending with </s>"
+            "help": "max tokens per sample, <s> included; longer chunks are split into blocks ending with </s>"
         },
+    )
+    sample_break_mode: SAMPLE_BREAK_MODE_CHOICES = field(
+        default="eos",
+        metadata={
+            "help": "eos: one chunk per sample; complete: whole consecutive chunks packed into samples of up "
+            "to --tokens-per-sample tokens, each keeping its </s> (as masked_lm's complete mode)"
+        },
+    )
+    position_init: POSITION_INIT_CHOICES = field(
+        default=POSITION_INIT_RANDOM,
+        metadata={
+            "help": "learned position embeddings of a freshly built model: random (fairseq's) or sinusoidal "
+            "(the sin/cos table times --position-init-scale, then trained as usual); a loaded checkpoint "
+            "keeps its own"
+        },
+    )
+    position_init_scale: float = field(
+        default=DEFAULT_POSITION_INIT_SCALE,
+        metadata={"help": "scale of the sinusoidal position initialisation"},
     )
     pmi_table: Optional[str] = field(  # noqa: UP045 (fairseq needs a typing.Optional)
         default=None,
@@ -248,12 +274,16 @@ class GeneMaskMLMTask(FairseqTask):
             dataset.sizes,
             self.cfg.tokens_per_sample - 1,  # one less for <s>
             eos=self.dictionary.eos(),
+            break_mode=str(self.cfg.sample_break_mode),
         )
         if dataset.num_split_items:
             logger.info(
                 f"{dataset.num_split_items} items longer than --tokens-per-sample were split"
             )
-        logger.info(f"loaded {len(dataset)} blocks from: {split_path}")
+        logger.info(
+            f"loaded {len(dataset)} blocks ({self.cfg.sample_break_mode}, "
+            f"{float(np.mean(dataset.sizes)) if len(dataset) else 0:.1f} tokens on average) from: {split_path}"
+        )
         dataset = PrependTokenDataset(dataset, self.dictionary.bos())
         dataset = GeneMaskMaskDataset(
             dataset,
@@ -265,6 +295,14 @@ class GeneMaskMLMTask(FairseqTask):
         )
         shuffle = np.random.default_rng(self.cfg.seed).permutation(len(dataset))
         self.datasets[split] = SortDataset(dataset, sort_order=[shuffle, dataset.sizes])
+
+    def build_model(self, cfg, from_checkpoint=False):
+        """The model; a fresh one gets ``--position-init`` (fairseq loads a checkpoint's weights over it)."""
+        model = super().build_model(cfg, from_checkpoint)
+        if str(self.cfg.position_init) == POSITION_INIT_SINUSOIDAL and not from_checkpoint:
+            init_positions_sinusoidal(model, self.cfg.position_init_scale)
+            logger.info(f"position embeddings initialised to a sinusoid x {self.cfg.position_init_scale}")
+        return model
 
     # ------------------------------------------------------------ mask curriculum
 

@@ -141,8 +141,9 @@ class IndexedDatasetWriter:
                 index.write(pointers.astype(np.int64).tobytes())
 
 
-def read_indexed_dataset(path_prefix: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read a whole mmap indexed dataset back as ``(flat tokens, sizes)`` without fairseq (for tests and tools)."""
+def read_indexed_dataset(path_prefix: str | os.PathLike, mmap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Read a whole mmap indexed dataset back as ``(flat tokens, sizes)`` without fairseq (for tests and tools);
+    ``mmap``: the tokens memory-mapped, read only as they are used."""
     path_prefix = os.fspath(path_prefix)
     with open(path_prefix + ".idx", "rb") as handle:
         if handle.read(len(_MAGIC)) != _MAGIC:
@@ -154,7 +155,10 @@ def read_indexed_dataset(path_prefix: str | os.PathLike) -> tuple[np.ndarray, np
     if version != _VERSION:
         raise ValueError(f"{path_prefix}.idx: unsupported version {version}")
     dtype = {v: k for k, v in _DTYPE_CODES.items()}[code]
-    tokens = np.fromfile(path_prefix + ".bin", dtype=dtype)
+    if mmap and os.path.getsize(path_prefix + ".bin"):  # an empty file cannot be mapped
+        tokens = np.memmap(path_prefix + ".bin", dtype=dtype, mode="r")
+    else:
+        tokens = np.fromfile(path_prefix + ".bin", dtype=dtype)
     if tokens.size != int(sizes.sum(dtype=np.int64)):
         raise ValueError(f"{path_prefix}: .bin holds {tokens.size} tokens, .idx says {int(sizes.sum())}")
     return tokens, sizes

@@ -39,11 +39,12 @@ def parse_fairseq_train(argv):
 def parse_own_cli(argv):
     from genemask_plugin.fewshot.cli import build_parser as fewshot_parser
     from genemask_plugin.hf.cli import build_parser as hf_parser
+    from genemask_plugin.validation.cli import build_parser as validate_parser
     from genemask_preprocess.corpus.cli import build_parser as preprocess_parser
     from genemask_preprocess.pmi.cli import build_parser as pmi_parser
 
     parsers = {"genemask-preprocess": preprocess_parser, "genemask-pmi": pmi_parser,
-               "genemask-fewshot": fewshot_parser, "genemask-hf": hf_parser}
+               "genemask-fewshot": fewshot_parser, "genemask-hf": hf_parser, "genemask-validate": validate_parser}
     return parsers[argv[0]]().parse_args(argv[1:])
 
 
@@ -211,12 +212,20 @@ def test_quickstart_dry_run():
     assert commands[-1][0] == "python" and commands[-1][1].endswith("examples/hf_fill_mask.py")
 
 
+def assert_cpu_scale_task_options(trained):
+    """Packed blocks, so GeneMask has centres to rank, and sinusoid-started positions (docs/genemask_mlm.md)."""
+    assert {(a.sample_break_mode, a.position_init, a.tokens_per_sample) for a in trained} == {
+        ("complete", "sinusoidal", 512)}
+    assert {a.batch_size for a in trained} == {2}  # 2 packed blocks: about the tokens of 16 single items
+
+
 def test_cpu_experiment_pretrains_every_strategy_at_equal_compute():
     commands = dry_run("cpu_experiment.sh", "--dry-run")
     trained = check_commands(commands)
     assert sorted(a.mask_strategy for a in trained) == sorted(
         ["genemask", "kmer_span", "random", "genemask_position"])
     assert len({(a.max_update, a.batch_size, a.seed, a.arch, a.lr[0]) for a in trained}) == 1
+    assert_cpu_scale_task_options(trained)
     grid = parse_own_cli(commands[-1])
     assert len(grid.checkpoints) == 5 and grid.checkpoints[-1].endswith("=none")
 
@@ -226,6 +235,7 @@ def test_sample_efficiency_scores_each_checkpoint_of_one_schedule():
     trained = check_commands(commands)
     assert sorted(a.mask_strategy for a in trained) == ["genemask", "kmer_span"]
     assert {(a.max_update, a.save_interval_updates, a.seed) for a in trained} == {(4000, 500, 1)}
+    assert_cpu_scale_task_options(trained)
     labels = [spec.split("=")[0] for spec in parse_own_cli(commands[-1]).checkpoints]
     assert labels == [f"{s}@{n}" for s in ("genemask", "kmer_span") for n in (500, 1000, 2000, 4000)]
 
@@ -259,6 +269,7 @@ def test_settle_experiment_pretrains_every_strategy_and_seed_at_equal_compute():
         return out
     assert len({tuple(without_differences(c)) for c in commands if c[0] == "fairseq-train"}) == 1
     assert len({(a.max_update, a.batch_size, a.arch, a.lr[0], a.warmup_updates) for a in trained}) == 1
+    assert_cpu_scale_task_options(trained)
     probe, finetune, stats = (parse_own_cli(c) for c in commands[-3:])
     assert (probe.method, probe.draw, finetune.method, finetune.draw) == ("probe", "per-class", "finetune",
                                                                           "per-class")
@@ -304,8 +315,10 @@ def test_every_pretraining_goes_through_the_one_builder():
         text = "\n".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith("#"))
         assert "--criterion" not in text and "--mask-strategy" not in text, script.name
         trainings += re.findall(r"(?:run(?:_logged \S+)? fairseq-train|-m fairseq_cli\.train) (.*)$", text, re.M)
-    assert len(trainings) == 4 and set(trainings) == {'"${PRETRAIN_ARGS[@]}"'}
-    assert "run fairseq-train" not in "".join(p.read_text() for p in EXAMPLES.glob("*.sh"))  # each one logged
+    assert len(trainings) == 5 and set(trainings) == {'"${PRETRAIN_ARGS[@]}"'}
+    # Each one logged: through run_logged, or (the ladder, one log per budget segment) redirected to its log.
+    assert "run fairseq-train" not in "".join(p.read_text() for p in EXAMPLES.glob("*.sh") if p.name != "compute_ladder.sh")
+    assert 'train_segment >>"$log" 2>&1' in (EXAMPLES / "compute_ladder.sh").read_text()
     assert "-m genemask_plugin.pretraining_command" in (EXAMPLES / "_common.sh").read_text()
 
 

@@ -26,6 +26,7 @@ PMI = "genemask_preprocess.pmi.cli:main"
 MOTIFS = "genemask_preprocess.motifs.cli:main"
 FEWSHOT = "genemask_plugin.fewshot.cli:main"
 HF = "genemask_plugin.hf.cli:main"
+VALIDATE = "genemask_plugin.validation.cli:main"
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,22 @@ def build_inputs(root: Path, run: Callable[[str, list[str]], None]) -> None:
     run(FEWSHOT, ["prepare", "train.tsv", "--test", "test.tsv", "--dict", "corpus/dict.txt", "--out", "prep"])
     run(FEWSHOT, ["finetune", "none", "prep", "--shots", "10", "--max-updates", "1", "--out", "ft"])
     (root / "ft" / "train.log").unlink()
+    run("fault_commands:pretrain", ["corpus", "--user-dir", str(Path(__file__).resolve().parents[2] / "genemask_plugin"),
+                                    "--task", "genemask_mlm", "--criterion", "genemask_mlm", "--arch", "genemask_tiny",
+                                    "--mask-strategy", "kmer_span", "--optimizer", "adam", "--lr", "1e-3",
+                                    "--batch-size", "4", "--max-update", "1", "--cpu", "--num-workers", "0",
+                                    "--disable-validation", "--no-epoch-checkpoints", "--save-dir", "pre"])
+
+
+def pretrain(argv: list[str]) -> int:
+    """``fairseq-train ARGV`` in this process (the fault harness runs an entry as ``entry(argv)``)."""
+    import sys
+
+    from fairseq_cli import train
+
+    sys.argv = ["fairseq-train", *argv]
+    train.cli_main()
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,6 +483,15 @@ COMMANDS = [
         "hf-export", "genemask-hf", HF,
         ("export", "ft/checkpoint_last.pt", "hf_out"),
         out="hf_out", reads={"ft/checkpoint_last.pt": "checkpoint"}, fsize=2048,
+    ),
+    Command(
+        "validate", "genemask-validate", VALIDATE,
+        ("pre/checkpoint_last.pt", "--data", "corpus", "--cpu", "--tokens-per-sample", "64",
+         "--csv", "validate_out/losses.csv", "--json", "validate_out/losses.json"),
+        out="validate_out", reads={"pre/checkpoint_last.pt": "checkpoint"}, fsize=512,
+        # Any dictionary of the checkpoint's size loads (SentencePiece ones too), so only damage it can see:
+        extra_cases={"dictionary-empty": ("corpus/dict.txt", empty),
+                     "dictionary-binary": ("corpus/dict.txt", binary_garbage)},
     ),
     Command(
         "pmi-score", "genemask-pmi", PMI,

@@ -126,6 +126,26 @@ def test_criterion_passes_the_batchs_leak_counts_on(setup):
     assert (log["n_leaked"], log["n_spans"], log["n_hidden_bases"]) == (3, 7, 11)
 
 
+def test_centres_per_block_is_a_ratio_of_sums_across_workers():
+    logs = [
+        {"loss": 10.0, "sample_size": 5, "n_regular": 50, "ntokens": 52, "nsentences": 1, "n_centres": 1},
+        {"loss": 30.0, "sample_size": 15, "n_regular": 150, "ntokens": 160, "nsentences": 3, "n_centres": 27},
+    ]
+    values = _reduce(logs)
+    assert values["centres_per_block"] == pytest.approx(7.0)  # 28 / 4, not the mean of 1 and 9
+    summed = {key: sum(log[key] for log in logs) for key in logs[0]}
+    assert _reduce([summed])["centres_per_block"] == values["centres_per_block"]
+
+
+def test_criterion_counts_the_centres_the_batch_reports(setup):
+    task, model, criterion = setup
+    batch, _, _ = make_batch(task, rows=3)
+    with torch.no_grad():
+        _, _, log = criterion(model, {**batch, "mask_centres": 13})
+    assert log["n_centres"] == 13
+    assert _reduce([log])["centres_per_block"] == pytest.approx(round(13 / 3, 2))
+
+
 def test_metrics_of_a_trained_batch_match_its_mask(setup):
     task, model, criterion = setup
     batch, tokens, masked = make_batch(task, mask_every=3)

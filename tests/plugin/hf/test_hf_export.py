@@ -97,6 +97,17 @@ def test_tokenizer_ids_equal_dictionary_ids_specials_included(tmp_path):
     assert padded[0][-1] == 1
 
 
+def test_sinusoid_initialised_positions_export_with_identical_logits(tmp_path, corpus):
+    """--position-init sinusoidal leaves a plain RoBERTa: its position table exports like any other."""
+    from genemask_plugin.models.position_init import init_positions_sinusoidal
+
+    model, args = random_fairseq_roberta("genemask_tiny", fairseq_dictionary(corpus / "dict.txt"))
+    init_positions_sinusoidal(model, 0.3)
+    checkpoint = save_fairseq_checkpoint(tmp_path / "checkpoint.pt", model, args, mlm_task_cfg(corpus))
+    export_checkpoint(checkpoint, tmp_path / "hf")
+    assert assert_same_mlm_logits(tmp_path / "hf", model, real_sequences(4), corpus / "dict.txt") <= TOLERANCE
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["genemask_dnabert_base", "genemask_logo"])
 def test_random_model_exports_with_identical_logits(tmp_path, corpus, arch):

@@ -98,6 +98,14 @@ def test_other_dtypes_and_empty_dataset(tmp_path):
         pass
     tokens, sizes = read_indexed_dataset(tmp_path / "empty")
     assert tokens.size == 0 and sizes.size == 0
+    assert read_indexed_dataset(tmp_path / "empty", mmap=True)[0].size == 0
+
+
+def test_tokens_can_be_memory_mapped(tmp_path):
+    with IndexedDatasetWriter(tmp_path / "x") as writer:
+        writer.add_many(np.arange(7, dtype=np.uint16), [3, 4])
+    mapped, sizes = read_indexed_dataset(tmp_path / "x", mmap=True)
+    assert isinstance(mapped, np.memmap) and mapped.tolist() == list(range(7)) and sizes.tolist() == [3, 4]
 
 
 def test_add_chosen_writes_the_selected_items_across_blocks(tmp_path, monkeypatch):

@@ -1,0 +1,1 @@
+"""``genemask-validate``: held-out loss of pretrained checkpoints under fixed shared masks (:mod:`.shared_mask_loss`)."""
