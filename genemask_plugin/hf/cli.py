@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from genemask_preprocess.command_line import command_entry_point
+from genemask_preprocess.command_line import command_entry_point, warn
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +58,10 @@ def cmd_import(args) -> int:
     _quiet_transformers()
     result = import_dnabert(args.model, args.out, expected_k=args.k, force=args.force)
     checkpoint = result.out / "checkpoint.pt"
+    if result.untrained_lm_head:
+        warn(f"{result.untrained_lm_head.removeprefix('imported from ')}: imported its encoder only, with an "
+             "untrained head (genemask-fewshot finetune starts from it; fairseq-train --task genemask_mlm "
+             "trains the head from scratch)")
     print(f"{checkpoint}: {result.k}-mers, {' '.join(result.fairseq_flags())}; dictionary {result.out / 'dict.txt'}")
     print("continue pretraining: fairseq-train CORPUS --user-dir genemask_plugin --task genemask_mlm "
           f"--criterion genemask_mlm {shlex.join(result.fairseq_flags())} --restore-file {shlex.quote(str(checkpoint))} "
