@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 from genemask_plugin.masking.strategies import GENEMASK
-from genemask_preprocess.atomic_output import removing_on_failure
 from genemask_preprocess.command_line import command_entry_point
 
 from ..checkpoints import ModelShape, read_model_shape
 from ..models.defaults import DEFAULT_ARCH, MAX_POSITIONS
 from .evaluate import evaluate_checkpoint
-from .finetune import FinetuneRun, run_finetune
+from .finetune import FinetuneRun, finetune_into
 from .grid import run_grid
 from .grid_plan import METHODS, GridConfig, checkpoint_argument, parse_checkpoint_spec
 from .gue import TRUNCATE_CHOICES
@@ -82,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
     p.add_argument("--max-updates", type=_positive_int, help="stop after this many updates")
     p.add_argument("--dry-run", action="store_true", help="print the fairseq-train command only")
+    p.add_argument("--force", action="store_true",
+                   help="replace a run in --out that has other settings (it is continued only with the "
+                        "same ones); the new run replaces its files once complete")
     p.epilog = "Extra fairseq-train options go after '--', e.g. `... --out ft -- --fp16`."
 
     p = sub.add_parser("evaluate", help="score a fine-tuned checkpoint on a prepared split")
@@ -205,8 +207,7 @@ def cmd_finetune(args) -> int:
     if args.dry_run:
         return 0
     prepared.check_files()
-    with removing_on_failure(args.out):  # a stopped or failed run leaves no partial checkpoint
-        final = run_finetune(train_args, args.out / "train.log")
+    final = finetune_into(run, args.out, force=args.force)  # continues a run there only with its settings
     print(f"fine-tuned model: {final}")
     return 0
 
