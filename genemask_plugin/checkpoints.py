@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from fairseq.models import ARCH_CONFIG_REGISTRY
 
+from genemask_preprocess.command_line import is_out_of_memory
 from genemask_preprocess.errors import InputError
 from genemask_preprocess.native_paths import native_path
 
@@ -56,6 +57,8 @@ def load_checkpoint_state(checkpoint: str | os.PathLike) -> dict:
         raise CheckpointError(f"{checkpoint} is a directory, expected a checkpoint file") from None
     except Exception as err:  # torch raises many types for a bad file
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if is_out_of_memory(err) or "Cannot allocate memory" in first_line:  # a memory limit, not a bad file
+            raise MemoryError(f"reading checkpoint {checkpoint}: {first_line}") from None
         raise CheckpointError(f"cannot read checkpoint {checkpoint}: {first_line}") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not (
         state.get("cfg") or state.get("args")

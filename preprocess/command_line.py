@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable
 
 from genemask_preprocess.errors import GeneMaskError, Interrupted
+from genemask_preprocess.resource_limits import tightest_memory_limit
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, *(
     [signal.SIGXCPU] if hasattr(signal, "SIGXCPU") else []))  # SIGXCPU: ulimit -t, SGE's s_cpu
@@ -106,10 +107,13 @@ def warn(message: str) -> None:
 
 
 def is_out_of_memory(err: BaseException) -> bool:
-    """A ``MemoryError``, or torch's out-of-memory ``RuntimeError`` (CPU allocator or CUDA)."""
+    """A ``MemoryError``, torch's out-of-memory ``RuntimeError`` (CPU allocator or CUDA), or a
+    compiled module that could not be mapped into memory (a late import under ``ulimit -v``)."""
     if isinstance(err, MemoryError):
         return True
     text = str(err)
+    if isinstance(err, ImportError):
+        return "failed to map segment" in text or "cannot allocate memory" in text.lower()
     return isinstance(err, RuntimeError) and (
         type(err).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text
     )
@@ -117,8 +121,6 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 def describe_out_of_memory(err: BaseException) -> str:
     """One line: what could not be allocated, and the tightest memory limit here."""
-    from genemask_preprocess.resource_limits import tightest_memory_limit
-
     detail = one_line(str(err).split("\n")[0]) or type(err).__name__
     try:
         limit = tightest_memory_limit()
@@ -141,6 +143,8 @@ def run_command(prog: str, run: Callable[[list[str] | None], int | None], argv: 
     install_signal_handlers()
     printable_streams()
     debug = bool(os.environ.get(DEBUG_ENV))
+    if not debug:
+        sys.unraisablehook = _quiet_unraisable
     try:
         return int(run(argv) or 0)
     except GeneMaskError as err:
@@ -159,11 +163,15 @@ def run_command(prog: str, run: Callable[[list[str] | None], int | None], argv: 
             raise
         _say(prog, f"error: {one_line(describe_os_error(err))}")
         return 1
-    except (MemoryError, RuntimeError) as err:
+    except (MemoryError, RuntimeError, ImportError) as err:
         if debug or not is_out_of_memory(err):
             raise
         err.__traceback__ = None  # let the frames, and the arrays they hold, go first
-        _say(prog, f"error: {describe_out_of_memory(err)}")
+        try:
+            message = describe_out_of_memory(err)
+        except MemoryError:
+            message = "out of memory; nothing was left half-written"
+        _say(prog, f"error: {message}")
         return 1
 
 
@@ -183,3 +191,13 @@ def _say(prog: str, message: str) -> None:
         print(f"{prog}: {printable(message)}", file=sys.stderr, flush=True)
     except (OSError, ValueError):  # stderr itself is gone (a closed pipe)
         pass
+    except MemoryError:  # too little left even to format a line: write what we have, unbuffered
+        try:
+            os.write(2, f"{prog}: {message}\n".encode("utf-8", "backslashreplace"))
+        except (OSError, MemoryError):
+            pass
+
+
+def _quiet_unraisable(unraisable) -> None:
+    """Errors in destructors while a failing run unwinds (a half-built memory map, say) are not the user's
+    error: the one line names that. ``GENEMASK_DEBUG=1`` shows them."""

@@ -88,10 +88,14 @@ def check_memory(max_n: int, total_bases: int, workers: int, both_strands: bool,
     limit = min(failed, key=lambda limit: limit.available)
     size = need.per_process if limit.per_process else need.total
     raise CountsError(
-        f"--max-n {max_n} needs about {size / 2**30:.1f} GiB of memory for {total_bases:,} bases "
-        f"with {workers} worker(s), but only {limit.available * HEADROOM / 2**30:.1f} GiB is available "
+        f"--max-n {max_n} needs about {_size(size)} of memory for {total_bases:,} bases "
+        f"with {workers} worker(s), but only {_size(limit.available * HEADROOM)} is available "
         f"({limit.source}){hint}"
     )
+
+
+def _size(size: float) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 def guess_total_bases(path: str | os.PathLike) -> int:

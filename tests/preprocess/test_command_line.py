@@ -4,7 +4,13 @@ import signal
 
 import pytest
 
-from genemask_preprocess.command_line import HANDLED_SIGNALS, command_entry_point, printable, run_command, warn
+from genemask_preprocess.command_line import (
+    HANDLED_SIGNALS,
+    command_entry_point,
+    printable,
+    run_command,
+    warn,
+)
 from genemask_preprocess.errors import GeneMaskError, InputError, Interrupted
 
 

@@ -8,7 +8,12 @@ import textwrap
 import pytest
 
 from genemask_preprocess import resource_limits
-from genemask_preprocess.resource_limits import MemoryLimit, memory_limits, tightest_memory_limit, usable_cores
+from genemask_preprocess.resource_limits import (
+    MemoryLimit,
+    memory_limits,
+    tightest_memory_limit,
+    usable_cores,
+)
 
 GIB = 2**30
 

@@ -206,7 +206,12 @@ def prepared_k3(tmp_path):
 
 
 def test_an_earlier_run_continues_only_with_the_same_settings(tmp_path, prepared_k3):
-    from genemask_plugin.fewshot.finetune import RUN_RECORD, earlier_run_conflict, run_settings, write_run_record
+    from genemask_plugin.fewshot.finetune import (
+        RUN_RECORD,
+        earlier_run_conflict,
+        run_settings,
+        write_run_record,
+    )
 
     out = tmp_path / "ft"
     seed1 = run_settings(FinetuneRun(prepared_k3, None, ModelShape(), shots=10, seed=1))

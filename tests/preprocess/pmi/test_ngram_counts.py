@@ -7,8 +7,8 @@ from genemask_preprocess.formats.genome import GenomeInputError
 from genemask_preprocess.formats.ngram_counts_file import DENSE_MAX_N, CountsError, NgramCounts
 from genemask_preprocess.kmers import kmers_of_codes
 from genemask_preprocess.pmi.memory_plan import check_memory
-from genemask_preprocess.resource_limits import MemoryLimit
 from genemask_preprocess.pmi.ngram_counts import count_ngrams, plan_count
+from genemask_preprocess.resource_limits import MemoryLimit
 
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")
 

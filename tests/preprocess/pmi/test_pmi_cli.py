@@ -103,7 +103,7 @@ def test_max_n_beyond_memory_is_refused(tmp_path, genome, capsys, monkeypatch):
     limit = MemoryLimit(250 * 2**20, "cgroup memory.max 0.5 GiB", per_process=False)
     monkeypatch.setattr(module, "memory_limits", lambda: [limit])
     line = _error(capsys, "count", genome, "--max-n", 12, "--out", tmp_path / "c.npz", "--quiet")
-    assert re.search(r"--max-n 12 needs about [\d.]+ GiB .* only 0.2 GiB is available "
+    assert re.search(r"--max-n 12 needs about [\d.]+ [GM]iB .* only 200 MiB is available "
                      r"\(cgroup memory.max 0.5 GiB\); --max-n \d+ fits", line)
 
 
