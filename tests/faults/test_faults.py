@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from fault_commands import COMMANDS, CORRUPTIONS, Command, build_inputs
+from fault_commands import COMMANDS, CORRUPTIONS, Command
 from fault_harness import assert_clean_failure, run_case, snapshot
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -27,42 +26,6 @@ PLUGIN = Path(__file__).resolve().parents[2] / "genemask_plugin"
 def _param(command: Command, *rest, name: str = ""):
     marks = [pytest.mark.slow] if command.slow else []
     return pytest.param(command, *rest, marks=marks, id="-".join(filter(None, [command.name, name])))
-
-
-@pytest.fixture(scope="session")
-def inputs(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fault-inputs")
-    (root / ".case-tmp").mkdir()
-
-    def run(entry, argv):
-        outcome = run_case(entry, argv, root)
-        assert outcome.code == 0, outcome.stderr
-
-    build_inputs(root, run)
-    shutil.rmtree(root / ".case-tmp")
-    return root
-
-
-@pytest.fixture(scope="module", autouse=True)
-def jaspar_loaded_once():
-    """genemask-motifs spends ~10 s reading JASPAR and building PWMs, the same every case: do it
-    once here, before the cases are forked (the table, outputs and signals are what is tested)."""
-    from genemask_preprocess.motifs import cli
-
-    release, motifs = cli.load_jaspar_motifs(None, tax_group="vertebrates")
-    matrices = {id(motif): cli.scoring_matrix(motif) for motif in motifs}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli, "load_jaspar_motifs", lambda release_name, tax_group: (release, motifs))
-        patch.setattr(cli, "scoring_matrix", lambda motif: matrices[id(motif)])
-        yield
-
-
-@pytest.fixture
-def workspace(inputs, tmp_path) -> Path:
-    ws = tmp_path / "ws"
-    shutil.copytree(inputs, ws, symlinks=True)
-    (ws / ".case-tmp").mkdir()
-    return ws
 
 
 def _run(command: Command, workspace: Path, argv=None, **kwargs):
