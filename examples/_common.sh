@@ -34,6 +34,20 @@ shown_path() {
     case "$1" in "$PWD"/*) echo "${1#"$PWD"/}" ;; *) echo "$1" ;; esac
 }
 
+# Its arguments as one line that POSIX sh (dash, sbatch --wrap, ssh) reads back as the same words, in any
+# locale: each word that needs it in single quotes, a quote inside written '\''. (bash's printf %q is for bash.)
+sh_quote() {
+    local word line=""
+    for word in "$@"; do
+        case $word in
+            "" ) word="''" ;;
+            *[!A-Za-z0-9_./=:,+@%-]* ) word="'${word//\'/\'\\\'\'}'" ;;
+        esac
+        line+="${line:+ }$word"
+    done
+    printf '%s' "$line"
+}
+
 die() {
     echo "error: $*" >&2
     exit 2

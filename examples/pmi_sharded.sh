@@ -68,15 +68,16 @@ MERGE+=(--out "$COUNTS")
 SCORE=(genemask-pmi score "$COUNTS" --k "$K" --out "$TABLE")
 
 if [ "$SLURM" = 1 ]; then
+    # sbatch --wrap runs its command with /bin/sh (dash on Debian): quoted for POSIX sh, not with bash's
+    # printf %q, whose $'...' (for any non-ASCII byte under LC_ALL=C) dash reads as a literal '$'.
     # One array task per shard; the task reads its shard number from SLURM_ARRAY_TASK_ID at run time.
-    printf -v COUNT_LINE ' %q' genemask-pmi count "${GENOMES[@]}" --max-n "$MAX_N" "${STRANDS[@]}" \
-        --workers "$CPUS" --quiet
-    printf -v PREFIX '%q' "$OUT/shards/shard-"
-    COUNT_LINE="${COUNT_LINE# } --shard \"\$SLURM_ARRAY_TASK_ID/$SHARDS\" --out $PREFIX\"\$SLURM_ARRAY_TASK_ID.npz\""
-    printf -v MERGE_LINE ' %q' "${MERGE[@]}"
-    printf -v SCORE_LINE ' %q' "${SCORE[@]}"
+    COUNT_LINE="$(sh_quote genemask-pmi count "${GENOMES[@]}" --max-n "$MAX_N" "${STRANDS[@]}" --workers "$CPUS" \
+        --quiet) --shard \"\$SLURM_ARRAY_TASK_ID/$SHARDS\" --out $(sh_quote "$OUT/shards/shard-")\"\$SLURM_ARRAY_TASK_ID.npz\""
+    MERGE_LINE=$(sh_quote "${MERGE[@]}")
+    SCORE_LINE=$(sh_quote "${SCORE[@]}")
+    LOGS=${OUT//%/%%}/logs  # sbatch reads % in --output as a pattern (%a: the array index); %% is a literal %
     SUBMIT=(sbatch --parsable --job-name=genemask-pmi-count --array="0-$LAST" --cpus-per-task="$CPUS"
-            --mem="$MEM" --time="$TIME" "${PARTITION[@]}" --output="$OUT/logs/count-%a.log" --wrap "$COUNT_LINE")
+            --mem="$MEM" --time="$TIME" "${PARTITION[@]}" --output="$LOGS/count-%a.log" --wrap "$COUNT_LINE")
     run mkdir -p "$OUT/logs" "$OUT/shards"
     if [ "$DRY_RUN" = 1 ]; then
         run "${SUBMIT[@]}"
@@ -87,7 +88,7 @@ if [ "$SLURM" = 1 ]; then
         JOB=${JOB%%;*}  # --parsable prints "jobid[;cluster]"
     fi
     run sbatch --parsable --job-name=genemask-pmi-merge --dependency="afterok:$JOB" --cpus-per-task=1 --mem="$MEM" \
-        --time="$TIME" "${PARTITION[@]}" --output="$OUT/logs/merge.log" --wrap "${MERGE_LINE# } && ${SCORE_LINE# }"
+        --time="$TIME" "${PARTITION[@]}" --output="$LOGS/merge.log" --wrap "$MERGE_LINE && $SCORE_LINE"
     [ "$DRY_RUN" = 1 ] || echo "# submitted: count array $JOB (shards 0-$LAST), then the merge; logs in $OUT/logs"
 else
     # The same shards on this machine, P at a time; {} is each shard number in turn. Printed as the pipeline it

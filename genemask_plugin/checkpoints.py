@@ -24,8 +24,10 @@ from pathlib import Path
 import torch
 from fairseq.models import ARCH_CONFIG_REGISTRY
 
+from genemask_preprocess.command_line import is_out_of_memory
 from genemask_preprocess.errors import InputError
 from genemask_preprocess.formats.input_file import require_regular_file
+from genemask_preprocess.native_paths import native_path
 
 from .models import genemask_roberta  # noqa: F401  (registers the architectures read below)
 from .models.defaults import DEFAULT_ARCH, MAX_POSITIONS
@@ -37,6 +39,9 @@ LAST_CHECKPOINT = "checkpoint_last.pt"
 """The checkpoint ``fairseq-train`` saves after its last update, and its default ``--restore-file``."""
 CLASSIFIER_TASK = "sentence_prediction"
 """fairseq's task (and criterion) that fine-tunes a classifier: the task a fine-tuned checkpoint records."""
+UNTRAINED_LM_HEAD = "untrained_lm_head"
+"""A ``task_state`` key: why the checkpoint's masked-LM head is untrained (``genemask-hf import`` of a
+model without one); absent when the head is trained. Training the head further drops it."""
 
 # Model options copied from a pretrained checkpoint so the fine-tuning model has its shape.
 _SIZE_OPTIONS = ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads")
@@ -52,13 +57,16 @@ def load_checkpoint_state(checkpoint: str | os.PathLike) -> dict:
     """A fairseq checkpoint's saved dict, memory-mapped; :class:`CheckpointError` if it is not one."""
     require_regular_file(checkpoint, "a checkpoint is memory-mapped, and read again by each step that needs it")
     try:
-        state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+        with native_path(checkpoint) as path:  # torch's memory map takes UTF-8 file names only
+            state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {checkpoint}") from None
     except IsADirectoryError:
         raise CheckpointError(f"{checkpoint} is a directory, expected a checkpoint file") from None
     except Exception as err:  # torch raises many types for a bad file
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if is_out_of_memory(err) or "Cannot allocate memory" in first_line:  # a memory limit, not a bad file
+            raise MemoryError(f"reading checkpoint {checkpoint}: {first_line}") from None
         raise CheckpointError(f"cannot read checkpoint {checkpoint}: {first_line}") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not (
         state.get("cfg") or state.get("args")
@@ -102,6 +110,12 @@ def training_data(state: dict) -> Path | None:
 def read_task_state(checkpoint: str | os.PathLike) -> dict:
     """The task's own saved state (``task_state``; empty if none): only these bytes are read."""
     return load_checkpoint_state(checkpoint).get("task_state") or {}
+
+
+def untrained_lm_head(state: dict) -> str | None:
+    """Why a checkpoint's masked-LM head is untrained (see :data:`UNTRAINED_LM_HEAD`), or None."""
+    task_state = state.get("task_state")
+    return task_state.get(UNTRAINED_LM_HEAD) if isinstance(task_state, dict) else None
 
 
 def architecture_options(arch: str, **options) -> argparse.Namespace:

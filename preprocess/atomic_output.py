@@ -71,7 +71,8 @@ def _remove_empty_folders(deepest: Path, top: Path | None) -> None:
 
 
 def _temporary_name(path: Path) -> str:
-    return f".{path.name}.tmp-"
+    # Cut long names so that the temporary one (8 random characters follow) fits NAME_MAX, 255 bytes.
+    return f".{os.fsdecode(os.fsencode(path.name)[:200])}.tmp-"
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 ``parallel_map(func, items, workers)`` yields ``func(item)`` in input order. Items are
 drawn lazily from ``items`` in the calling process (so a reader's errors surface there),
 and at most ``max_pending`` tasks are in flight, so memory stays bounded on a genome. With
-``workers == 1`` everything runs in-process.
+``workers == 1`` everything runs in-process. A command's ``--workers`` option is parsed by
+:func:`workers_option`, which caps it at the usable cores.
 
 Each worker is a forked process with its own pipe: no lock is shared between processes, so
 a worker killed at any moment (SIGTERM to the process group, the OOM killer) cannot leave
@@ -23,8 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import wait
 from typing import Any, TypeVar
 
-from genemask_preprocess.command_line import HANDLED_SIGNALS, ignore_signals_in_worker
+from genemask_preprocess.command_line import HANDLED_SIGNALS, ignore_signals_in_worker, warn
 from genemask_preprocess.errors import GeneMaskError, Interrupted
+from genemask_preprocess.resource_limits import usable_cores
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,6 +34,28 @@ R = TypeVar("R")
 
 class WorkerDied(GeneMaskError):
     """A worker process ended without returning its task's result."""
+
+
+def workers_option(text: str, option: str = "--workers") -> int:
+    """An argparse ``type`` for a number of worker processes: >= 1, at most the usable cores.
+
+    More workers than cores only adds processes and memory, so the number is capped at the cores
+    this process may use (CPU affinity and cgroup quota, :func:`~genemask_preprocess.resource_limits.usable_cores`),
+    with one warning line. Below 1 is a usage error naming the option.
+    """
+    import argparse
+
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, got {text!r}") from None
+    if workers < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {workers}")
+    cores = usable_cores()
+    if workers > cores:
+        warn(f"{option} {workers} is more than the {cores} CPU core(s) this process may use; using {cores}")
+        return cores
+    return workers
 
 
 def _worker_loop(conn, func, initializer, initargs) -> None:
@@ -55,13 +79,18 @@ def _worker_loop(conn, func, initializer, initargs) -> None:
 
 
 def _portable(err: Exception) -> Exception:
-    """``err`` if it survives pickling, else a RuntimeError with its text and traceback."""
+    """``err`` if it survives pickling, else a RuntimeError with its text and traceback.
+
+    A ``MemoryError`` stays one (as a plain ``MemoryError``), so the main process reports it as such.
+    """
     import pickle
 
     try:
         pickle.loads(pickle.dumps(err))
         return err
     except Exception:
+        if isinstance(err, MemoryError):
+            return MemoryError(str(err))
         return RuntimeError(f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
 
 

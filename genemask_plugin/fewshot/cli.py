@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from genemask_plugin.masking.strategies import GENEMASK
-from genemask_preprocess.atomic_output import Output, claim_outputs, removing_on_failure
+from genemask_preprocess.atomic_output import Output, claim_outputs
 from genemask_preprocess.command_line import command_entry_point
 
 from ..models.defaults import DEFAULT_ARCH, MAX_POSITIONS
@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
     p.add_argument("--max-updates", type=_positive_int, help="stop after this many updates")
     p.add_argument("--dry-run", action="store_true", help="print the fairseq-train command only")
+    p.add_argument("--force", action="store_true",
+                   help="replace a run in --out that has other settings (it is continued only with the "
+                        "same ones); the new run replaces its files once complete")
     p.epilog = "Extra fairseq-train options go after '--', e.g. `... --out ft -- --fp16`."
 
     p = sub.add_parser("evaluate", help="score a fine-tuned checkpoint on a prepared split",
@@ -171,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-FINETUNE_OUTPUTS = ("checkpoint*.pt", "train.log")
+FINETUNE_OUTPUTS = ("checkpoint*.pt", "train.log", "finetune.json")
 """What fairseq-train and ``finetune`` write into ``--out``: an input there is refused."""
 GRID_OUTPUTS = ("cells", "summary.csv", "summary.md", "summary.png")
 
@@ -222,7 +225,7 @@ def cmd_prepare(args) -> int:
 
 def cmd_finetune(args) -> int:
     from ..checkpoints import ModelShape, read_model_shape  # noqa: PLC0415  (torch, fairseq)
-    from .finetune import FinetuneRun, run_finetune  # noqa: PLC0415
+    from .finetune import FinetuneRun, finetune_into  # noqa: PLC0415
 
     prepared = PreparedData.load(args.data, check=False)  # its files are checked below, unless a dry run
     checkpoint = checkpoint_argument(args.checkpoint)
@@ -241,8 +244,7 @@ def cmd_finetune(args) -> int:
     with claim_outputs([Output(args.out, folder=True, owned=FINETUNE_OUTPUTS)],
                        [checkpoint, *prepared_inputs(args.data)]):
         prepared.check_files()
-        with removing_on_failure(args.out):  # a stopped or failed run leaves no partial checkpoint
-            final = run_finetune(train_args, args.out / "train.log")
+        final = finetune_into(run, args.out, force=args.force)  # continues a run there only with its settings
     print(f"fine-tuned model: {final}")
     return 0
 

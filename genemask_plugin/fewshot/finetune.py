@@ -18,6 +18,8 @@ fairseq would otherwise spread the run over every visible GPU and multiply the b
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import subprocess
@@ -27,11 +29,12 @@ from pathlib import Path
 
 import torch
 
+from genemask_preprocess.atomic_output import atomic_directory, atomic_file, removing_on_failure
 from genemask_preprocess.errors import GeneMaskError
 from genemask_preprocess.kmers import BOS_ID, EOS_ID
 
 from ..checkpoints import CLASSIFIER_TASK, LAST_CHECKPOINT, ModelShape
-from .prepare import PreparedData, is_integer_label
+from .prepare import METADATA_FILE, PreparedData, is_integer_label
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The ``--user-dir`` of ``fairseq-train``: the ``genemask_plugin`` folder."""
@@ -217,24 +220,139 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def run_finetune(args: list[str], log_path: str | os.PathLike) -> Path:
+def run_finetune(args: list[str], log_path: str | os.PathLike, name_log: bool = True) -> Path:
     """Run ``fairseq-train`` (in a subprocess, so a crash cannot take the caller down).
 
     Its output goes to ``log_path``; returns the final checkpoint. Raises
-    :class:`FinetuneError` with the log's last line when training fails.
+    :class:`FinetuneError` with the log's last line when training fails, and the log's path
+    when ``name_log`` (a caller that removes the log on failure passes False: never name a file that is gone).
     """
     save_dir = Path(args[args.index("--save-dir") + 1])
     command = [sys.executable, "-m", "fairseq_cli.train", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "w") as log:
+    with open(log_path, "w", encoding="utf-8", errors="surrogateescape") as log:
         log.write("+ fairseq-train " + " ".join(args) + "\n")
         log.flush()
         returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
     final = save_dir / final_checkpoint_name(args)
     if returncode != 0 or not final.exists():
-        lines = [line for line in Path(log_path).read_text().splitlines() if line.strip()]
+        text = Path(log_path).read_text(encoding="utf-8", errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
         last = lines[-1].strip() if lines else "no output"
         if len(last) > 300:  # a truncated log (full disk) may end inside fairseq's config dump
             last = last[:300] + "..."
-        raise FinetuneError(f"fairseq-train failed (exit {returncode}): {last} (log: {log_path})")
+        where = f" (log: {log_path})" if name_log else ""
+        raise FinetuneError(f"fairseq-train failed (exit {returncode}): {last}{where}")
     return final
+
+
+# ---------------------------------------------------------------------------------------------
+# Continuing a run: only with the settings it was started with
+
+
+RUN_RECORD = "finetune.json"
+"""The settings of the run in a ``genemask-fewshot finetune --out`` folder, written before it starts."""
+RUN_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, "train.log", RUN_RECORD)
+"""What a fine-tuning run writes in its folder (``--force`` replaces them, and other ``checkpoint*.pt``)."""
+SETTING_NAMES = {
+    "checkpoint": "the starting checkpoint", "data": "the prepared data", "shots": "--shots", "seed": "--seed",
+    "epochs": "--epochs", "max_updates": "--max-updates", "arch": "--arch",
+    "model_options": "the model's size options", "fairseq_options": "the fairseq-train options after '--'",
+}
+
+
+def file_identity(path: str | os.PathLike | None) -> dict | None:
+    """A file as a record compares it: its absolute path, size and modification time."""
+    if path is None:
+        return None
+    info = os.stat(path)
+    return {"path": os.path.abspath(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def prepared_data_fingerprint(data: PreparedData) -> str:
+    """A content fingerprint of a prepared folder: its metadata, dictionaries and every split's files."""
+    digest = hashlib.sha256()
+    folder = Path(data.out)
+    names = [METADATA_FILE, "input0/dict.txt", "label/dict.txt"]
+    names += [f"{sub}/{split}.{ext}" for split in sorted(data.splits) for sub in ("input0", "label")
+              for ext in ("idx", "bin")]
+    for name in names:
+        digest.update(name.encode())
+        with open(folder / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def run_settings(run: FinetuneRun) -> dict:
+    """What makes a fine-tuning run the one it is: what a run in the same folder must share to continue it."""
+    return {
+        "checkpoint": file_identity(run.checkpoint),
+        "data": {"path": os.path.abspath(run.data.out), "fingerprint": prepared_data_fingerprint(run.data)},
+        "shots": run.shots, "seed": run.seed, "epochs": run.epochs, "max_updates": run.max_updates,
+        "arch": run.shape.arch, "model_options": list(run.shape.options), "fairseq_options": list(run.extra),
+    }
+
+
+def _shown(name: str, value) -> str:
+    if name == "checkpoint":
+        return "none (from scratch)" if value is None else str(value.get("path"))
+    if name == "data":
+        return f"{value.get('path')} (content {value.get('fingerprint')})" if isinstance(value, dict) else "?"
+    return "none" if value is None else " ".join(value) if isinstance(value, list) else str(value)
+
+
+def earlier_run_conflict(out: str | os.PathLike, settings: dict) -> str | None:
+    """Why the run in ``out`` cannot be continued by a run with ``settings`` (None: there is none, or it can).
+
+    fairseq-train resumes from ``checkpoint_last.pt`` in its save dir, whatever it was trained
+    with; that is right only for the same run, stopped and started again.
+    """
+    out = Path(out)
+    checkpoints = sorted(p.name for p in out.glob("checkpoint*.pt")) if out.is_dir() else []
+    record_path = out / RUN_RECORD
+    if not record_path.is_file():
+        if not checkpoints:
+            return None
+        return (f"{out} holds {', '.join(checkpoints)} of a run with no record of its settings ({RUN_RECORD}), "
+                "so it cannot be continued safely")
+    try:
+        recorded = json.loads(record_path.read_text(encoding="utf-8"))["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"{record_path} is damaged ({err})"
+    for name, value in settings.items():
+        if recorded.get(name) != value:
+            label = SETTING_NAMES.get(name, name)
+            return (f"{out} holds a run with {label} {_shown(name, recorded.get(name))}; "
+                    f"this run has {label} {_shown(name, value)}")
+    return None
+
+
+def write_run_record(folder: str | os.PathLike, settings: dict) -> None:
+    with atomic_file(Path(folder) / RUN_RECORD, encoding="utf-8") as handle:
+        handle.write(json.dumps({"settings": settings}, indent=2) + "\n")
+
+
+def finetune_into(run: FinetuneRun, out: str | os.PathLike, force: bool = False) -> Path:
+    """Fine-tune into ``out`` (``genemask-fewshot finetune``); returns the final checkpoint.
+
+    A run already in ``out`` is continued only when its recorded settings (:data:`RUN_RECORD`)
+    are this run's; otherwise it is refused, naming the first setting that differs, unless
+    ``force``: then this run is trained in a temporary sibling and replaces the old run's files
+    only once it is complete (other files in ``out`` are kept). A failed or stopped run leaves
+    ``out`` as it was.
+    """
+    out = Path(out)
+    settings = run_settings(run)
+    conflict = earlier_run_conflict(out, settings)
+    if conflict is None:
+        with removing_on_failure(out):  # a stopped or failed run leaves no partial checkpoint
+            write_run_record(out, settings)
+            return run_finetune(run.train_args(out), out / "train.log", name_log=False)
+    if not force:
+        raise FinetuneError(f"{conflict}; pass --force to replace that run, or choose another --out")
+    owned = {*RUN_FILES, *(p.name for p in out.glob("checkpoint*.pt"))}
+    with atomic_directory(out, force=True, owned=owned) as staging:
+        write_run_record(staging, settings)
+        final = run_finetune(run.train_args(staging), staging / "train.log", name_log=False)
+    return out / final.name

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from genemask_preprocess.atomic_output import atomic_file
+from genemask_preprocess.command_line import is_out_of_memory
 from genemask_preprocess.errors import OutputError
 from genemask_preprocess.formats.fairseq_dictionary import load_kmer_vocabulary
 
@@ -84,6 +85,7 @@ def _discard_cell(config: GridConfig, cell: Cell) -> None:
 def _run_cells(config: GridConfig, cells: list[Cell], resolved: dict[str, ResolvedCheckpoint],
                report: GridReport, progress: bool) -> GridReport:
     cache = ProbeCache()
+    tqdm.monitor_interval = 0  # no monitor thread: under a memory limit it cannot start, and warns
     bar = tqdm(cells, unit="cell", disable=not progress, dynamic_ncols=True)
     for cell in bar:
         bar.set_postfix_str(cell.name())
@@ -97,6 +99,9 @@ def _run_cells(config: GridConfig, cells: list[Cell], resolved: dict[str, Resolv
             _discard_cell(config, cell)
             raise
         except Exception as err:  # one bad cell must not stop the grid
+            if is_out_of_memory(err):  # but a memory limit would fail every cell alike
+                _discard_cell(config, cell)
+                raise
             directory = cell_dir(config, cell)
             with atomic_file(directory / "error.txt") as handle:
                 handle.write(traceback.format_exc())

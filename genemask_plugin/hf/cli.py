@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from genemask_preprocess.atomic_output import Output, claim_outputs
-from genemask_preprocess.command_line import command_entry_point
+from genemask_preprocess.command_line import command_entry_point, warn
 from genemask_preprocess.kmers import KmerTokenization
 
 
@@ -71,6 +71,10 @@ def cmd_import(args) -> int:
     with claim_outputs([Output(args.out, "OUT_DIR", folder=True, owned=IMPORT_FILES)], read):
         result = importer(args.model, args.out, expected_k=args.k, force=args.force)
     checkpoint = result.out / "checkpoint.pt"
+    if result.untrained_lm_head:
+        warn(f"{result.untrained_lm_head.removeprefix('imported from ')}: imported its encoder only, with an "
+             "untrained head (genemask-fewshot finetune starts from it; fairseq-train --task genemask_mlm "
+             "trains the head from scratch)")
     tokens = KmerTokenization(result.k, result.stride).describe()
     print(f"{checkpoint}: {tokens}, {' '.join(result.fairseq_flags())}; dictionary {result.out / 'dict.txt'}")
     print("continue pretraining: fairseq-train CORPUS --user-dir genemask_plugin --task genemask_mlm "

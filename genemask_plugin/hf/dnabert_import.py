@@ -25,8 +25,11 @@ the flags the command prints. The output folder is written atomically.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +46,9 @@ from genemask_preprocess.kmers import (
     all_kmers,
     is_acgt,
 )
+from genemask_preprocess.native_paths import native_path
 
-from ..checkpoints import architecture_options
+from ..checkpoints import UNTRAINED_LM_HEAD, architecture_options
 from .layer_names import (
     FAIRSEQ_ENCODER,
     FAIRSEQ_LAYER_NORM_EPS,
@@ -135,17 +139,93 @@ def check_bert_folder(folder: Path) -> dict:
     return config
 
 
+MLM_HEAD_KEYS = frozenset({
+    "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias",
+    "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias",
+    "cls.predictions.bias",
+})
+"""The masked-LM head's own weights (its decoder is tied to the word embeddings and to ``cls.predictions.bias``)."""
+TIED_HEAD_KEYS = frozenset({"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"})
+
+
 def load_bert(folder: Path):
-    """The ``BertForMaskedLM`` of a checked folder (local files only)."""
+    """The ``BertForMaskedLM`` of a checked folder (local files only), and what its weights lacked.
+
+    Returns ``(bert, untrained_head)``: ``untrained_head`` says why the masked-LM head is not the
+    folder's (a ``BertForSequenceClassification`` or a bare ``BertModel`` has none), or is None.
+    Weights that are missing from the encoder, or whose shapes are not ``config.json``'s, are
+    refused: transformers would fill them with random values.
+    """
     from transformers import BertConfig, BertForMaskedLM  # noqa: PLC0415
 
+    with _transformers_report() as report:
+        try:
+            with native_path(folder) as source:  # safetensors takes UTF-8 file names only
+                config = BertConfig.from_pretrained(source, local_files_only=True)
+                # Mismatched shapes are reported in `info` (and refused below), not raised with a
+                # pointer to a report the user never sees.
+                bert, info = BertForMaskedLM.from_pretrained(
+                    source, config=config, local_files_only=True, dtype=torch.float32,
+                    ignore_mismatched_sizes=True, output_loading_info=True)
+        except Exception as err:  # transformers raises many types for a bad folder
+            raise DnabertImportError(f"cannot load {folder} as BertForMaskedLM: {_cause(err, report)}") from None
+    mismatched = sorted(info.get("mismatched_keys") or ())
+    if mismatched:
+        key, in_file, by_config = mismatched[0]
+        raise DnabertImportError(
+            f"{folder}: {key} has shape {list(in_file)} in the weights but {list(by_config)} by config.json"
+            + (f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else "")
+            + ": the config is not the weights'; nothing imported")
+    tied = TIED_HEAD_KEYS if bert.config.tie_word_embeddings else {"cls.predictions.decoder.bias"}
+    missing = set(info.get("missing_keys") or ()) - set(tied)
+    encoder = sorted(missing - MLM_HEAD_KEYS)
+    if encoder:
+        more = f" and {len(encoder) - 1} more" if len(encoder) > 1 else ""
+        raise DnabertImportError(f"{folder}: the weights lack {encoder[0]}{more} (a truncated file or "
+                                 "another kind of model); nothing imported")
+    head = missing & MLM_HEAD_KEYS
+    if head and head != MLM_HEAD_KEYS:
+        raise DnabertImportError(f"{folder}: the weights hold only part of the masked-LM head (no "
+                                 f"{sorted(head)[0]}); nothing imported")
+    untrained_head = None
+    if head:
+        kind = ", ".join(config.architectures or []) or "a BERT model"
+        untrained_head = f"imported from {folder}, a {kind} without a masked-LM head"
+    return bert, untrained_head
+
+
+@contextlib.contextmanager
+def _transformers_report():
+    """Collect what transformers logs while loading (its "load report"), instead of printing it."""
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.extend(line for line in record.getMessage().splitlines() if line.strip())
+
+    handler, verbosity = Collect(), hf_logging.get_verbosity()
+    hf_logging.disable_default_handler()
+    hf_logging.add_handler(handler)
+    hf_logging.set_verbosity_warning()
     try:
-        bert = BertForMaskedLM.from_pretrained(folder, config=BertConfig.from_pretrained(folder),
-                                               local_files_only=True, dtype=torch.float32)
-    except Exception as err:  # transformers raises many types for a bad folder
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise DnabertImportError(f"cannot load {folder} as BertForMaskedLM: {first}") from None
-    return bert
+        yield lines
+    finally:
+        hf_logging.remove_handler(handler)
+        hf_logging.enable_default_handler()
+        hf_logging.set_verbosity(verbosity)
+
+
+def _cause(err: Exception, report: list[str]) -> str:
+    """The actual cause of a transformers loading error: its message, or the report it points to."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+    if "above report" in lines[0]:  # the report's problem rows hold the cause
+        rows = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in report]
+        problems = [" ".join(part.strip() for part in row.split("|") if part.strip()) for row in rows
+                    if "|" in row and any(tag in row for tag in ("MISMATCH", "CONVERSION", "MISSING"))]
+        return "; ".join(problems[:2]) or "the weights do not fit the model"
+    return " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
 
 
 def nearest_architecture(config) -> tuple[str, dict[str, int]]:
@@ -166,6 +246,17 @@ def fairseq_model_args(bert_config, arch: str, overrides: dict[str, int]) -> arg
     """The model config saved in the checkpoint (what ``genemask-fewshot finetune`` reads)."""
     return architecture_options(arch, _name=arch, **overrides, dropout=float(bert_config.hidden_dropout_prob),
                                 attention_dropout=float(bert_config.attention_probs_dropout_prob))
+
+
+def untrained_lm_head(weights: dict[str, torch.Tensor]) -> None:
+    """Give ``weights`` a fresh masked-LM head, initialised as fairseq initialises one (the same every time)."""
+    generator = torch.Generator().manual_seed(0)
+    dense = weights[f"{FAIRSEQ_LM_HEAD}.dense.weight"]
+    weights[f"{FAIRSEQ_LM_HEAD}.dense.weight"] = torch.empty_like(dense).normal_(0.0, 0.02, generator=generator)
+    for name in ("dense.bias", "layer_norm.bias", "bias"):
+        weights[f"{FAIRSEQ_LM_HEAD}.{name}"] = torch.zeros_like(weights[f"{FAIRSEQ_LM_HEAD}.{name}"])
+    weights[f"{FAIRSEQ_LM_HEAD}.layer_norm.weight"] = torch.ones_like(weights[f"{FAIRSEQ_LM_HEAD}.layer_norm.weight"])
+    weights[f"{FAIRSEQ_LM_HEAD}.weight"] = weights[f"{FAIRSEQ_ENCODER}.embed_tokens.weight"]  # tied, as fairseq's
 
 
 def fairseq_state_dict(bert, vocab: BertVocabulary) -> dict[str, torch.Tensor]:
@@ -199,8 +290,11 @@ def fairseq_state_dict(bert, vocab: BertVocabulary) -> dict[str, torch.Tensor]:
 
 
 def imported_checkpoint_state(args: argparse.Namespace, weights: dict[str, torch.Tensor], out: Path,
-                              source: Path) -> dict:
-    """A fairseq checkpoint's state holding imported weights, as a ``genemask_mlm`` run at its start."""
+                              source: Path, untrained_head: str | None = None) -> dict:
+    """A fairseq checkpoint's state holding imported weights, as a ``genemask_mlm`` run at its start.
+
+    ``untrained_head``: why the masked-LM head is a fresh one, recorded for ``fairseq-train`` and
+    ``genemask-hf export`` (a head-less import), or None."""
     return {
         "args": None,
         "cfg": {
@@ -214,7 +308,7 @@ def imported_checkpoint_state(args: argparse.Namespace, weights: dict[str, torch
         "criterion": {},
         "optimizer_history": [{"criterion_name": "GeneMaskMLMLoss", "optimizer_name": "imported",
                                "lr_scheduler_state": {}, "num_updates": 0}],
-        "task_state": {},
+        "task_state": {UNTRAINED_LM_HEAD: untrained_head} if untrained_head else {},
         # as a fresh run at its start: epoch 1, nothing consumed (--reset-dataloader ignores it anyway)
         "extra_state": {"train_iterator": {"epoch": 1, "version": 2, "iterations_in_epoch": 0, "shuffle": True}},
         "last_optimizer_state": None,
@@ -228,6 +322,8 @@ class ImportResult:
     overrides: dict[str, int]
     k: int
     stride: int = 1
+    untrained_lm_head: str | None = None
+    """Why the masked-LM head is a fresh one (the folder had none: encoder only), or None."""
 
     def fairseq_flags(self) -> list[str]:
         """``--arch`` and the size flags that rebuild this model in ``fairseq-train``."""
@@ -249,19 +345,23 @@ def import_dnabert(folder: str | os.PathLike, out: str | os.PathLike, expected_k
     if len(vocab.tokens) != rows:
         raise DnabertImportError(f"{vocab_path} holds {len(vocab.tokens)} tokens ({vocab.k}-mers) but the "
                                  f"model's embeddings have {rows} rows: a vocab.txt of another k?")
-    bert = load_bert(folder)  # every check that needs no weights is done: errors stay one line
+    bert, untrained_head = load_bert(folder)  # every check that needs no weights is done: errors stay one line
     arch, overrides = nearest_architecture(bert.config)
     args = fairseq_model_args(bert.config, arch, overrides)
     weights = fairseq_state_dict(bert, vocab)
+    if untrained_head is not None:  # transformers filled the head with random values: replace them
+        untrained_lm_head(weights)
     if weights[f"{FAIRSEQ_LM_HEAD}.weight"] is not weights[f"{FAIRSEQ_ENCODER}.embed_tokens.weight"]:
         args.untie_weights_roberta = True
-    state = imported_checkpoint_state(args, weights, out, folder)
-    result = ImportResult(out, arch, overrides, vocab.k)
+    state = imported_checkpoint_state(args, weights, out, folder, untrained_head)
+    result = ImportResult(out, arch, overrides, vocab.k, untrained_lm_head=untrained_head)
     record = {"source": str(folder.resolve()), "k": vocab.k, "arch": arch, "overrides": overrides,
               "fairseq_flags": result.fairseq_flags(),
+              "lm_head": f"untrained: {untrained_head}" if untrained_head else "imported",
               "layer_norm_eps": {"bert": bert.config.layer_norm_eps, "fairseq": FAIRSEQ_LAYER_NORM_EPS}}
     with atomic_directory(out, force=force, owned=IMPORT_FILES) as staging:
-        torch.save(state, staging / "checkpoint.pt")
+        with open(staging / "checkpoint.pt", "wb") as handle:  # torch's own writer takes UTF-8 names only
+            torch.save(state, handle)
         write_kmer_dictionary(staging / "dict.txt", vocab.k)
         (staging / "import.json").write_text(json.dumps(record, indent=2) + "\n")
     return result

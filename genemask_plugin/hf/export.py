@@ -35,6 +35,7 @@ from fairseq.models import ARCH_MODEL_REGISTRY
 from safetensors import SafetensorError
 
 from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
+from genemask_preprocess.command_line import printable
 from genemask_preprocess.errors import InputError, OutputError
 from genemask_preprocess.formats.fairseq_dictionary import (
     load_kmer_vocabulary,
@@ -48,6 +49,7 @@ from genemask_preprocess.kmers import (
     KmerTokenization,
     tokenization_of_embedding_rows,
 )
+from genemask_preprocess.native_paths import native_path
 
 from ..checkpoints import (
     CLASSIFIER_TASK,
@@ -58,6 +60,7 @@ from ..checkpoints import (
     task_config,
     task_name,
     training_data,
+    untrained_lm_head,
 )
 from .layer_names import (
     FAIRSEQ_CLASSIFIER,
@@ -91,6 +94,8 @@ class FairseqRoberta:
     restored_from: str | None
     trained_on: Path | None
     """The data folder recorded in the checkpoint."""
+    untrained_lm_head: str | None = None
+    """Why the masked-LM head is untrained (a head-less ``genemask-hf import``), or None."""
 
     def option(self, name, default=None):
         return config_field(self.model_cfg, name, default)
@@ -129,7 +134,7 @@ def read_fairseq_roberta(checkpoint: str | os.PathLike) -> FairseqRoberta:
         state.get("args"), "restore_file")
     result = FairseqRoberta(path, model_cfg, task_config(state), task, weights, history[-1].get("num_updates"),
                             None if restored in (None, LAST_CHECKPOINT) else str(restored),
-                            training_data(state))
+                            training_data(state), untrained_lm_head(state))
     _check_supported(result)
     return result
 
@@ -149,6 +154,9 @@ def _check_supported(model: FairseqRoberta) -> None:
         problems.append("no learned positional embeddings")
     if model.is_classifier and f"{FAIRSEQ_CLASSIFIER}.out_proj.weight" not in model.weights:
         problems.append("no 'sentence_classification_head' classification head")
+    if not model.is_classifier and model.untrained_lm_head:
+        raise ExportError(f"{model.path}: its masked-LM head is untrained ({model.untrained_lm_head}); "
+                          "export it after fine-tuning (genemask-fewshot finetune) or continued pretraining")
     if problems:
         raise ExportError(f"{model.path}: transformers' RoBERTa cannot express {'; '.join(problems)}")
 
@@ -301,20 +309,21 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
     if config.tie_word_embeddings:
         hf_model.tie_weights()
     facts = ModelFacts(
-        checkpoint=str(model.path), arch=str(model.option("arch") or model.option("_name")),
+        checkpoint=printable(model.path), arch=str(model.option("arch") or model.option("_name")),
         task=model.task, k=tokenization.k, stride=tokenization.stride, num_updates=model.num_updates,
         mask_strategy=(model.task_option("mask_strategy") if model.task == "genemask_mlm"
                        else "random (fairseq's masked_lm task)" if model.task == "masked_lm" else None),
-        pmi_table=model.task_option("pmi_table"), layers=config.num_hidden_layers,
+        pmi_table=printable(model.task_option("pmi_table")) if model.task_option("pmi_table") else None,
+        layers=config.num_hidden_layers,
         hidden=config.hidden_size, heads=config.num_attention_heads, max_positions=max_tokens(model),
-        labels=tuple(labels), restored_from=model.restored_from,
+        labels=tuple(labels), restored_from=printable(model.restored_from) if model.restored_from else None,
     )
-    with atomic_directory(out, force=force, owned=EXPORT_FILES) as staging:
-        try:
-            hf_model.save_pretrained(staging)
+    with atomic_directory(out, force=force, owned=EXPORT_FILES) as staging, native_path(staging) as folder:
+        try:  # safetensors and tokenizers take UTF-8 file names only: `folder` is one
+            hf_model.save_pretrained(folder)
         except SafetensorError as err:  # not an OSError, even for a full disk or a file-size limit
             raise OutputError(f"{out}: cannot write the weights: {err}") from None
-        save_kmer_tokenizer(symbols, max_tokens(model), staging, tokenization)
-        (staging / "README.md").write_text(model_card(facts))
+        save_kmer_tokenizer(symbols, max_tokens(model), folder, tokenization)
+        (staging / "README.md").write_text(model_card(facts), encoding="utf-8")
     return ExportResult(out, "RobertaForSequenceClassification" if labels else "RobertaForMaskedLM",
                         tokenization.k, labels, tokenization.stride)

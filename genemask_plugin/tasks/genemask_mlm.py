@@ -8,6 +8,8 @@ whether it needs a PMI table and whether it is a curriculum.
 """
 
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import os
 import sys
@@ -22,7 +24,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
-from genemask_plugin.checkpoints import LAST_CHECKPOINT, read_task_state
+from genemask_plugin.checkpoints import LAST_CHECKPOINT, UNTRAINED_LM_HEAD, read_task_state
 from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES, GeneMaskMaskDataset
 from genemask_plugin.data.item_block_dataset import BREAK_MODES, ItemBlockDataset
 from genemask_plugin.masking.config import MaskingConfig
@@ -43,6 +45,13 @@ logger = logging.getLogger(__name__)
 SAMPLE_BREAK_MODE_CHOICES = ChoiceEnum(list(BREAK_MODES))
 POSITION_INIT_CHOICES = ChoiceEnum([POSITION_INIT_RANDOM, POSITION_INIT_SINUSOIDAL])
 NO_CURRICULUM = "none"
+MIN_TOKENS_PER_SAMPLE = 3
+"""<s>, one token and </s>."""
+MAX_TOKENS_PER_SAMPLE = 1 << 20
+"""Far beyond any model's positions; a larger number is a typo (the model's own limit is checked too)."""
+MASKING_STATE = "masking"
+PMI_TABLE_STATE = "pmi_table"
+"""Task-state keys: the masking settings, and the PMI table's path and fingerprint, a checkpoint was trained with."""
 CURRICULA = [name for name, strategy in STRATEGIES.items() if strategy.is_curriculum]
 MASK_CURRICULUM_CHOICES = ChoiceEnum([NO_CURRICULUM, *CURRICULA])
 
@@ -161,6 +170,28 @@ class GeneMaskMLMConfig(MaskingFlags):
     save_dir: str = II("checkpoint.save_dir")
 
 
+def check_task_options(cfg) -> None:
+    """Range-check the task's own options (the masking ones are :class:`MaskingConfig`'s); one-line errors."""
+    tokens = cfg.tokens_per_sample
+    if not MIN_TOKENS_PER_SAMPLE <= tokens <= MAX_TOKENS_PER_SAMPLE:
+        raise GeneMaskTaskError(
+            f"--tokens-per-sample must be in {MIN_TOKENS_PER_SAMPLE}..{MAX_TOKENS_PER_SAMPLE} "
+            f"(<s>, at least one token and </s>), got {tokens}"
+        )
+    # A span wider than the sample masks what one as wide as the sample does; a far wider one
+    # only costs memory (the span is built before it is clipped).
+    if cfg.wide_half_width >= tokens:
+        raise GeneMaskTaskError(
+            f"--wide-half-width {cfg.wide_half_width} is wider than a sample (--tokens-per-sample {tokens}); "
+            f"use at most {tokens - 1}"
+        )
+
+
+def pmi_fingerprint(scores: np.ndarray) -> str:
+    """A short content fingerprint of the per-token scores a PMI table gives a dictionary."""
+    return hashlib.sha256(np.ascontiguousarray(scores, dtype=np.float64).tobytes()).hexdigest()[:16]
+
+
 @register_task("genemask_mlm", dataclass=GeneMaskMLMConfig)
 class GeneMaskMLMTask(FairseqTask):
     """Masked-LM pretraining with GeneMask (or DNABERT/BERT) masking."""
@@ -172,6 +203,7 @@ class GeneMaskMLMTask(FairseqTask):
             self._setup(cfg, dictionary, load_pmi_table)
 
     def _setup(self, cfg: GeneMaskMLMConfig, dictionary: Dictionary, load_pmi_table: bool) -> None:
+        check_task_options(cfg)
         super().__init__(cfg)
         self.dictionary = dictionary
         self.mask_idx = dictionary.add_symbol("<mask>")
@@ -203,6 +235,7 @@ class GeneMaskMLMTask(FairseqTask):
                 + "; ".join(map(str, self.masking.candidates()))
             )
         self._curriculum_restored = False
+        self._resume_checked = False
         self._first_valid_subset = False
 
     @staticmethod
@@ -299,6 +332,13 @@ class GeneMaskMLMTask(FairseqTask):
     def build_model(self, cfg, from_checkpoint=False):
         """The model; a fresh one gets ``--position-init`` (fairseq loads a checkpoint's weights over it)."""
         model = super().build_model(cfg, from_checkpoint)
+        positions = model.max_positions()
+        if isinstance(positions, int) and self.cfg.tokens_per_sample > positions:
+            with user_errors():
+                raise GeneMaskTaskError(
+                    f"--tokens-per-sample {self.cfg.tokens_per_sample} is more than the model's "
+                    f"{positions} positions (--max-positions)"
+                )
         if str(self.cfg.position_init) == POSITION_INIT_SINUSOIDAL and not from_checkpoint:
             init_positions_sinusoidal(model, self.cfg.position_init_scale)
             logger.info(f"position embeddings initialised to a sinusoid x {self.cfg.position_init_scale}")
@@ -320,9 +360,9 @@ class GeneMaskMLMTask(FairseqTask):
 
     def begin_epoch(self, epoch, model):
         # fairseq-train has loaded its checkpoint by the first epoch it begins.
-        if self.curriculum is not None and not self._curriculum_restored:
-            self._restore_curriculum_for_resume()
-            self._curriculum_restored = True
+        if not self._resume_checked:
+            self._resume_checked = True
+            self._check_resume()
         super().begin_epoch(epoch, model)
 
     def begin_valid_epoch(self, epoch, model):
@@ -354,7 +394,9 @@ class GeneMaskMLMTask(FairseqTask):
             path = self.cfg.restore_file
         return path if os.path.isfile(path) else None
 
-    def _restore_curriculum_for_resume(self) -> None:
+    def _check_resume(self) -> None:
+        """On resume: say (one line) what the checkpoint was trained with that this run changes, and
+        restore a curriculum's state. Rank 0 reads the checkpoint, as fairseq loads it by default."""
         from fairseq.distributed import utils as distributed_utils
 
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -362,23 +404,68 @@ class GeneMaskMLMTask(FairseqTask):
         if not distributed or torch.distributed.get_rank() == 0:
             path = self._resumed_checkpoint()
             if path is not None:
-                state = read_task_state(path).get("mask_curriculum")
-                if state is None:
-                    logger.warning(f"{path} holds no mask curriculum state: the curriculum starts afresh")
+                saved = read_task_state(path)
+                changed = self._warn_about_changed_settings(path, saved)
+                if self.curriculum is not None and not self._curriculum_restored:
+                    state = saved.get("mask_curriculum")
+                    if state is None and not changed:  # a changed strategy already says why
+                        logger.warning(f"{path} holds no mask curriculum state: the curriculum starts afresh")
+        if self.curriculum is None or self._curriculum_restored:
+            return
         if distributed and torch.distributed.get_world_size() > 1:
-            # Rank 0 reads, as fairseq loads checkpoints by default; every rank gets the same state.
+            # Every rank gets rank 0's state.
             state = distributed_utils.broadcast_object(state, 0, distributed_utils.get_global_group())
         if state is not None:
             self.load_state_dict({"mask_curriculum": state})
+        self._curriculum_restored = True
+
+    def _pmi_table_state(self) -> Optional[dict]:  # noqa: UP045
+        if self.token_scores is None:
+            return None
+        return {"path": os.path.abspath(self.cfg.pmi_table), "fingerprint": pmi_fingerprint(self.token_scores)}
+
+    def _warn_about_changed_settings(self, path: str, saved: dict) -> bool:
+        """One warning line naming each masking setting, PMI table or curriculum that differs from the
+        checkpoint's (a checkpoint from before these were stored gives none), and one for an
+        imported checkpoint whose masked-LM head is untrained. True if the settings differ."""
+        if saved.get(UNTRAINED_LM_HEAD):
+            logger.warning(f"{path}: {saved[UNTRAINED_LM_HEAD]}; its masked-LM head is trained from scratch here")
+        before = saved.get(MASKING_STATE)
+        if not isinstance(before, dict):
+            return False
+        now = dataclasses.asdict(self.masking)
+        changes = []
+        for name, value in now.items():
+            if name in before and before[name] != value:
+                flag = MaskingConfig.__dataclass_fields__[name].metadata["flag"] or name
+                changes.append(f"--{flag.replace('_', '-')} {before[name]} (now {value})")
+        table_before, table_now = saved.get(PMI_TABLE_STATE), self._pmi_table_state()
+        if table_before and table_now and table_before.get("fingerprint") != table_now["fingerprint"]:
+            changes.append(
+                f"--pmi-table {table_before.get('path')} (scores {table_before.get('fingerprint')}; now "
+                f"{table_now['path']}, scores {table_now['fingerprint']})"
+            )
+        if changes:
+            logger.warning(
+                f"{path} was trained with " + "; ".join(changes) + ": masks follow this run's settings from here on"
+            )
+        return bool(changes)
 
     def state_dict(self):
         state = dict(super().state_dict())
         if self.curriculum is not None:
             state["mask_curriculum"] = self.curriculum.state_dict()
+        # What a resumed run compares its own settings with (_warn_about_changed_settings).
+        state[MASKING_STATE] = dataclasses.asdict(self.masking)
+        table = self._pmi_table_state()
+        if table is not None:
+            state[PMI_TABLE_STATE] = table
         return state
 
     def load_state_dict(self, state_dict):
         state_dict = dict(state_dict)
+        for key in (MASKING_STATE, PMI_TABLE_STATE, UNTRAINED_LM_HEAD):  # read on resume, not state to restore
+            state_dict.pop(key, None)
         curriculum = state_dict.pop("mask_curriculum", None)
         super().load_state_dict(state_dict)
         if curriculum is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from genemask_preprocess.atomic_output import Output, claim_outputs
@@ -16,15 +15,10 @@ from genemask_preprocess.corpus.build import (
 )
 from genemask_preprocess.corpus.chunking import ChunkingOptions
 from genemask_preprocess.formats.genome import genome_files
+from genemask_preprocess.parallel_map import workers_option
+from genemask_preprocess.resource_limits import usable_cores
 
 PROG = "genemask-preprocess"
-
-
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -60,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--seed", type=int, default=1, help="seed for chunking and the train/valid split")
     parser.add_argument("--valid-fraction", type=float, default=0.1, help="fraction of chunks in the valid split (0 = train only)")
-    parser.add_argument("--workers", type=int, default=_default_workers(), help="worker processes (default: all cores, here %(default)s)")
+    parser.add_argument("--workers", type=workers_option, default=usable_cores(),
+                        help="worker processes, at most the usable cores (default: all of them, here %(default)s)")
     parser.add_argument("--format", choices=("binary", "text"), default="binary",
                         help="binary: fairseq mmap .bin/.idx; text: train.txt/valid.txt of space-separated tokens "
                              "for `fairseq-preprocess --only-source --srcdict DIR/dict.txt`")

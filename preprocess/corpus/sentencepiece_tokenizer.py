@@ -24,6 +24,7 @@ from genemask_preprocess.corpus.chunking import (
 from genemask_preprocess.corpus.encoding import chunk_fingerprints
 from genemask_preprocess.formats.genome import GenomeSource
 from genemask_preprocess.kmers import EOS_ID, encode_bases
+from genemask_preprocess.native_paths import native_path
 
 FAIRSEQ_ID_SHIFT = 3
 """fairseq id of SentencePiece id i is i + 3: SentencePiece's <unk> (0) lands on fairseq's <unk> (3)."""
@@ -96,7 +97,8 @@ class SentencePieceEncoder:
     """Encodes DNA strings into fairseq token ids with a trained model."""
 
     def __init__(self, model_path: str | os.PathLike):
-        self.processor = spm.SentencePieceProcessor(model_file=os.fspath(model_path))
+        with native_path(model_path) as path:  # sentencepiece takes UTF-8 file names only
+            self.processor = spm.SentencePieceProcessor(model_file=path)
 
     @property
     def pieces(self) -> list[str]:

@@ -11,7 +11,7 @@ from genemask_preprocess.atomic_output import (
     check_output_directory,
     claim_outputs,
 )
-from genemask_preprocess.command_line import command_entry_point
+from genemask_preprocess.command_line import command_entry_point, printable
 from genemask_preprocess.motifs import MotifAnalysisError
 from genemask_preprocess.motifs.enrichment import analyse_enrichment, read_kmer_table
 from genemask_preprocess.motifs.jaspar import load_jaspar_motifs
@@ -151,18 +151,18 @@ def _analyse(args) -> int:
             positives, background, table, result.groups, result.null_sets
         )
         n_seq = (len(positives), len(background))
-    info = RunInfo(
-        table_path=args.table,
+    info = RunInfo(  # paths as the report shows them: readable whatever bytes a file name holds
+        table_path=printable(args.table),
         release=release,
         tax_group=args.tax_group,
         min_window_ic=args.min_window_ic,
         seed=args.seed,
-        sequences_path=args.sequences,
-        background_path=args.background,
+        sequences_path=None if args.sequences is None else printable(args.sequences),
+        background_path=None if args.background is None else printable(args.background),
         sequences_label=args.sequences_label,
         background_label=args.background_label,
     )
-    title = f"{Path(args.table).name}, k={args.k}: JASPAR {release.removeprefix('JASPAR')} {args.tax_group}, {scores.mode}"
+    title = f"{printable(Path(args.table).name)}, k={args.k}: JASPAR {release.removeprefix('JASPAR')} {args.tax_group}, {scores.mode}"
     write_outputs(args.out, result, scores, info, title, comparisons, n_seq, sequence_null)
     print(summary_sentence(result))
     print(f"wrote {Path(args.out) / OUTPUT_NAMES[0]}, {', '.join(OUTPUT_NAMES[1:])}")

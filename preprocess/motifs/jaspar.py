@@ -7,6 +7,7 @@ imported only when motifs are loaded, and a missing one is a one-line
 
 from __future__ import annotations
 
+from genemask_preprocess.command_line import is_out_of_memory
 from genemask_preprocess.motifs import MotifAnalysisError
 
 MOTIFS_EXTRA = "pip install 'genemask-plugin[motifs]'"
@@ -18,6 +19,8 @@ def _require_motif_packages():
         import pyjaspar
         from Bio import motifs  # noqa: F401
     except ImportError as exc:
+        if is_out_of_memory(exc):  # installed, but no memory to load it (ulimit -v): not a missing package
+            raise
         raise MotifAnalysisError(
             f"JASPAR motifs need the optional packages pyjaspar and biopython ({exc.name} is missing): {MOTIFS_EXTRA}"
         ) from None

@@ -24,6 +24,7 @@ from genemask_preprocess.formats.ngram_counts_file import (
     write_counts_tsv,
 )
 from genemask_preprocess.formats.pmi_table import write_pmi_table
+from genemask_preprocess.parallel_map import workers_option
 from genemask_preprocess.pmi.ngram_counts import plan_count, run_count
 from genemask_preprocess.pmi.scores import DEFAULT_MIN_COUNT, VARIANTS, score_pmi
 from genemask_preprocess.pmi.shards import (
@@ -37,6 +38,7 @@ from genemask_preprocess.pmi.shards import (
     shard_metadata,
     shard_slice,
 )
+from genemask_preprocess.resource_limits import usable_cores
 
 PROG = "genemask-pmi"
 
@@ -70,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     count.add_argument("--both-strands", action="store_true", help="also count the reverse complement")
     count.add_argument(
-        "--workers", type=int, default=min(os.cpu_count() or 1, 8), metavar="W",
-        help="parallel counting processes (default: CPU count, at most 8); results do not depend on it",
+        "--workers", type=workers_option, default=min(usable_cores(), 8), metavar="W",
+        help="parallel counting processes, at most the usable cores (default: all of them, at most 8); "
+        "results do not depend on it",
     )
     count.add_argument(
         "--shard", metavar="I/N",

@@ -3,6 +3,7 @@
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -419,3 +420,46 @@ def test_scripts_are_valid_bash():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def _printed_wraps(stdout: bytes) -> list[bytes]:
+    """The --wrap argument of each printed sbatch line, unquoted by bash (the lines are bash's printf %q)."""
+    wraps = []
+    for line in stdout.splitlines():
+        if line.startswith(b"+ sbatch "):
+            done = subprocess.run(["bash", "-c", 'eval "set -- $1"; while [ "$1" != --wrap ]; do shift; done; '
+                                   'printf %s "$2"', "-", line[2:]], capture_output=True, check=True)
+            wraps.append(done.stdout)
+    return wraps
+
+
+def test_pmi_sharded_slurm_wrap_is_read_back_by_dash_under_lc_all_c(tmp_path):
+    """sbatch --wrap runs its command with /bin/sh (dash on Debian): a non-ASCII, quoted, spaced path
+    under LC_ALL=C reaches genemask-pmi as the same bytes."""
+    dash = shutil.which("dash")
+    assert dash, "install dash (Debian's /bin/sh) to run this test"
+    root = tmp_path / os.fsdecode(b"r\xc3\xa9sultats \xe9 'a b'")
+    root.mkdir()
+    genome, out = root / "g.fa", root / "out"
+    fake = tmp_path / "bin" / "genemask-pmi"  # records its arguments, NUL-separated, one call a line
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nprintf \'%s\\0\' "$@" >> "$ARGV_LOG"\nprintf \'\\n\' >> "$ARGV_LOG"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "LC_ALL": "C", "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    printed = subprocess.run(["bash", str(EXAMPLES / "pmi_sharded.sh"), out, genome, "--shards", "3", "--max-n", "7",
+                              "--slurm", "--dry-run"], capture_output=True, env=env, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    count_wrap, merge_wrap = _printed_wraps(printed.stdout)
+    log = tmp_path / "argv.log"
+    env = {**env, "ARGV_LOG": str(log), "SLURM_ARRAY_TASK_ID": "1"}
+    for wrap in (count_wrap, merge_wrap):
+        done = subprocess.run([dash, "-c", wrap], env=env, capture_output=True)
+        assert done.returncode == 0, done.stderr
+    calls = [line.split(b"\0")[:-1] for line in log.read_bytes().splitlines()]
+    g, o = os.fsencode(genome), os.fsencode(out)
+    assert calls == [
+        [b"count", g, b"--max-n", b"7", b"--workers", b"1", b"--quiet", b"--shard", b"1/3", b"--out",
+         o + b"/shards/shard-1.npz"],
+        [b"merge", *(o + b"/shards/shard-%d.npz" % i for i in range(3)), b"--out", o + b"/counts.npz"],
+        [b"score", o + b"/counts.npz", b"--k", b"6", b"--out", o + b"/pmi_k6.tsv"],
+    ]

@@ -1,9 +1,16 @@
 import errno
+import os
 import signal
 
 import pytest
 
-from genemask_preprocess.command_line import command_entry_point, run_command
+from genemask_preprocess.command_line import (
+    HANDLED_SIGNALS,
+    command_entry_point,
+    printable,
+    run_command,
+    warn,
+)
 from genemask_preprocess.errors import GeneMaskError, InputError, Interrupted
 
 
@@ -48,3 +55,69 @@ def test_every_error_class_derives_from_the_root():
 
     assert issubclass(errors.InputError, GeneMaskError) and issubclass(errors.OutputError, GeneMaskError)
     assert not issubclass(Interrupted, Exception)  # `except Exception` must not swallow a signal
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory limits, odd file names, warnings (issue 21)
+
+
+def test_a_late_memory_error_is_one_line_naming_the_limit(capsys, monkeypatch):
+    import genemask_preprocess.resource_limits as limits
+
+    monkeypatch.setattr(limits, "memory_limits", lambda: [limits.MemoryLimit(1, "address-space limit (ulimit -v) 0.5 GiB", True)])
+
+    def run(argv):
+        raise MemoryError("Unable to allocate 128. MiB for an array with shape (16777216,) and data type int64")
+
+    assert run_command("genemask-x", run, []) == 1
+    assert capsys.readouterr().err == (
+        "genemask-x: error: out of memory (Unable to allocate 128. MiB for an array with shape (16777216,) and data "
+        "type int64); the tightest memory limit here: address-space limit (ulimit -v) 0.5 GiB; nothing was left "
+        "half-written\n")
+
+
+def test_torch_s_out_of_memory_is_one_line_and_other_runtime_errors_are_not_hidden(capsys):
+    def out_of_memory(argv):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 8589934592 bytes.\nError code 12")
+
+    assert run_command("genemask-x", out_of_memory, []) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("genemask-x: error: out of memory ([enforce fail")
+
+    def bug(argv):
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_command("genemask-x", bug, [])
+
+
+def test_file_names_that_are_not_utf8_print_readably_everywhere(capsys):
+    name = os.fsdecode(b"caf\xe9\x1b[31m.fa")  # a Latin-1 byte and a terminal escape sequence
+
+    def run(argv):
+        print(f"reading {name}")  # stdout would raise UnicodeEncodeError on the surrogate
+        raise InputError(f"{name}: no such file")
+
+    assert run_command("genemask-x", run, []) == 1
+    out, err = capsys.readouterr()
+    assert out == "reading caf\\xe9\x1b[31m.fa\n"
+    assert err == "genemask-x: error: caf\\xe9\\x1b[31m.fa: no such file\n"
+    assert printable(name) == "caf\\xe9\\x1b[31m.fa" and printable("tab\tand é stay") == "tab\tand é stay"
+
+
+def test_a_cpu_time_limit_is_a_stop_signal(capsys):
+    def run(argv):
+        raise Interrupted(signal.SIGXCPU)
+
+    assert run_command("genemask-x", run, []) == 128 + signal.SIGXCPU
+    assert capsys.readouterr().err == "genemask-x: interrupted by SIGXCPU; nothing was left half-written\n"
+    assert signal.SIGXCPU in HANDLED_SIGNALS
+
+
+def test_warnings_name_the_running_command(capsys):
+    def run(argv):
+        warn("--workers 9 is more\nthan 2")
+
+    assert run_command("genemask-x", run, []) == 0
+    assert capsys.readouterr().err == "genemask-x: warning: --workers 9 is more than 2\n"

@@ -85,3 +85,36 @@ def test_a_worker_stopped_by_a_signal_reads_as_that_signal():
     with pytest.raises(Interrupted) as info:
         list(parallel_map(_stop_on_3, range(10), 2))
     assert info.value.exit_code == 128 + 15
+
+
+class _UnpicklableMemoryError(MemoryError):
+    def __init__(self, shape, dtype):  # as numpy's: pickling calls __init__ with the message only
+        super().__init__(f"Unable to allocate an array with shape {shape} and data type {dtype}")
+
+
+def _out_of_memory_on_3(x):
+    if x == 3:
+        raise _UnpicklableMemoryError((1 << 40,), "int64")
+    return x
+
+
+def test_a_worker_out_of_memory_is_a_memory_error_in_the_main_process():
+    with pytest.raises(MemoryError, match=r"Unable to allocate an array with shape \(1099511627776,\)"):
+        list(parallel_map(_out_of_memory_on_3, range(10), 2))
+
+
+def test_workers_option_caps_at_the_usable_cores_with_one_warning(monkeypatch, capsys):
+    import argparse
+
+    import genemask_preprocess.parallel_map as module
+
+    monkeypatch.setattr(module, "usable_cores", lambda: 2)
+    from genemask_preprocess.command_line import run_command
+
+    assert module.workers_option("2") == 2 and capsys.readouterr().err == ""
+    assert run_command("genemask-x", lambda argv: module.workers_option("200") - 2, []) == 0  # capped to 2
+    assert capsys.readouterr().err.splitlines() == [
+        "genemask-x: warning: --workers 200 is more than the 2 CPU core(s) this process may use; using 2"]
+    for bad in ("0", "-3", "two"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            module.workers_option(bad)

@@ -185,3 +185,78 @@ def test_cli_finetune_dry_run_passes_extra_options(tmp_path, capsys):
     assert "--arch genemask_logo differs from the checkpoint's genemask_tiny" in capsys.readouterr().err
     assert main(["finetune", str(checkpoint), str(data), "--shots", "10", "--out", "o"]) == 1
     assert "do not fit the model's 64 positions" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Continuing a run in --out only with its own settings (issue 21)
+
+
+@pytest.fixture
+def prepared_k3(tmp_path):
+    import random
+
+    from genemask_plugin.fewshot.prepare import prepare_fewshot_data
+    from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
+
+    rng = random.Random(0)
+    rows = "".join(f"{''.join(rng.choice('ACGT') for _ in range(30))}\t{i % 2}\n" for i in range(8))
+    (tmp_path / "train.tsv").write_text("sequence\tlabel\n" + rows)
+    write_kmer_dictionary(tmp_path / "dict.txt", 3)
+    return prepare_fewshot_data(tmp_path / "train.tsv", tmp_path / "dict.txt", tmp_path / "prep")
+
+
+def test_an_earlier_run_continues_only_with_the_same_settings(tmp_path, prepared_k3):
+    from genemask_plugin.fewshot.finetune import (
+        RUN_RECORD,
+        earlier_run_conflict,
+        run_settings,
+        write_run_record,
+    )
+
+    out = tmp_path / "ft"
+    seed1 = run_settings(FinetuneRun(prepared_k3, None, ModelShape(), shots=10, seed=1))
+    seed2 = run_settings(FinetuneRun(prepared_k3, None, ModelShape(), shots=10, seed=2))
+    assert earlier_run_conflict(out, seed1) is None  # nothing there yet
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert earlier_run_conflict(out, seed1) is None  # no run there
+    (out / "checkpoint_last.pt").write_bytes(b"a run of fairseq-train's own")
+    assert earlier_run_conflict(out, seed1) == (
+        f"{out} holds checkpoint_last.pt of a run with no record of its settings ({RUN_RECORD}), so it cannot "
+        "be continued safely")
+    write_run_record(out, seed1)
+    assert earlier_run_conflict(out, seed1) is None
+    assert earlier_run_conflict(out, seed2) == f"{out} holds a run with --seed 1; this run has --seed 2"
+    pretrained = save_checkpoint(tmp_path / "pre.pt", {"arch": "genemask_tiny"})
+    from_checkpoint = run_settings(FinetuneRun(prepared_k3, pretrained, ModelShape(), shots=10, seed=1))
+    assert earlier_run_conflict(out, from_checkpoint) == (
+        f"{out} holds a run with the starting checkpoint none (from scratch); this run has the starting "
+        f"checkpoint {pretrained}")
+    train_bin = Path(prepared_k3.out) / "input0" / "train.bin"
+    train_bin.write_bytes(bytes([train_bin.read_bytes()[0] ^ 1]) + train_bin.read_bytes()[1:])
+    assert "holds a run with the prepared data " in earlier_run_conflict(out, run_settings(
+        FinetuneRun(prepared_k3, None, ModelShape(), shots=10, seed=1)))  # the same folder, other content
+    (out / RUN_RECORD).write_text("{not json")
+    assert f"{out / RUN_RECORD} is damaged" in earlier_run_conflict(out, seed1)
+
+
+def test_another_run_in_out_is_refused_without_force_and_nothing_changes(tmp_path, prepared_k3):
+    from genemask_plugin.fewshot.finetune import finetune_into, run_settings, write_run_record
+
+    out = tmp_path / "ft"
+    out.mkdir()
+    (out / "checkpoint_last.pt").write_bytes(b"seed 1's model")
+    write_run_record(out, run_settings(FinetuneRun(prepared_k3, None, ModelShape(), shots=10, seed=1)))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(FinetuneError, match=r"holds a run with --seed 1; this run has --seed 2; pass --force to "
+                                            r"replace that run, or choose another --out"):
+        finetune_into(FinetuneRun(prepared_k3, None, ModelShape(), shots=10, seed=2), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_failed_run_names_no_log_it_removes(tmp_path):
+    args = fairseq_train_args(tmp_path / "no-data", tmp_path / "out", checkpoint=None, shots=10, seed=1,
+                              n_train=20, num_classes=2, cpu=True)
+    with pytest.raises(FinetuneError, match=r"fairseq-train failed \(exit 1\): ") as info:
+        run_finetune(args, tmp_path / "train.log", name_log=False)
+    assert "log:" not in str(info.value) and "no-data" in str(info.value)

@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 import subprocess
 import sys
 
@@ -213,3 +214,92 @@ def test_small_bert_picks_nothing_named_and_rows_map_by_symbol(tmp_path):
     folded = bert.bert.embeddings.position_embeddings.weight + bert.bert.embeddings.token_type_embeddings.weight[0]
     assert positions.shape[0] == 66 and torch.allclose(positions[2:], folded) and not positions[:2].any()
     assert (tmp_path / "out" / "dict.txt").read_text().split()[::2] == all_kmers(3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mismatched artefacts: a model without a masked-LM head, weights that are not config.json's (issue 21)
+
+
+def bert_without_head(folder, kind, k=3, seed=0):
+    """A local BertForSequenceClassification or bare BertModel in DNABERT's layout."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    torch.manual_seed(seed)
+    model = {"classifier": BertForSequenceClassification, "base": BertModel}[kind](
+        BertConfig(vocab_size=5 + 4**k, **SMALL)).eval()
+    model.save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(BERT_SPECIALS + all_kmers(k)) + "\n")
+    return model
+
+
+@pytest.mark.parametrize("kind", ["classifier", "base"])
+def test_a_model_without_masked_lm_head_imports_its_encoder_only_and_says_so(tmp_path, capsys, kind):
+    model = bert_without_head(tmp_path / "bert", kind)
+    capsys.readouterr()
+    assert main(["import", str(tmp_path / "bert"), str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    expected = {"classifier": "BertForSequenceClassification", "base": "BertModel"}[kind]
+    assert len(err) == 1 and err[0].startswith(f"genemask-hf: warning: {tmp_path / 'bert'}, a {expected} without "
+                                               "a masked-LM head: imported its encoder only"), err
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert "BertForSequenceClassification" in state["task_state"]["untrained_lm_head"] or kind == "base"
+    assert json.loads((tmp_path / "a" / "import.json").read_text())["lm_head"].startswith("untrained: ")
+    weights = state["model"]
+    encoder = model.bert if kind == "classifier" else model
+    assert torch.equal(weights["encoder.sentence_encoder.layers.0.fc1.weight"],
+                       encoder.encoder.layer[0].intermediate.dense.weight)  # the encoder is the model's
+    head = "encoder.lm_head"  # a fresh head, fairseq's initialisation, the same on every import
+    assert not weights[f"{head}.bias"].any() and torch.equal(weights[f"{head}.layer_norm.weight"],
+                                                             torch.ones_like(weights[f"{head}.layer_norm.weight"]))
+    assert weights[f"{head}.weight"].data_ptr() == weights["encoder.sentence_encoder.embed_tokens.weight"].data_ptr()
+    assert main(["import", str(tmp_path / "bert"), str(tmp_path / "b")]) == 0
+    again = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    assert torch.equal(again[f"{head}.dense.weight"], weights[f"{head}.dense.weight"])
+    assert 0.015 < weights[f"{head}.dense.weight"].std().item() < 0.025
+
+
+def test_an_import_with_a_full_head_records_it(tmp_path):
+    dnabert_folder(tmp_path / "bert", k=3, **SMALL)
+    result = import_dnabert(tmp_path / "bert", tmp_path / "out")
+    assert result.untrained_lm_head is None
+    assert torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=True)["task_state"] == {}
+    assert json.loads((tmp_path / "out" / "import.json").read_text())["lm_head"] == "imported"
+
+
+def test_export_refuses_an_untrained_head(tmp_path, capsys):
+    bert_without_head(tmp_path / "bert", "base")
+    assert main(["import", str(tmp_path / "bert"), str(tmp_path / "imported")]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "imported" / "checkpoint.pt"), str(tmp_path / "hf")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its masked-LM head is untrained (imported from" in err
+    assert not (tmp_path / "hf").exists() and no_leftovers(tmp_path) == []
+
+
+def _edit_weights(folder, edit):
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    edit(weights)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("config", r"bert.encoder.layer.0.intermediate.dense.bias has shape \[32\] in the weights but \[48\] by "
+               r"config.json \(and 2 more\): the config is not the weights'"),
+    ("encoder", r"the weights lack bert.encoder.layer.0.attention.self.query.weight \(a truncated file"),
+    ("half-head", r"the weights hold only part of the masked-LM head \(no cls.predictions.transform.dense.bias\)"),
+])
+def test_weights_that_are_not_the_model_s_are_refused_with_the_cause(tmp_path, capsys, damage, message):
+    """transformers would fill the gaps with random values, or say "look at the above report!" with none shown."""
+    dnabert_folder(tmp_path / "bert", k=3, **SMALL)
+    if damage == "config":
+        config = json.loads((tmp_path / "bert" / "config.json").read_text())
+        (tmp_path / "bert" / "config.json").write_text(json.dumps({**config, "intermediate_size": 48}))
+    elif damage == "encoder":
+        _edit_weights(tmp_path / "bert", lambda w: w.pop("bert.encoder.layer.0.attention.self.query.weight"))
+    else:
+        _edit_weights(tmp_path / "bert", lambda w: w.pop("cls.predictions.transform.dense.bias"))
+    err = run_import(tmp_path / "bert", tmp_path / "out", capsys)
+    assert re.search(message, err), err
+    assert "above report" not in err and "nothing imported" in err

@@ -8,6 +8,7 @@ from genemask_preprocess.formats.ngram_counts_file import DENSE_MAX_N, CountsErr
 from genemask_preprocess.kmers import kmers_of_codes
 from genemask_preprocess.pmi.memory_plan import check_memory
 from genemask_preprocess.pmi.ngram_counts import count_ngrams, plan_count
+from genemask_preprocess.resource_limits import MemoryLimit
 
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")
 
@@ -122,10 +123,22 @@ def test_plan_checks_once_and_sizes_the_pieces(tmp_path):
     assert plan_count(fasta, 5, piece_bases=7).piece_bases == 7
 
 
-def test_memory_refusal_names_the_figures(monkeypatch):
-    import genemask_preprocess.pmi.memory_plan as module
+def test_memory_refusal_names_the_figures():
+    free = [MemoryLimit(4 * 2**30, "available memory (MemAvailable)", per_process=False)]
+    check_memory(10, 3_100_000_000, 2, False, free)  # the human genome at n=10 fits in 4 GiB
+    with pytest.raises(CountsError, match=r"--max-n 16 needs about [\d.]+ GiB .* only 3.2 GiB is available "
+                                          r"\(available memory \(MemAvailable\)\); --max-n \d+ fits"):
+        check_memory(16, 3_100_000_000, 2, False, free)
 
-    monkeypatch.setattr(module, "available_memory", lambda: 4 * 2**30)
-    check_memory(10, 3_100_000_000, 2, False)  # the human genome at n=10 fits in 4 GiB
-    with pytest.raises(CountsError, match=r"--max-n 16 needs about [\d.]+ GiB .* only 3.2 GiB is available; --max-n \d+ fits"):
-        check_memory(16, 3_100_000_000, 2, False)
+
+def test_memory_refusal_names_the_tightest_limit_and_the_option_that_helps():
+    """An address-space limit (ulimit -v) binds each process; a cgroup's, all of them together."""
+    roomy = MemoryLimit(64 * 2**30, "available memory (MemAvailable)", per_process=False)
+    per_process = MemoryLimit(int(0.3 * 2**30), "address-space limit (ulimit -v) 0.4 GiB", per_process=True)
+    with pytest.raises(CountsError, match=r"--max-n 12 .* \(address-space limit \(ulimit -v\) 0.4 GiB\); --max-n 1[01] fits"):
+        check_memory(12, 10_000, 2, False, [per_process, roomy])
+    # Per process, more workers cost nothing; shared, they do, and then --workers is what to change.
+    check_memory(10, 10_000, 64, False, [per_process, roomy])
+    shared = MemoryLimit(3 * 2**30, "cgroup memory.max 3.0 GiB", per_process=False)
+    with pytest.raises(CountsError, match=r"with 64 worker\(s\).*\(cgroup memory.max 3.0 GiB\); --workers \d+ fits"):
+        check_memory(10, 3_100_000_000, 64, False, [shared, roomy])

@@ -84,9 +84,10 @@ def test_bad_arguments(tmp_path, genome, capsys):
     )
     (tmp_path / "file").write_text("")
     assert "cannot create directory" in _error(capsys, "count", genome, "--out", tmp_path / "file" / "c.npz")
-    assert "--workers must be at least 1" in _error(
-        capsys, "count", genome, "--out", tmp_path / "c.npz", "--workers", 0
-    )
+    with pytest.raises(SystemExit) as usage:  # a usage error (argparse), as for the other options' types
+        main(["count", str(genome), "--out", str(tmp_path / "c.npz"), "--workers", "0"])
+    assert usage.value.code == 2
+    assert "argument --workers: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_count_creates_the_output_directory(tmp_path, genome):
@@ -97,10 +98,13 @@ def test_count_creates_the_output_directory(tmp_path, genome):
 
 def test_max_n_beyond_memory_is_refused(tmp_path, genome, capsys, monkeypatch):
     import genemask_preprocess.pmi.memory_plan as module
+    from genemask_preprocess.resource_limits import MemoryLimit
 
-    monkeypatch.setattr(module, "available_memory", lambda: 200 * 2**20)
+    limit = MemoryLimit(250 * 2**20, "cgroup memory.max 0.5 GiB", per_process=False)
+    monkeypatch.setattr(module, "memory_limits", lambda: [limit])
     line = _error(capsys, "count", genome, "--max-n", 12, "--out", tmp_path / "c.npz", "--quiet")
-    assert re.search(r"--max-n 12 needs about [\d.]+ GiB .* only 0.2 GiB is available; --max-n \d+ fits", line)
+    assert re.search(r"--max-n 12 needs about [\d.]+ [GM]iB .* only 200 MiB is available "
+                     r"\(cgroup memory.max 0.5 GiB\); --max-n \d+ fits", line)
 
 
 @pytest.mark.parametrize(
