@@ -12,6 +12,7 @@ import math
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Optional
 
+from genemask_plugin.masking.curricula import SWITCH_ON_CHANGE, SWITCH_ON_DROP, SWITCH_RULES
 from genemask_plugin.masking.strategies import (
     CM_GEMS,
     GENEMASK,
@@ -58,9 +59,9 @@ class MaskingConfig:
     )
     high_fraction: float = _setting(0.5, "fraction of centres, best by PMI, that also mask the wide span")
     all_wide_below: int = _setting(
-        0,
+        5,
         "if fewer than this many centres are in the high set, all centres get the wide span "
-        "(the reference code's rule: 5; 0 = off)",
+        "(the authors' code: 5, so items with 2-8 centres widen every centre; 0 = off, the top fraction only)",
     )
     leave_unmasked_prob: float = _setting(0.1, "probability that a masked token is left unchanged")
     random_token_prob: float = _setting(
@@ -68,7 +69,14 @@ class MaskingConfig:
         "probability that a masked token is replaced by a random regular token (never a special, never <mask>)",
     )
     cm_gems_threshold: float = _setting(
-        1.0, f"{CM_GEMS.name}: switch when validation perplexity drops by less than this (> 0)"
+        1.0, f"{CM_GEMS.name}: switch when validation perplexity changes by less than this (> 0)"
+    )
+    cm_gems_rule: str = _setting(
+        SWITCH_ON_CHANGE,
+        f"{CM_GEMS.name}: {SWITCH_ON_CHANGE} switches at the first validation whose perplexity moved by less than "
+        f"the threshold either way since the previous one (the authors' code); {SWITCH_ON_DROP} at the first whose "
+        "perplexity dropped by less than it, so any rise switches",
+        choices=SWITCH_RULES,
     )
 
     def __post_init__(self):
@@ -89,6 +97,9 @@ class MaskingConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.leave_unmasked_prob + self.random_token_prob > 1.0:
             raise ValueError("leave_unmasked_prob + random_token_prob must be <= 1")
+        object.__setattr__(self, "cm_gems_rule", str(self.cm_gems_rule))  # fairseq's ChoiceEnum -> its name
+        if self.cm_gems_rule not in SWITCH_RULES:
+            raise ValueError(f"unknown {CM_GEMS.name} rule {self.cm_gems_rule!r}; choose from {', '.join(SWITCH_RULES)}")
         if not (self.cm_gems_threshold > 0 and math.isfinite(self.cm_gems_threshold)):
             raise ValueError(
                 f"the {CM_GEMS.name} threshold must be a positive perplexity drop, got {self.cm_gems_threshold}"
