@@ -75,6 +75,12 @@ def test_cli_flags_build_the_curriculum(data, flag, caplog):
     assert isinstance(task.curriculum, StepwiseSchedule) and task.curriculum.max_update == 500
     gems = setup(data, mask_strategy="cm_gems", cm_gems_threshold=2.5)
     assert gems.masking.candidates()[0].strategy == "genemask" and gems.curriculum.threshold == 2.5
+    assert gems.curriculum.rule == "change"  # the authors' rule by default
+    drop = options.parse_args_and_arch(options.get_training_parser(), [
+        str(data), "--user-dir", PLUGIN, "--task", "genemask_mlm", "--criterion", "genemask_mlm",
+        "--arch", "genemask_tiny", "--pmi-table", str(TABLE), "--mask-strategy", "cm_gems", "--cm-gems-rule", "drop",
+    ])
+    assert tasks.setup_task(drop).curriculum.rule == "drop"
     assert setup(data).curriculum is None and "mask_curriculum" not in setup(data).state_dict()
 
 
