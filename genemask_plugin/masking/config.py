@@ -78,14 +78,21 @@ class MaskingConfig:
         "perplexity dropped by less than it, so any rise switches",
         choices=SWITCH_RULES,
     )
+    later_centre_prob: Optional[float] = _setting(  # noqa: UP045
+        None,
+        f"under a curriculum, the centre probability of every candidate after the first (default: each one's "
+        f"paper value, {GLOBAL_PMI.name} 0.15/11; the authors' CM-GEMS code reads --mlm_probability here)",
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "strategy", str(self.strategy))  # fairseq's ChoiceEnum -> its name
         entry = strategy_named(self.strategy)
         if self.centre_prob is None:
             object.__setattr__(self, "centre_prob", entry.paper_centre_prob)
-        if not 0.0 < self.centre_prob <= 1.0:
-            raise ValueError(f"centre probability must be in (0, 1], got {self.centre_prob}")
+        for what, value in (("centre probability", self.centre_prob), ("later centre probability",
+                                                                      self.later_centre_prob)):
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{what} must be in (0, 1], got {value}")
         if self.wide_half_width < 0:
             raise ValueError(f"wide half-width must be >= 0, got {self.wide_half_width}")
         if not 0.0 <= self.high_fraction <= 1.0:
@@ -129,12 +136,13 @@ class MaskingConfig:
         """The configs of the masks every item carries: this one, or a curriculum's candidates.
 
         A curriculum's first candidate takes this config's centre probability (set or the
-        paper's, which is the first candidate's); the others take their own paper value.
+        paper's, which is the first candidate's); the others take ``later_centre_prob``, by
+        default their own paper value.
         """
         entry = self.strategy_entry
         if not entry.is_curriculum:
             return (self,)
         return tuple(
-            replace(self, strategy=candidate.name, centre_prob=self.centre_prob if i == 0 else None)
+            replace(self, strategy=candidate.name, centre_prob=self.centre_prob if i == 0 else self.later_centre_prob)
             for i, candidate in enumerate(entry.candidates)
         )

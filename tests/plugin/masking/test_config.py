@@ -36,6 +36,7 @@ def test_paper_defaults():
         ({"high_fraction": 1.2}, "high fraction"),
         ({"all_wide_below": -1}, "all-wide"),
         ({"cm_gems_rule": "rise"}, "unknown cm_gems rule 'rise'; choose from change, drop"),
+        ({"strategy": "cm_gems", "later_centre_prob": 0.0}, "later centre probability must be in"),
         ({"leave_unmasked_prob": 0.6, "random_token_prob": 0.6}, "must be <= 1"),
         ({"cm_gems_threshold": 0.0}, "positive perplexity drop"),
         ({"cm_gems_threshold": -1.0}, "positive perplexity drop"),
@@ -51,7 +52,8 @@ def test_bad_config_is_rejected(kwargs, message):
 def test_every_setting_but_k_is_a_flag_and_strategy_is_mask_strategy():
     flags = MaskingConfig.flags()
     assert list(flags) == ["mask_strategy", "centre_prob", "wide_half_width", "high_fraction", "all_wide_below",
-                           "leave_unmasked_prob", "random_token_prob", "cm_gems_threshold", "cm_gems_rule"]
+                           "leave_unmasked_prob", "random_token_prob", "cm_gems_threshold", "cm_gems_rule",
+                           "later_centre_prob"]
     assert {f.name for f in flags.values()} == {f.name for f in fields(MaskingConfig)} - {"k"}
     assert flags["mask_strategy"].metadata["choices"] == tuple(STRATEGIES)
     assert all(f.metadata["help"] for f in fields(MaskingConfig))
@@ -61,6 +63,7 @@ def test_from_flags_reads_every_flag_and_takes_overrides():
     parsed = SimpleNamespace(mask_strategy="kmer_span", centre_prob=0.03, wide_half_width=4, high_fraction=0.25,
                              all_wide_below=0, leave_unmasked_prob=0.2, random_token_prob=0.05, cm_gems_threshold=2.0,
                              cm_gems_rule="drop")
+    parsed.later_centre_prob = None
     config = MaskingConfig.from_flags(parsed, k=4)
     assert config == MaskingConfig("kmer_span", 4, 0.03, 4, 0.25, 0, 0.2, 0.05, 2.0, "drop")
     assert MaskingConfig.from_flags(parsed, strategy="random", k=None).strategy == "random"
@@ -74,5 +77,8 @@ def test_a_curriculum_carries_its_candidates_configs():
     assert (global_.strategy, global_.wide_half_width) == ("global_pmi", 2)
     assert global_.centre_prob == pytest.approx(0.15 / 11)
     assert MaskingConfig("cm_gems").candidates()[0] == MaskingConfig("genemask")
+    # --later-centre-prob sets the others, e.g. the authors' CM-GEMS with --mlm_probability 0.0176 in both phases
+    local, global_ = MaskingConfig("cm_gems", later_centre_prob=0.0176).candidates()
+    assert (local.centre_prob, global_.centre_prob) == (0.0176, 0.0176)
     assert MaskingConfig("kmer_span").candidates() == (MaskingConfig("kmer_span"),)
     assert MaskingConfig("cm_gems").uses_pmi and not MaskingConfig("kmer_span").uses_pmi
