@@ -156,8 +156,8 @@ def bootstrap_ci(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int
 def holm_adjust(p_values) -> np.ndarray:
     """Holm's step-down adjusted p-values, in the input order; NaNs are not in the family and stay NaN.
 
-    With the m p-values sorted ascending, the i-th (0-based) becomes ``max over j <= i of
-    min(1, (m - j) * p_(j))``. scipy has no Holm (``false_discovery_control`` is Benjamini-Hochberg).
+    With the m p-values sorted ascending, the i-th (0-based) becomes ``min(1, max over j <= i of
+    (m - j) * p_(j))``. scipy has no Holm (``false_discovery_control`` is Benjamini-Hochberg).
     """
     p = np.asarray(p_values, dtype=np.float64)
     out = np.full(p.shape, np.nan)
@@ -193,7 +193,7 @@ def compare(means: dict[Cell, dict[str, dict]], reference: str, baseline: str, c
 
     ``p_holm`` is filled in over a whole report by :func:`comparison_rows`.
     """
-    diffs, seeds = paired_differences(means, reference, baseline, cells)
+    diffs, _ = paired_differences(means, reference, baseline, cells)
     flat = diffs[~np.isnan(diffs)]
     by_seed = seed_mean_differences(diffs)
     primary = t_interval(by_seed)
