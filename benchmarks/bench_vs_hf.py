@@ -81,7 +81,7 @@ def rates(ends: list[tuple[float, float]], skip: int, tokens_per_update: int) ->
 
 def fairseq_args(data: Path, args) -> list[str]:
     return pretraining_command.pretraining_arguments(
-        data, TABLE, args.work_dir, arch="genemask_logo", updates=args.updates, lr=LR,
+        data, TABLE, args.work_dir, arch="genemask_logo", updates=args.updates, lr=LR, clip_norm="0.0",
         warmup=max(1, args.updates // 10), batch_size=args.batch_size, num_workers=0, device=["--cpu"],
         extra=["--required-batch-size-multiple", "1", "--disable-validation", "--no-save",
                "--log-format", "simple", "--log-interval", str(args.updates)])

@@ -21,7 +21,7 @@ Usage: examples/pretrain_human.sh GENOME.fa[.gz] OUT_DIR [options]
   --seqs-per-update N   sequences per update over all GPUs and accumulation steps (default 1000, the paper's)
   --gpus N              GPUs per node (default: all visible)
   --precision P         auto (default: bf16 on compute capability >= 8.0, i.e. Ampere and later, else fp16),
-                        bf16 or fp16; --bf16 and --fp16 are short for it
+                        bf16, fp16, or fp32 (the authors' runs: no mixed precision); --bf16 and --fp16 are short for it
   --num-workers N       data-loading workers per GPU process (default: the node's cores / GPUs - 1, 1..8)
   --nnodes N            nodes for a multi-node run through torchrun (default 1)
   --node-rank R         this node's rank (multi-node)

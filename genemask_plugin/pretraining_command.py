@@ -4,7 +4,9 @@ Every pretraining run of the project starts here: the shell recipes (``examples/
 ``pretrain_args`` runs this file), ``benchmarks/gpu_check.py`` and ``benchmarks/bench_vs_hf.py``.
 What is not a named setting is the paper's (docs/genemask_mlm.md): Adam (0.9, 0.98), eps 1e-6,
 weight decay 0.01, blocks of 512 tokens, no epoch checkpoints; named settings default to the
-paper's too (no gradient clipping, polynomial decay after a linear warm-up, seed 1).
+authors' too (gradient clipping at norm 1.0, the default their pretraining scripts leave in place;
+linear warm-up then linear decay to 0; seed 1). docs/genemask_method.md, section 8, lists every
+difference from the authors' code.
 
 - :func:`pretraining_arguments`: ``--task genemask_mlm`` with a masking strategy or a curriculum;
 - :func:`masked_lm_arguments`: the same run with fairseq's own ``--task masked_lm``, for speed ratios;
@@ -35,6 +37,8 @@ DEFAULT_STRATEGY = MaskingConfig.strategy  # the dataclass default
 ADAM_BETAS = (0.9, 0.98)
 ADAM_EPS = 1e-6
 WEIGHT_DECAY = 0.01
+CLIP_NORM = "1.0"
+"""The authors' gradient clipping: their scripts pass no --max_grad_norm, whose default is 1.0."""
 TOKENS_PER_SAMPLE = 512
 
 Number = int | float | str  # a string is passed on as written (the recipes keep "8e-4")
@@ -48,7 +52,7 @@ def _text(value: Number) -> str:
 def _common_arguments(
     data, task: str, task_options: list[str], save_dir, *, arch: str, updates: int, lr: Number, warmup: int,
     batch_size: int, update_freq: int = 1, num_workers: int | None = None, device: Sequence[str] = (),
-    seed: int = 1, clip_norm: Number = "0.0", lr_scheduler: str = "polynomial_decay",
+    seed: int = 1, clip_norm: Number = CLIP_NORM, lr_scheduler: str = "polynomial_decay",
     validate_every: int | None = None, extra: Sequence[str] = (),
 ) -> list[str]:
     """The arguments every pretraining run shares; ``task`` (also the criterion) and its options differ."""
@@ -76,7 +80,7 @@ def pretraining_arguments(data, pmi_table, save_dir, *, strategy: str | None = N
     ``strategy`` (a masking registry entry, curricula included) defaults to the task's. The other
     settings are keyword arguments: ``arch``, ``updates``, ``lr``, ``warmup``, ``batch_size``
     (required); ``update_freq`` (1), ``num_workers`` (fairseq's), ``device`` (flags such as
-    ``--bf16``, ``--cpu``), ``seed`` (1), ``clip_norm`` (0.0: none), ``lr_scheduler``
+    ``--bf16``, ``--cpu``), ``seed`` (1), ``clip_norm`` (1.0, the authors'; 0.0: none), ``lr_scheduler``
     (polynomial_decay, which decays to 0 at ``updates``), ``validate_every`` (updates; default: at
     epoch ends), ``extra`` (more fairseq-train options, last).
     """
@@ -112,7 +116,7 @@ def split_update(seqs_per_update: int, seqs_per_gpu: int, processes: int) -> tup
 
 def mixed_precision(capability: str | None) -> str:
     """bf16 from compute capability 8.0 on (Ampere): fp16's speed with fp32's range, no loss scaling;
-    fp16 before, or when the capability is unknown."""
+    fp16 before, or when the capability is unknown. (The authors trained in fp32: ``precision="fp32"``.)"""
     major = (capability or "").split(".")[0]
     return "bf16" if major.isdigit() and int(major) >= 8 else "fp16"
 
@@ -149,7 +153,7 @@ def plan_node(*, gpus: int, nnodes: int = 1, capability: str | None = None, core
             notes.append(f"# compute capability {capability or 'unknown'}: --{precision} "
                          "(force with --precision bf16|fp16)")
         world = gpus * nnodes
-        device = (f"--{precision}", "--distributed-world-size", str(world))
+        device = (*([] if precision == "fp32" else [f"--{precision}"]), "--distributed-world-size", str(world))
     else:  # for trying a recipe; the paper's settings need GPUs
         world, device = 1, ("--cpu",)
     batch, update_freq = split_update(seqs_per_update, seqs_per_gpu, world)
@@ -207,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lr", type=_number, required=True, help="peak learning rate")
     run.add_argument("--warmup", type=_whole(0), required=True, help="warm-up updates")
     run.add_argument("--seed", type=_whole(0), default=1, help="seed (default 1)")
-    run.add_argument("--clip-norm", type=_number, default="0.0", help="gradient clipping (default 0.0: none)")
+    run.add_argument("--clip-norm", type=_number, default=CLIP_NORM,
+                     help=f"gradient clipping (default {CLIP_NORM}, the authors'; 0.0: none)")
     run.add_argument("--lr-scheduler", default="polynomial_decay", help="fairseq's (default polynomial_decay)")
     run.add_argument("--num-workers", type=_whole(0), help="data workers per process (with --gpus: from --cores)")
     fixed = parser.add_argument_group("a fixed batch")
@@ -221,8 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--cores", type=_whole(1), default=2, help="the node's cores (default 2)")
     node.add_argument("--seqs-per-gpu", type=_whole(1), default=10, help="most sequences per GPU and step (10)")
     node.add_argument("--seqs-per-update", type=_whole(1), default=1000, help="sequences per update (1000)")
-    node.add_argument("--precision", choices=("auto", "bf16", "fp16"), default="auto",
-                      help="auto: bf16 from compute capability 8.0 on, else fp16")
+    node.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
+                      help="auto: bf16 from compute capability 8.0 on, else fp16; fp32: no mixed precision "
+                           "(the authors' runs)")
     return parser
 
 

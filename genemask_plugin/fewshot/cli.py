@@ -185,7 +185,7 @@ def prepared_inputs(data: Path) -> list[Path]:
 
 
 def cmd_stats(args) -> int:
-    from .statistics import STATS_FILES, write_statistics  # noqa: PLC0415  (scipy, matplotlib)
+    from .statistics import STATS_FILES, family_sentence, write_statistics  # noqa: PLC0415  (scipy, matplotlib)
 
     out = args.out or args.results
     with claim_outputs([Output(out / name) for name in STATS_FILES]):
@@ -195,11 +195,15 @@ def cmd_stats(args) -> int:
     pooled = [r for r in result["comparisons"] if r["dataset"] == "all" and r["metric"] == args.metric]
     if not pooled:
         raise FewshotDataError(f"no cell has both {args.reference!r} and another strategy under {args.results}")
-    print(f"{result['records']} cells; {args.reference} - baseline, {METRIC_TITLES[args.metric]}:")
+    print(f"{result['records']} cells; {args.reference} - baseline, {METRIC_TITLES[args.metric]}, pooled over "
+          "each method's cells: effect [95% t-interval over pretraining seeds], t-test p, Holm p; "
+          "secondary: percentile bootstrap CI")
     for row in pooled:
         print(f"  {row['method']:8s} vs {row['baseline']:18s} {row['effect']:+.4f} "
-              f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]  Wilcoxon p {row['p_wilcoxon']:.3g}  "
+              f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] t (df {row['df']})  p {row['p_t']:.3g}  "
+              f"Holm p {row['p_holm']:.3g}  bootstrap [{row['bootstrap_low']:+.4f}, {row['bootstrap_high']:+.4f}]  "
               f"({row['pairs']} pairs, {row['pretraining_seeds']} pretraining seeds)")
+    print(family_sentence(result["comparisons"]))
     print(f"wrote {', '.join(str(out / name) for name in STATS_FILES)}")
     return 0
 

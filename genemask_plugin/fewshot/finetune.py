@@ -6,7 +6,10 @@ recipe. :class:`FinetuneRun` is one run of it on a prepared folder, the one path
 The paper (GeneMask §5) fine-tunes 10/50/100-shot sets with batch 5, lr 1e-4 for 20
 epochs and 500/1000-shot sets with batch 15, lr 5e-5 for 5 epochs; both with 10% warm-up
 then linear decay, dropout 0.1 and weight decay 0.01, and no dev-set selection: the
-model after the last update (``checkpoint_last.pt``) is the one scored. When the prepared
+model after the last update (``checkpoint_last.pt``) is the one scored. What the paper does not
+state comes from the authors' fine-tuning script (DNABERT's ``run_finetune.py`` defaults): Adam
+(0.9, 0.999) with eps 1e-8, gradient clipping at 1.0, classifier dropout 0.1, warm-up
+``int(0.1 * updates)`` (docs/genemask_method.md, section 8). When the prepared
 data has a ``valid`` split (a GUE ``dev.csv``, or ``prepare --valid``), it is used for model
 selection through fairseq's own machinery instead: validation after every epoch, ``--report-mcc``
 (the criterion's MCC over the whole split), ``--best-checkpoint-metric mcc
@@ -57,7 +60,19 @@ class FinetuneRecipe:
     epochs: int
     warmup_fraction: float = 0.1
     dropout: float = 0.1
+    """Encoder and attention dropout (the authors' hidden and attention dropout)."""
     weight_decay: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    clip_norm: float = 1.0
+    pooler_dropout: float = 0.1
+    """The classification head's dropout (BERT's classifier dropout; fairseq's head applies it before and
+    after its dense layer)."""
+
+    def optimizer_settings(self) -> dict:
+        """The optimiser settings a grid cell records, so that cells of another recipe are not taken as finished."""
+        return {"adam_betas": list(self.adam_betas), "adam_eps": self.adam_eps, "clip_norm": self.clip_norm,
+                "pooler_dropout": self.pooler_dropout}
 
 
 def paper_recipe(shots: int) -> FinetuneRecipe:
@@ -69,13 +84,15 @@ def paper_recipe(shots: int) -> FinetuneRecipe:
 
 def schedule(n_train: int, recipe: FinetuneRecipe, epochs: int | None = None,
              max_updates: int | None = None) -> tuple[int, int, int]:
-    """(epochs, total updates, warm-up updates); every batch is full-size but the last of an epoch."""
+    """(epochs, total updates, warm-up updates); every batch is full-size but the last of an epoch.
+
+    The warm-up is the authors' ``int(warmup_percent * t_total)``, rounded down.
+    """
     epochs = epochs or recipe.epochs
     total = epochs * math.ceil(n_train / recipe.batch_size)
     if max_updates:
         total = min(total, max_updates)
-    warmup = math.floor(recipe.warmup_fraction * total + 0.5 + 1e-9)  # rounded half up
-    return epochs, total, warmup
+    return epochs, total, int(recipe.warmup_fraction * total)
 
 
 def check_fits(longest_item: int, shape: ModelShape, data_dir: str | os.PathLike) -> None:
@@ -130,11 +147,12 @@ def fairseq_train_args(
     args += [
         "--dropout", str(recipe.dropout),
         "--attention-dropout", str(recipe.dropout),
+        "--pooler-dropout", str(recipe.pooler_dropout),
         "--optimizer", "adam",
-        "--adam-betas", "(0.9,0.98)",
-        "--adam-eps", "1e-06",
+        "--adam-betas", f"({recipe.adam_betas[0]},{recipe.adam_betas[1]})",
+        "--adam-eps", str(recipe.adam_eps),
         "--weight-decay", str(recipe.weight_decay),
-        "--clip-norm", "0.0",
+        "--clip-norm", str(recipe.clip_norm),
         "--lr", str(recipe.lr),
         "--lr-scheduler", "polynomial_decay",
         "--warmup-updates", str(warmup),

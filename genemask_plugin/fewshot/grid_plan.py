@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..models.defaults import DEFAULT_ARCH
 from .cell_record import CELL_RECORD_FILE, read_cell_record
+from .finetune import paper_recipe
 from .prepare import FewshotDataError
 from .protocol import DRAW_MODES, CellFiles, resolve_cell_files
 
@@ -144,6 +145,8 @@ def cell_settings(config: GridConfig, cell: Cell, dictionary: Path) -> dict:
         settings["truncate"] = config.truncate
         if not cell.files.dev:
             settings["no_dev"] = True
+    if config.method == "finetune":  # cells of the recipe before issue 20 (Adam 0.9/0.98, no clipping) rerun
+        settings["optimizer"] = paper_recipe(cell.shots).optimizer_settings()
     # Only when not the default, so cells finished before these options existed still count.
     if config.method != "finetune":
         settings.update(method=config.method, pooling=config.pooling)

@@ -9,11 +9,17 @@ For each (method, dataset, shots) *cell*:
 2. the reference strategy is compared with each baseline by the differences
    ``reference - baseline`` paired by pretraining seed (runs of one seed share the initial weights
    and the order of the batches: only the masks differ) and by cell;
-3. the effect is the mean difference, with a 95% percentile bootstrap CI that resamples pretraining
-   seeds (the units that were replicated; seeded, so reproducible); the p-value is a two-sided
-   Wilcoxon signed-rank test over the (cell, pretraining seed) pairs, and a stricter one over the
-   pretraining seeds' mean differences (independent units; with 5 seeds its smallest two-sided p is
-   0.0625): :func:`compare`;
+3. the pretraining seeds are the independent units, so each comparison (one cell, or a method's
+   cells pooled) reduces to one mean difference per pretraining seed; the effect is their mean,
+   with :func:`compare`:
+
+   - **primary:** a 95% t-interval over those seed means (df = seeds - 1) and the two-sided
+     one-sample t-test p-value (``scipy.stats.ttest_1samp``): :func:`t_interval`;
+   - **Holm-adjusted** p-values, the family being every comparison of one report (every metric,
+     method, baseline and cell grouping, pooled and per cell, that has a p-value): :func:`holm_adjust`;
+   - **secondary:** a 95% percentile bootstrap CI over the same seed means
+     (``scipy.stats.bootstrap``, seeded), and the Wilcoxon signed-rank p over them (with 5 seeds
+     its smallest two-sided p is 0.0625);
 4. spreads: the std between pretraining seeds of the seed means, next to the mean std over
    evaluation seeds within a pretraining seed: :func:`spreads`.
 """
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import wilcoxon
+from scipy import stats
 
 from genemask_plugin.masking.strategies import GENEMASK
 from genemask_preprocess.atomic_output import atomic_file
@@ -38,8 +44,11 @@ from .grid_summary import metric_value
 from .metrics import METRIC_TITLES, METRICS
 from .protocol import DATASET_ORDER
 
+CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0
+BOOTSTRAP_METHOD = "percentile"
+"""The secondary interval's method: with 5 seeds BCa's acceleration rests on a 5-point jackknife."""
 ALL_CELLS = "all"
 STATS_FILES = ("summary.csv", "summary.md", "comparisons.csv", "comparisons.md", "effects.png")
 
@@ -104,22 +113,62 @@ def paired_differences(means: dict[Cell, dict[str, dict]], reference: str, basel
     return diffs, seeds
 
 
-def bootstrap_ci(diffs: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of the mean of ``diffs`` ``(cells, seeds)``, resampling seeds (columns) with replacement."""
-    n_seeds = diffs.shape[1]
-    if n_seeds == 0 or np.all(np.isnan(diffs)):
+@dataclass(frozen=True)
+class TInterval:
+    """A t-interval of a mean and its one-sample t-test against 0."""
+
+    mean: float
+    low: float
+    high: float
+    p: float
+    """Two-sided p of mean == 0 (NaN with fewer than 2 values, or when they do not vary)."""
+    df: int
+
+
+def t_interval(values: np.ndarray, level: float = CONFIDENCE) -> TInterval:
+    """The mean of ``values`` (NaNs dropped), its t-interval (df = n - 1) and t-test p, by ``scipy.stats``."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    mean = float(np.mean(v)) if v.size else math.nan
+    if v.size < 2:
+        return TInterval(mean, math.nan, math.nan, math.nan, max(v.size - 1, 0))
+    if np.ptp(v) == 0:  # no spread: the interval is the point, and the test is undefined
+        return TInterval(mean, mean, mean, math.nan, v.size - 1)
+    test = stats.ttest_1samp(v, 0.0)
+    interval = test.confidence_interval(confidence_level=level)
+    return TInterval(mean, float(interval.low), float(interval.high), float(test.pvalue), int(test.df))
+
+
+def bootstrap_ci(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED,
+                 level: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of ``values`` (NaNs dropped), by ``scipy.stats.bootstrap``, seeded."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if v.size < 2:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    columns = rng.integers(0, n_seeds, size=(samples, n_seeds))
-    resampled = diffs[:, columns]  # (cells, samples, seeds)
-    valid = ~np.isnan(resampled)
-    counts = valid.sum(axis=(0, 2))
-    sums = np.where(valid, resampled, 0.0).sum(axis=(0, 2))
-    means = sums[counts > 0] / counts[counts > 0]
-    alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
+    if np.ptp(v) == 0:
+        return float(v[0]), float(v[0])
+    result = stats.bootstrap((v,), np.mean, n_resamples=samples, confidence_level=level,
+                             method=BOOTSTRAP_METHOD, rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def holm_adjust(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in the input order; NaNs are not in the family and stay NaN.
+
+    With the m p-values sorted ascending, the i-th (0-based) becomes ``min(1, max over j <= i of
+    (m - j) * p_(j))``. scipy has no Holm (``false_discovery_control`` is Benjamini-Hochberg).
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    m = present.size
+    if m == 0:
+        return out
+    order = np.argsort(p[present], kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[present][order])
+    out[present[order]] = np.minimum(stepped, 1.0)
+    return out
 
 
 def wilcoxon_p(differences: np.ndarray) -> float:
@@ -127,10 +176,10 @@ def wilcoxon_p(differences: np.ndarray) -> float:
     d = differences[~np.isnan(differences)]
     if np.count_nonzero(d) < 2:
         return math.nan
-    return float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+    return float(stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
-def _column_means(diffs: np.ndarray) -> np.ndarray:
+def seed_mean_differences(diffs: np.ndarray) -> np.ndarray:
     """Per pretraining seed, the mean difference over the cells that have one (NaN if none)."""
     valid = ~np.isnan(diffs)
     counts = valid.sum(axis=0)
@@ -139,20 +188,30 @@ def _column_means(diffs: np.ndarray) -> np.ndarray:
 
 
 def compare(means: dict[Cell, dict[str, dict]], reference: str, baseline: str, cells: list[Cell]) -> dict:
-    """Effect (mean paired difference), bootstrap CI, Wilcoxon p and counts over ``cells``."""
-    diffs, seeds = paired_differences(means, reference, baseline, cells)
+    """Effect over ``cells``: the mean of the pretraining seeds' mean differences, its t-interval and
+    t-test p (primary), a bootstrap CI and Wilcoxon p over the same seed means (secondary), and counts.
+
+    ``p_holm`` is filled in over a whole report by :func:`comparison_rows`.
+    """
+    diffs, _ = paired_differences(means, reference, baseline, cells)
     flat = diffs[~np.isnan(diffs)]
-    low, high = bootstrap_ci(diffs)
+    by_seed = seed_mean_differences(diffs)
+    primary = t_interval(by_seed)
+    low, high = bootstrap_ci(by_seed)
     return {
-        "effect": float(np.mean(flat)) if len(flat) else math.nan,
-        "ci_low": low,
-        "ci_high": high,
-        "p_wilcoxon": wilcoxon_p(flat),
-        "p_wilcoxon_seeds": wilcoxon_p(_column_means(diffs)),
+        "effect": primary.mean,
+        "ci_low": primary.low,
+        "ci_high": primary.high,
+        "df": primary.df,
+        "p_t": primary.p,
+        "p_holm": math.nan,
+        "bootstrap_low": low,
+        "bootstrap_high": high,
+        "p_wilcoxon_seeds": wilcoxon_p(by_seed),
         "wins": int(np.sum(flat > 0)),
         "losses": int(np.sum(flat < 0)),
         "pairs": int(len(flat)),
-        "pretraining_seeds": len(seeds),
+        "pretraining_seeds": int(np.sum(~np.isnan(by_seed))),
     }
 
 
@@ -176,7 +235,11 @@ def spreads(means: dict[Cell, dict[str, dict]]) -> list[dict]:
 
 
 def comparison_rows(records: list[CellRecord], reference: str, metrics=METRICS) -> list[dict]:
-    """The reference against every other strategy, per cell and pooled over each method's cells."""
+    """The reference against every other strategy, per cell and pooled over each method's cells.
+
+    The rows are one report: ``p_holm`` adjusts ``p_t`` over all of them (:func:`holm_adjust`), and
+    ``holm_family`` says how many p-values that family holds.
+    """
     rows = []
     for metric in metrics:
         means = pretraining_seed_means(records, metric)
@@ -191,6 +254,11 @@ def comparison_rows(records: list[CellRecord], reference: str, metrics=METRICS) 
                     rows.append({"metric": metric, "method": method, "dataset": label[1],
                                  "shots": label[2] or "", "reference": reference, "baseline": baseline,
                                  **compare(means, reference, baseline, chosen)})
+    adjusted = holm_adjust([row["p_t"] for row in rows])
+    family = int(np.sum(~np.isnan(adjusted)))
+    for row, p_holm in zip(rows, adjusted, strict=True):
+        row["p_holm"] = float(p_holm)
+        row["holm_family"] = family
     return rows
 
 
@@ -198,21 +266,49 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.{digits}f}"
 
 
+def _p(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3g}"
+
+
+def family_sentence(rows: list[dict]) -> str:
+    """What the Holm family of a report is, in one sentence."""
+    family = rows[0]["holm_family"] if rows else 0
+    metrics = len(dict.fromkeys(r["metric"] for r in rows))
+    methods = len(dict.fromkeys(r["method"] for r in rows))
+    baselines = len(dict.fromkeys(r["baseline"] for r in rows))
+    return (f"Holm family: all {family} comparisons of this report that have a t-test p "
+            f"({metrics} metrics x {methods} methods x {baselines} baselines x each method's cells, per cell "
+            "and pooled).")
+
+
 def comparisons_markdown(rows: list[dict]) -> str:
-    """The pooled comparisons (one line per metric, method and baseline), then the per-cell ones."""
-    head = ("| metric | method | cells | baseline | effect (ref - base) | 95% CI | Wilcoxon p (pairs) | "
-            "Wilcoxon p (seed means) | wins/losses | pairs |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    """The pooled comparisons (one line per metric, method and baseline), then the per-cell ones.
+
+    Primary columns first (effect, t-interval, t-test p, Holm p), then the secondary ones.
+    """
+    intro = (
+        "Reference minus baseline, paired by pretraining seed. Primary: the mean of the pretraining seeds' "
+        "mean differences with its 95% t-interval (df = seeds - 1) and two-sided t-test p; Holm p adjusts that p "
+        f"over the whole report. {family_sentence(rows)} Secondary: a 95% percentile bootstrap CI "
+        f"(`scipy.stats.bootstrap`, {BOOTSTRAP_SAMPLES} resamples of the seed means, seed {BOOTSTRAP_SEED}) and the "
+        "Wilcoxon signed-rank p over the same seed means (with 5 seeds it cannot go below 0.0625). "
+        "Wins/losses and pairs count the (cell, pretraining seed) differences.\n\n"
+    )
+    head = ("| metric | method | cells | baseline | effect (ref - base) | 95% t-interval | df | p (t) | p (Holm) | "
+            "bootstrap 95% CI (secondary) | Wilcoxon p (seed means, secondary) | wins/losses | pairs |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for pooled in (True, False):
         for row in rows:
             if (row["dataset"] == ALL_CELLS) != pooled:
                 continue
             cell = "all" if pooled else f"{row['dataset']} {row['shots']}"
-            p, p_seeds = ("n/a" if math.isnan(row[k]) else f"{row[k]:.3g}" for k in ("p_wilcoxon", "p_wilcoxon_seeds"))
             lines.append(f"| {METRIC_TITLES[row['metric']]} | {row['method']} | {cell} | {row['baseline']} | "
-                         f"{_fmt(row['effect'])} | [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] | {p} | {p_seeds} | "
-                         f"{row['wins']}/{row['losses']} | {row['pairs']} |")
-    return head + "\n".join(lines) + "\n"
+                         f"{_fmt(row['effect'])} | [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] | {row['df']} | "
+                         f"{_p(row['p_t'])} | {_p(row['p_holm'])} | "
+                         f"[{_fmt(row['bootstrap_low'])}, {_fmt(row['bootstrap_high'])}] | "
+                         f"{_p(row['p_wilcoxon_seeds'])} | {row['wins']}/{row['losses']} | {row['pairs']} |")
+    return intro + head + "\n".join(lines) + "\n"
 
 
 def summary_markdown(rows: list[dict], first: str = "") -> str:
@@ -241,7 +337,8 @@ def summary_markdown(rows: list[dict], first: str = "") -> str:
 
 
 def plot_effects(rows: list[dict], metric: str = "accuracy") -> bytes:
-    """PNG: effect per cell with its 95% CI; rows are methods, columns baselines; the pooled effect in black."""
+    """PNG: effect per cell with its 95% t-interval over pretraining seeds; rows are methods, columns
+    baselines; the pooled effect in black."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -273,7 +370,7 @@ def plot_effects(rows: list[dict], metric: str = "accuracy") -> bytes:
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(y, names, fontsize=7)
         ax.set_title(f"{method}: {chosen[0]['reference']} - {baseline}", fontsize=8)
-        ax.set_xlabel(f"{METRIC_TITLES[metric]} difference (95% CI)", fontsize=7)
+        ax.set_xlabel(f"{METRIC_TITLES[metric]} difference (95% t-interval)", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()

@@ -12,6 +12,7 @@ import math
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Optional
 
+from genemask_plugin.masking.curricula import SWITCH_ON_CHANGE, SWITCH_ON_DROP, SWITCH_RULES
 from genemask_plugin.masking.strategies import (
     CM_GEMS,
     GENEMASK,
@@ -64,9 +65,9 @@ class MaskingConfig:
     )
     high_fraction: float = _setting(0.5, "fraction of centres, best by PMI, that also mask the wide span")
     all_wide_below: int = _setting(
-        0,
+        5,
         "if fewer than this many centres are in the high set, all centres get the wide span "
-        "(the reference code's rule: 5; 0 = off)",
+        "(the authors' code: 5, so items with 2-8 centres widen every centre; 0 = off, the top fraction only)",
     )
     leave_unmasked_prob: float = _setting(0.1, "probability that a masked token is left unchanged")
     random_token_prob: float = _setting(
@@ -74,7 +75,19 @@ class MaskingConfig:
         "probability that a masked token is replaced by a random regular token (never a special, never <mask>)",
     )
     cm_gems_threshold: float = _setting(
-        1.0, f"{CM_GEMS.name}: switch when validation perplexity drops by less than this (> 0)"
+        1.0, f"{CM_GEMS.name}: switch when validation perplexity changes by less than this (> 0)"
+    )
+    cm_gems_rule: str = _setting(
+        SWITCH_ON_CHANGE,
+        f"{CM_GEMS.name}: {SWITCH_ON_CHANGE} switches at the first validation whose perplexity moved by less than "
+        f"the threshold either way since the previous one (the authors' code); {SWITCH_ON_DROP} at the first whose "
+        "perplexity dropped by less than it, so any rise switches",
+        choices=SWITCH_RULES,
+    )
+    later_centre_prob: Optional[float] = _setting(  # noqa: UP045
+        None,
+        f"under a curriculum, the centre probability of every candidate after the first (default: each one's "
+        f"paper value, {GLOBAL_PMI.name} 0.15/11; the authors' CM-GEMS code reads --mlm_probability here)",
     )
     mask_boundary: Optional[int] = _setting(  # noqa: UP045
         None,
@@ -99,8 +112,10 @@ class MaskingConfig:
         entry = strategy_named(self.strategy)
         if self.centre_prob is None:
             object.__setattr__(self, "centre_prob", entry.paper_centre_prob)
-        if not 0.0 < self.centre_prob <= 1.0:
-            raise ValueError(f"centre probability must be in (0, 1], got {self.centre_prob}")
+        for what, value in (("centre probability", self.centre_prob), ("later centre probability",
+                                                                      self.later_centre_prob)):
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{what} must be in (0, 1], got {value}")
         if self.wide_half_width < 0:
             raise ValueError(f"wide half-width must be >= 0, got {self.wide_half_width}")
         if not 0.0 <= self.high_fraction <= 1.0:
@@ -116,6 +131,9 @@ class MaskingConfig:
             raise ValueError(f"the longest collocation must be 2 or more tokens, got {self.pmi_span_max_n}")
         if self.pmi_span_collocations < 1:
             raise ValueError(f"the collocation vocabulary needs 1 or more n-grams, got {self.pmi_span_collocations}")
+        object.__setattr__(self, "cm_gems_rule", str(self.cm_gems_rule))  # fairseq's ChoiceEnum -> its name
+        if self.cm_gems_rule not in SWITCH_RULES:
+            raise ValueError(f"unknown {CM_GEMS.name} rule {self.cm_gems_rule!r}; choose from {', '.join(SWITCH_RULES)}")
         if not (self.cm_gems_threshold > 0 and math.isfinite(self.cm_gems_threshold)):
             raise ValueError(
                 f"the {CM_GEMS.name} threshold must be a positive perplexity drop, got {self.cm_gems_threshold}"
@@ -152,8 +170,9 @@ class MaskingConfig:
         """The configs of the masks every item carries: this one, or a curriculum's candidates.
 
         A curriculum's first candidate takes this config's centre probability (set or the
-        paper's, which is the first candidate's); the others take their own paper value. An entry
-        with ``candidate_configs`` (RandomMask's stages) builds them itself.
+        paper's, which is the first candidate's); the others take ``later_centre_prob``, by
+        default their own paper value. An entry with ``candidate_configs`` (RandomMask's stages)
+        builds them itself.
         """
         entry = self.strategy_entry
         if not entry.is_curriculum:
@@ -161,6 +180,6 @@ class MaskingConfig:
         if entry.candidate_configs is not None:
             return entry.candidate_configs(self)
         return tuple(
-            replace(self, strategy=candidate.name, centre_prob=self.centre_prob if i == 0 else None)
+            replace(self, strategy=candidate.name, centre_prob=self.centre_prob if i == 0 else self.later_centre_prob)
             for i, candidate in enumerate(entry.candidates)
         )

@@ -13,9 +13,13 @@ The two rules of the GeneMask authors' follow-up (CM-GEMS, Roy et al., ECAI 2024
 two candidates, a local strategy and then global PMI masking:
 
 - :class:`PerplexityPlateauSwitch` (``cm_gems``): the first candidate until the first
-  validation at which the validation perplexity dropped by less than the threshold since the
-  previous validation; the second from then on, for good. (The released code goes local ->
-  global, although its help text says the reverse.)
+  validation at which the validation perplexity moved by less than the threshold, either way,
+  since the previous validation; the second from then on, for good. That is the authors' rule:
+  their code switches once the smallest absolute change between consecutive validation
+  perplexities falls below the threshold, which, the smallest over a growing list, happens
+  first at such a validation and then stays so. (The released code goes local -> global,
+  although its help text says the reverse.) ``--cm-gems-rule drop`` keeps this project's
+  earlier rule: a drop below the threshold, so that any rise switches.
 - :class:`StepwiseSchedule` (``cm_step``): at update u of U, a batch uses the second candidate
   with probability ``floor(u / (U / 100)) / 100``, else the first: 100 steps from 0 to 1.
 
@@ -66,6 +70,19 @@ def boundary_stage_configs(config: MaskingConfig) -> tuple[MaskingConfig, ...]:
         configs.append(replace(config, strategy=stage_strategy.name, mask_boundary=stage_boundary,
                                centre_prob=centre_prob))
     return tuple(configs)
+
+
+SWITCH_ON_CHANGE = "change"
+"""CM-GEMS switches when perplexity moved by less than the threshold either way (the authors' code)."""
+SWITCH_ON_DROP = "drop"
+"""CM-GEMS switches when perplexity dropped by less than the threshold (a rise always switches)."""
+SWITCH_RULES = (SWITCH_ON_CHANGE, SWITCH_ON_DROP)
+
+
+def plateaued(previous: float, current: float, threshold: float, rule: str = SWITCH_ON_CHANGE) -> bool:
+    """Whether validation perplexity has plateaued between two consecutive validations, by ``rule``."""
+    drop = previous - current
+    return (abs(drop) if rule == SWITCH_ON_CHANGE else drop) < threshold
 
 
 def stepwise_probability(update: int, max_update: int) -> float:
@@ -147,14 +164,16 @@ class TwoCandidateCurriculum(MaskCurriculum):
 class PerplexityPlateauSwitch(TwoCandidateCurriculum):
     """CM-GEMS's rule: switch to the second candidate, for good, once validation perplexity plateaus.
 
-    The threshold is ``config.cm_gems_threshold``: the switch comes at the first validation
-    whose perplexity dropped by less than it since the previous validation (a rise counts).
-    Validation uses the current regime.
+    The threshold is ``config.cm_gems_threshold`` and the rule ``config.cm_gems_rule``
+    (:func:`plateaued`): by default the switch comes at the first validation whose perplexity
+    moved by less than the threshold, either way, since the previous validation. Validation
+    uses the current regime.
     """
 
     def __init__(self, config: MaskingConfig, seed: int, max_update: int | None = None):
         super().__init__(config, seed, max_update)
         self.threshold = float(config.cm_gems_threshold)
+        self.rule = config.cm_gems_rule
         self.switch_update: int | None = None
         """The first update trained with the second candidate, once switched."""
         self.valid_history: list[tuple[int, float]] = []
@@ -169,7 +188,9 @@ class PerplexityPlateauSwitch(TwoCandidateCurriculum):
     def observe_validation(self, update: int, perplexity: float) -> bool:
         previous = self.valid_history[-1][1] if self.valid_history else None
         self.valid_history.append((int(update), float(perplexity)))
-        if self.switch_update is None and previous is not None and previous - perplexity < self.threshold:
+        if self.switch_update is None and previous is not None and plateaued(
+            previous, perplexity, self.threshold, self.rule
+        ):
             self.switch_update = int(update)
             return True
         return False

@@ -192,7 +192,7 @@ GLOBAL_PMI = register(MaskStrategy(
 CM_GEMS = register(MaskStrategy(
     name="cm_gems",
     help=f"CM-GEMS curriculum: {GENEMASK.name}, then {GLOBAL_PMI.name} for good from the first validation "
-    "whose perplexity dropped by less than --cm-gems-threshold since the previous one",
+    "whose perplexity moved by less than --cm-gems-threshold since the previous one (--cm-gems-rule)",
     paper_centre_prob=GENEMASK.paper_centre_prob,
     candidates=(GENEMASK, GLOBAL_PMI),
     curriculum=PerplexityPlateauSwitch,

@@ -27,7 +27,8 @@ def test_the_papers_optimiser_and_schedule_by_default():
     assert (args.task, args.criterion, args.arch) == ("genemask_mlm", "genemask_mlm", "genemask_tiny")
     assert (args.optimizer, eval(args.adam_betas), args.adam_eps, args.weight_decay) == ("adam", (0.9, 0.98), 1e-6,
                                                                                         0.01)
-    assert (args.clip_norm, args.lr_scheduler, args.lr, args.warmup_updates) == (0.0, "polynomial_decay", [8e-4], 10)
+    # clipping at 1.0: the authors' scripts leave --max_grad_norm at its default, 1.0
+    assert (args.clip_norm, args.lr_scheduler, args.lr, args.warmup_updates) == (1.0, "polynomial_decay", [8e-4], 10)
     assert int(args.total_num_update) == args.max_update == 200 and args.end_learning_rate == 0.0
     assert (args.batch_size, args.update_freq, args.seed, args.tokens_per_sample) == (4, [1], 1, 512)
     assert args.no_epoch_checkpoints and (args.data, args.pmi_table, args.save_dir) == ("data", "pmi.tsv", "ckpt")
@@ -38,11 +39,11 @@ def test_the_papers_optimiser_and_schedule_by_default():
 def test_named_settings_reach_fairseq():
     arguments = pc.pretraining_arguments(
         "data", "pmi.tsv", "ckpt", **RUN, strategy=list(STRATEGIES)[-1], update_freq=3, num_workers=2,
-        device=["--bf16", "--distributed-world-size", "1"], seed=7, clip_norm=1.0, validate_every=50,
+        device=["--bf16", "--distributed-world-size", "1"], seed=7, clip_norm=0.0, validate_every=50,
         extra=["--log-format", "simple", "--seed", "9"])
     args = parse_train(arguments)
     assert (args.mask_strategy, args.update_freq, args.num_workers, args.bf16) == (list(STRATEGIES)[-1], [3], 2, True)
-    assert (args.clip_norm, args.validate_interval_updates, args.log_format) == (1.0, 50, "simple")
+    assert (args.clip_norm, args.validate_interval_updates, args.log_format) == (0.0, 50, "simple")
     assert args.seed == 9 and arguments[-4:] == ["--log-format", "simple", "--seed", "9"]  # extras come last
 
 
@@ -133,6 +134,8 @@ def test_plan_node_on_gpus_and_on_the_cpu():
     forced = pc.plan_node(gpus=1, capability="9.0", seqs_per_gpu=10, seqs_per_update=1000, precision="fp16",
                           num_workers=3)
     assert forced.device[0] == "--fp16" and forced.num_workers == 3 and len(forced.notes) == 1
+    fp32 = pc.plan_node(gpus=2, capability="9.0", seqs_per_gpu=10, seqs_per_update=1000, precision="fp32")
+    assert fp32.device == ("--distributed-world-size", "2")  # the authors' precision: no --fp16/--bf16
     cpu = pc.plan_node(gpus=0, capability="9.0", cores=16, seqs_per_gpu=10, seqs_per_update=1000)
     assert (cpu.device, cpu.batch_size, cpu.update_freq, cpu.num_workers) == (("--cpu",), 10, 100, 8)
 

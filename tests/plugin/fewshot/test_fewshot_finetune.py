@@ -41,6 +41,8 @@ def test_paper_recipe_per_regime(shots, recipe):
     r = paper_recipe(shots)
     assert (r.batch_size, r.lr, r.epochs) == recipe
     assert (r.warmup_fraction, r.dropout, r.weight_decay) == (0.1, 0.1, 0.01)
+    # the authors' run_finetune.py defaults: AdamW (0.9, 0.999), eps 1e-8, max_grad_norm 1.0, classifier dropout 0.1
+    assert (r.adam_betas, r.adam_eps, r.clip_norm, r.pooler_dropout) == ((0.9, 0.999), 1e-8, 1.0, 0.1)
 
 
 @pytest.mark.parametrize(
@@ -49,9 +51,9 @@ def test_paper_recipe_per_regime(shots, recipe):
         (20, 10, None, None, (20, 80, 8)),  # Prom-core 10-shot: 4 batches of 5 per epoch
         (21, 10, None, None, (20, 100, 10)),  # a last, smaller batch is still an update
         (300, 10, None, None, (20, 1200, 120)),  # Splice-40 "10": 100 per class x 3
-        (1000, 500, None, None, (5, 335, 34)),  # ceil(1000 / 15) = 67 per epoch; 33.5 rounds up
-        (20, 10, 2, None, (2, 8, 1)),
-        (20, 10, None, 5, (20, 5, 1)),  # a cap shortens the schedule, warm-up 0.5 -> 1
+        (1000, 500, None, None, (5, 335, 33)),  # ceil(1000 / 15) = 67 per epoch; int(33.5) = 33, the authors'
+        (20, 10, 2, None, (2, 8, 0)),  # int(0.8)
+        (20, 10, None, 5, (20, 5, 0)),  # a cap shortens the schedule, warm-up int(0.5) = 0
         (20, 10, None, 500, (20, 80, 8)),  # a cap above the recipe changes nothing
     ],
 )
@@ -74,6 +76,8 @@ def test_train_args_from_checkpoint_and_from_scratch():
     assert (option(pretrained, "--batch-size"), option(pretrained, "--lr"), option(pretrained, "--max-epoch")) == ("5", "0.0001", "20")
     assert (option(pretrained, "--warmup-updates"), option(pretrained, "--total-num-update")) == ("8", "80")
     assert (option(pretrained, "--dropout"), option(pretrained, "--weight-decay")) == ("0.1", "0.01")
+    assert (option(pretrained, "--adam-betas"), option(pretrained, "--adam-eps")) == ("(0.9,0.999)", "1e-08")
+    assert (option(pretrained, "--clip-norm"), option(pretrained, "--pooler-dropout")) == ("1.0", "0.1")
     assert option(pretrained, "--seed") == "3" and option(pretrained, "--num-classes") == "2"
 
     scratch = fairseq_train_args("data", "out", checkpoint=None, shots=1000, seed=1, n_train=30,
@@ -81,6 +85,23 @@ def test_train_args_from_checkpoint_and_from_scratch():
     assert "--restore-file" not in scratch and "--reset-optimizer" not in scratch and "--cpu" not in scratch
     assert option(scratch, "--arch") == "genemask_logo" and scratch[-1] == "--fp16"
     assert (option(scratch, "--batch-size"), option(scratch, "--lr"), option(scratch, "--max-epoch")) == ("15", "5e-05", "5")
+
+
+def test_the_authors_optimiser_reaches_fairseq_and_passed_options_override_it():
+    from fairseq import options
+
+    def parsed(extra=()):
+        arguments = fairseq_train_args("data", "out", checkpoint=None, shots=10, seed=1, n_train=20, num_classes=2,
+                                       extra=list(extra))
+        return options.parse_args_and_arch(options.get_training_parser(), input_args=arguments)
+
+    authors = parsed()
+    assert (eval(authors.adam_betas), authors.adam_eps, authors.clip_norm) == ((0.9, 0.999), 1e-8, 1.0)
+    assert (authors.pooler_dropout, authors.dropout, authors.attention_dropout) == (0.1, 0.1, 0.1)
+    # the recipe before issue 20, through the pass-through options (finetune -- ..., grid --fairseq-args)
+    before = parsed(["--adam-betas", "(0.9,0.98)", "--adam-eps", "1e-6", "--clip-norm", "0", "--pooler-dropout", "0"])
+    assert (eval(before.adam_betas), before.adam_eps, before.clip_norm, before.pooler_dropout) == ((0.9, 0.98), 1e-6,
+                                                                                                  0.0, 0.0)
 
 
 def write_meta(directory, rows, labels):

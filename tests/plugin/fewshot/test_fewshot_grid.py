@@ -158,6 +158,16 @@ def test_grid_runs_every_cell_then_resumes(root, tmp_path, checkpoint, monkeypat
     report = grid.run_grid(cfg, progress=False)
     assert report.skipped == 12 and report.finished == 0 and again.runs == []
 
+    # a cell of the fine-tuning recipe before issue 20 (no optimiser settings recorded) runs again
+    record_file = data.parent / "seed1" / "metrics.json"
+    record = json.loads(record_file.read_text())
+    assert record["settings"]["optimizer"] == {"adam_betas": [0.9, 0.999], "adam_eps": 1e-8, "clip_norm": 1.0,
+                                               "pooler_dropout": 0.1}
+    del record["settings"]["optimizer"]
+    record_file.write_text(json.dumps(record))
+    old = FakeTraining(monkeypatch)
+    assert grid.run_grid(cfg, progress=False).finished == 1 and len(old.runs) == 1
+
     # a different schedule is a different experiment: the cells run again
     rerun = FakeTraining(monkeypatch)
     cfg.max_updates = 3

@@ -10,6 +10,7 @@ from genemask_plugin.masking.curricula import (
     StepwiseSchedule,
     boundary_stage,
     boundary_stage_configs,
+    plateaued,
     stepwise_probability,
 )
 from genemask_plugin.masking.spans import select_variable_spans
@@ -19,8 +20,18 @@ def cm_step(seed, max_update):
     return StepwiseSchedule(MaskingConfig("cm_step"), seed=seed, max_update=max_update)
 
 
-def cm_gems(seed, threshold=1.0):
-    return PerplexityPlateauSwitch(MaskingConfig("cm_gems", cm_gems_threshold=threshold), seed=seed)
+def cm_gems(seed, threshold=1.0, rule="change"):
+    return PerplexityPlateauSwitch(MaskingConfig("cm_gems", cm_gems_threshold=threshold, cm_gems_rule=rule), seed=seed)
+
+
+def authors_switch_index(perplexities, threshold):
+    """The authors' test, as their code runs it before every batch: the smallest |difference| between
+    consecutive lines of eval_results.txt below the threshold. Returns the first validation after which it holds."""
+    for n in range(2, len(perplexities) + 1):
+        history = perplexities[:n]
+        if min(abs(b - a) for a, b in zip(history, history[1:], strict=False)) < threshold:
+            return n - 1
+    return None
 
 
 def test_cm_step_probability_rises_in_100_steps_from_0_to_1():
@@ -77,12 +88,37 @@ def test_cm_step_state_says_where_the_schedule_is():
     assert "cm_step after 2550 of 10000 updates" in restored.describe() and "25%" in restored.describe()
 
 
-def test_cm_gems_first_validation_cannot_switch_and_a_rise_counts_as_a_small_drop():
+def test_cm_gems_first_validation_cannot_switch():
     curriculum = cm_gems(seed=1, threshold=1.0)
     assert not curriculum.observe_validation(10, 3.0)  # nothing to compare with
     assert curriculum.validation_candidate() == 0
-    assert curriculum.observe_validation(20, 3.5)  # perplexity went up: the drop (-0.5) is below 1.0
     assert cm_gems(seed=1, threshold=0.25).observe_validation(0, 9.0) is False
+
+
+@pytest.mark.parametrize(
+    ("perplexities", "change_switch", "drop_switch"),
+    [
+        ([40.0, 20.0, 15.0, 13.5, 13.1], 4, 4),  # a steady fall: both rules switch at the first small drop
+        ([40.0, 30.0, 36.0, 30.5, 30.2], 4, 2),  # a rise of 6: only the drop rule switches on it
+        ([40.0, 39.4, 30.0], 1, 1),  # a small drop right away
+        ([40.0, 40.8, 20.0, 19.5], 1, 1),  # a small rise: both rules (|change| and drop are both < 1)
+        ([40.0, 50.0, 35.0, 45.0, 44.5], 4, 1),  # swings: the change rule waits for a small move
+        ([40.0, 30.0, 20.0, 10.0], None, None),  # never below the threshold
+    ],
+)
+def test_cm_gems_rules_on_scripted_perplexities(perplexities, change_switch, drop_switch):
+    assert authors_switch_index(perplexities, 1.0) == change_switch  # the default is the authors' rule
+    for rule, expected in (("change", change_switch), ("drop", drop_switch)):
+        curriculum = cm_gems(seed=1, threshold=1.0, rule=rule)
+        switched = [i for i, ppl in enumerate(perplexities) if curriculum.observe_validation(100 * i, ppl)]
+        assert switched == ([] if expected is None else [expected]), rule
+        assert curriculum.switch_update == (None if expected is None else 100 * expected)
+
+
+def test_plateaued_is_symmetric_only_for_the_change_rule():
+    assert plateaued(10.0, 10.5, 1.0) and plateaued(10.0, 9.5, 1.0) and not plateaued(10.0, 11.5, 1.0)
+    assert plateaued(10.0, 11.5, 1.0, "drop") and not plateaued(10.0, 8.0, 1.0, "drop")
+    assert not plateaued(10.0, 9.0, 1.0) and not plateaued(10.0, 9.0, 1.0, "drop")  # exactly the threshold: not below
 
 
 def test_cm_gems_state_round_trips_and_stays_switched():

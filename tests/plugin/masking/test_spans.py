@@ -109,7 +109,7 @@ def test_random_strategy_masks_single_tokens():
 
 
 def test_sentencepiece_base_span_is_one_token():
-    config = MaskingConfig(k=None, wide_half_width=1)
+    config = MaskingConfig(k=None, wide_half_width=1, all_wide_below=0)
     scores = np.zeros(20, dtype=np.float32)
     masked, wide = spans([5, 15], 20, config, scores)
     # One high centre (ceil(2/2)) gets the wide span 4..6; the other masks itself.
@@ -140,7 +140,7 @@ def test_best_pmi_ties_go_to_the_centre_then_the_nearest_left():
 
 
 def test_high_set_is_the_best_half_by_score_not_the_first():
-    config = MaskingConfig(wide_half_width=1)
+    config = MaskingConfig(wide_half_width=1, all_wide_below=0)
     centres = [10, 50, 90, 130, 170]
     scores = np.zeros(200, dtype=np.float32)
     scores[centres] = [1.0, 2.0, 3.0, 5.0, 4.0]
@@ -157,6 +157,17 @@ def test_all_wide_rule_applies_below_its_threshold_only():
     assert positions(wide) == [c + d for c in centres for d in (-1, 0, 1)]
     _, wide = spans(centres, 200, MaskingConfig(wide_half_width=1, all_wide_below=3), scores)
     assert len(positions(wide)) == 9
+
+
+@pytest.mark.parametrize(("m", "wide_spans"), [(1, 1), (2, 2), (8, 8), (9, 5), (10, 5), (12, 6)])
+def test_by_default_items_with_2_to_8_centres_widen_every_centre(m, wide_spans):
+    """The authors' rule (segment_cnt = ceil(m/2) < 5: all), on by default: from 9 centres the best half."""
+    centres = list(range(10, 10 + 40 * m, 40))
+    scores = np.zeros(50 * m, dtype=np.float32)
+    scores[centres] = np.arange(m, dtype=np.float32)
+    _, wide = spans(centres, 50 * m, MaskingConfig(wide_half_width=1), scores)
+    assert len(positions(wide)) == 3 * wide_spans
+    assert positions(wide)[-3:] == [centres[-1] - 1, centres[-1], centres[-1] + 1]  # the best is always wide
 
 
 def test_wide_spans_truncate_at_the_ends():

@@ -157,9 +157,12 @@ def test_masking_settings_are_declared_once_in_masking_config():
     for name, setting in flags.items():
         assert getattr(cfg, name) == setting.default == settings[setting.name].default, name
         assert task_fields[name].metadata["help"] == setting.metadata["help"] == settings[setting.name].metadata["help"]
-        if name != "mask_strategy":  # a ChoiceEnum of the registry's names
+        if setting.metadata["choices"]:  # a ChoiceEnum of its choices (mask_strategy: the registry's names)
+            assert [choice.value for choice in task_fields[name].type] == list(setting.metadata["choices"]), name
+        else:
             assert task_fields[name].type == setting.type, name
     assert [choice.value for choice in task_fields["mask_strategy"].type] == list(settings["strategy"].metadata["choices"])
+    assert [choice.value for choice in task_fields["cm_gems_rule"].type] == ["change", "drop"]
     # The parsed task config reads back as the same MaskingConfig, setting by setting.
     assert MaskingConfig.from_flags(cfg, k=6) == MaskingConfig()
 

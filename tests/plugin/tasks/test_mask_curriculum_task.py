@@ -84,6 +84,12 @@ def test_cli_flags_build_the_curriculum(data, flag, caplog):
     assert isinstance(task.curriculum, StepwiseSchedule) and task.curriculum.max_update == 500
     gems = setup(data, mask_strategy="cm_gems", cm_gems_threshold=2.5)
     assert gems.masking.candidates()[0].strategy == "genemask" and gems.curriculum.threshold == 2.5
+    assert gems.curriculum.rule == "change"  # the authors' rule by default
+    drop = options.parse_args_and_arch(options.get_training_parser(), [
+        str(data), "--user-dir", PLUGIN, "--task", "genemask_mlm", "--criterion", "genemask_mlm",
+        "--arch", "genemask_tiny", "--pmi-table", str(TABLE), "--mask-strategy", "cm_gems", "--cm-gems-rule", "drop",
+    ])
+    assert tasks.setup_task(drop).curriculum.rule == "drop"
     assert setup(data).curriculum is None and "mask_curriculum" not in setup(data).state_dict()
 
 
@@ -339,7 +345,7 @@ def test_cm_gems_switches_once_and_resumes_switched(data, tmp_path):
     ppls = _valid_ppls(log)
     assert len(ppls) >= 6
     # The rule, applied to the logged perplexities, predicts the switch the run logged, and it happened once.
-    expected = next(u for (_, prev), (u, ppl) in zip(ppls, ppls[1:], strict=False) if prev - ppl < 200)
+    expected = next(u for (_, prev), (u, ppl) in zip(ppls, ppls[1:], strict=False) if abs(prev - ppl) < 200)
     switches = re.findall(r"global_pmi masking since update (\d+)", log)
     assert switches == [str(expected)], switches
     full = _records(tmp_path / "a.jsonl.rank0")
