@@ -76,7 +76,7 @@ def run_timed(argv: list[str]) -> tuple[subprocess.CompletedProcess, float]:
 
 def test_every_command_and_sub_command_is_covered():
     assert {name for name, _, _ in CASES} == {"genemask-preprocess", "genemask-pmi", "genemask-motifs",
-                                              "genemask-fewshot", "genemask-hf"}
+                                              "genemask-fewshot", "genemask-hf", "genemask-validate"}
     assert {tuple(argv) for name, _, argv in CASES if name == "genemask-fewshot"} >= {
         ("prepare", "--help"), ("finetune", "--help"), ("evaluate", "--help"), ("probe", "--help"),
         ("grid", "--help"), ("stats", "--help")}

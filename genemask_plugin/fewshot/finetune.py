@@ -37,49 +37,19 @@ from genemask_preprocess.errors import GeneMaskError
 from genemask_preprocess.kmers import BOS_ID, EOS_ID
 
 from ..checkpoints import CLASSIFIER_TASK, LAST_CHECKPOINT, ModelShape
+from .finetune_recipe import FinetuneRecipe, paper_recipe
 from .prepare import METADATA_FILE, PreparedData, is_integer_label
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The ``--user-dir`` of ``fairseq-train``: the ``genemask_plugin`` folder."""
 BEST_CHECKPOINT = "checkpoint_best.pt"
 """The checkpoint scored when a ``valid`` split selects the model."""
-LARGE_REGIME_SHOTS = 500
-"""Shot counts from here on use the 500/1000-shot settings."""
 DEFAULT_SHAPE = ModelShape()
 """The model trained from scratch when none is named."""
 
 
 class FinetuneError(GeneMaskError):
     """Fine-tuning could not start or did not finish (one-line message)."""
-
-
-@dataclass(frozen=True)
-class FinetuneRecipe:
-    batch_size: int
-    lr: float
-    epochs: int
-    warmup_fraction: float = 0.1
-    dropout: float = 0.1
-    """Encoder and attention dropout (the authors' hidden and attention dropout)."""
-    weight_decay: float = 0.01
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    clip_norm: float = 1.0
-    pooler_dropout: float = 0.1
-    """The classification head's dropout (BERT's classifier dropout; fairseq's head applies it before and
-    after its dense layer)."""
-
-    def optimizer_settings(self) -> dict:
-        """The optimiser settings a grid cell records, so that cells of another recipe are not taken as finished."""
-        return {"adam_betas": list(self.adam_betas), "adam_eps": self.adam_eps, "clip_norm": self.clip_norm,
-                "pooler_dropout": self.pooler_dropout}
-
-
-def paper_recipe(shots: int) -> FinetuneRecipe:
-    """The paper's settings for a shot regime (``shots`` is the paper's name of the set)."""
-    if shots >= LARGE_REGIME_SHOTS:
-        return FinetuneRecipe(batch_size=15, lr=5e-5, epochs=5)
-    return FinetuneRecipe(batch_size=5, lr=1e-4, epochs=20)
 
 
 def schedule(n_train: int, recipe: FinetuneRecipe, epochs: int | None = None,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..models.defaults import DEFAULT_ARCH
 from .cell_record import CELL_RECORD_FILE, read_cell_record
-from .finetune import paper_recipe
+from .finetune_recipe import paper_recipe
 from .prepare import FewshotDataError
 from .protocol import DRAW_MODES, CellFiles, resolve_cell_files
 

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass, field, make_dataclass
@@ -25,8 +26,9 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from genemask_plugin.checkpoints import LAST_CHECKPOINT, UNTRAINED_LM_HEAD, read_task_state
+from genemask_plugin.data.block_table import BREAK_MODES
 from genemask_plugin.data.genemask_mask_dataset import MASK_CANDIDATES, GeneMaskMaskDataset
-from genemask_plugin.data.item_block_dataset import BREAK_MODES, ItemBlockDataset
+from genemask_plugin.data.item_block_dataset import ItemBlockDataset
 from genemask_plugin.masking.config import MaskingConfig
 from genemask_plugin.masking.strategies import STRATEGIES, strategy_named
 from genemask_plugin.models.position_init import (
@@ -178,6 +180,9 @@ def check_task_options(cfg) -> None:
             f"--tokens-per-sample must be in {MIN_TOKENS_PER_SAMPLE}..{MAX_TOKENS_PER_SAMPLE} "
             f"(<s>, at least one token and </s>), got {tokens}"
         )
+    scale = cfg.position_init_scale
+    if not (scale > 0 and math.isfinite(scale)):
+        raise GeneMaskTaskError(f"--position-init-scale must be a positive finite number, got {scale}")
     # A span wider than the sample masks what one as wide as the sample does; a far wider one
     # only costs memory (the span is built before it is clipped).
     if cfg.wide_half_width >= tokens:

@@ -11,24 +11,12 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
-
-from genemask_plugin.data.item_block_dataset import BREAK_MODES
+from genemask_plugin.data.block_table import BREAK_MODES
 from genemask_plugin.masking.strategies import KMER_SPAN, RANDOM, STRATEGIES
 from genemask_preprocess.atomic_output import atomic_file
 from genemask_preprocess.command_line import command_entry_point
 from genemask_preprocess.corpus.unigram_floor import unigram_floor
 from genemask_preprocess.errors import InputError
-
-from ..checkpoints import (
-    config_field,
-    load_checkpoint_state,
-    task_config,
-    trained_updates,
-    training_seed,
-)
-from ..tasks.genemask_mlm import GeneMaskMLMTask
-from .shared_mask_loss import SharedMasks
 
 DEFAULT_MASKS = (RANDOM.name, KMER_SPAN.name)
 PLAIN_STRATEGIES = [name for name, entry in STRATEGIES.items() if not entry.is_curriculum]
@@ -92,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def checkpoint_row(label: str, path: Path) -> dict:
     """The checkpoint's own training: strategy, seed, updates."""
+    from ..checkpoints import (  # noqa: PLC0415  (torch, fairseq: not for --help)
+        config_field,
+        load_checkpoint_state,
+        task_config,
+        trained_updates,
+        training_seed,
+    )
+
     state = load_checkpoint_state(path)
     strategy = config_field(task_config(state), "mask_strategy")
     return {"checkpoint": label, "trained_strategy": str(strategy) if strategy is not None else "",
@@ -108,6 +104,11 @@ def _csv_text(rows: list[dict]) -> str:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import torch  # noqa: PLC0415  (torch, fairseq: not for --help)
+
+    from ..tasks.genemask_mlm import GeneMaskMLMTask  # noqa: PLC0415
+    from .shared_mask_loss import SharedMasks  # noqa: PLC0415
+
     logging.getLogger().setLevel(logging.WARNING)  # fairseq's model zoo sets the root logger to DEBUG
     # The task's advice (e.g. --centre-prob for k != 6) names training options this command does not have.
     logging.getLogger(GeneMaskMLMTask.__module__).setLevel(logging.ERROR)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from fairseq.data import ListDataset
 
-from genemask_plugin.data.item_block_dataset import ItemBlockDataset, block_table, greedy_block_starts
+from genemask_plugin.data.block_table import block_table, greedy_block_starts
+from genemask_plugin.data.item_block_dataset import ItemBlockDataset
 
 EOS = 2
 

@@ -55,6 +55,7 @@ def test_every_numeric_option_is_range_checked(corpus, name, kind):  # noqa: F81
     ({"centre_prob": 2.0}, r"centre probability must be in \(0, 1\], got 2.0"),
     ({"cm_gems_threshold": math.inf}, "positive perplexity drop"),
     ({"random_token_prob": 1.5}, r"random_token_prob must be in \[0, 1\]"),
+    ({"position_init_scale": 0.0}, r"--position-init-scale must be a positive finite number, got 0.0"),
 ])
 def test_out_of_range_values_name_the_option_and_the_range(corpus, setting, message):  # noqa: F811
     with pytest.raises(GeneMaskTaskError, match=message):
