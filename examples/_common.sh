@@ -81,6 +81,20 @@ prepare_bundled_corpus() {
     run_logged "$log" genemask-pmi score "$work/pmi/counts.npz" --k 6 --out "$work/pmi/pmi_k6.tsv"
 }
 
+# The bundled fragments as another tokenization (K STRIDE: 1 1 single nucleotides, K K non-overlapping k-mers) in
+# WORK/data, and its token n-gram PMI table (pmi_span's collocations) in WORK/pmi/pmi_tokens.tsv.
+# Usage: prepare_bundled_token_corpus WORK K STRIDE
+prepare_bundled_token_corpus() {
+    local work=$1 k=$2 stride=$3 genome="$REPO_ROOT/data/genomes/human_fewshot_fragments.fa.gz" log="$1/logs/corpus.log"
+    local tokens=(--k "$k")
+    [ "$k" = 1 ] || tokens+=(--stride "$stride")
+    echo "== corpus (${tokens[*]}) and token n-gram PMI table in $(shown_path "$work") (log: $(shown_path "$log"))"
+    [ -f "$work/data/dict.txt" ] || run_logged "$log" genemask-preprocess "$genome" "${tokens[@]}" --out "$work/data" \
+        --seed 1 --force
+    run_logged "$log" genemask-pmi count --tokens "$work/data" --max-n 5 --out "$work/pmi/token_counts.npz" --quiet
+    run_logged "$log" genemask-pmi score "$work/pmi/token_counts.npz" --out "$work/pmi/pmi_tokens.tsv"
+}
+
 # The fairseq-train arguments of every pretraining run, built by genemask_plugin/pretraining_command.py from
 # named settings (the paper's optimiser and schedule unless told otherwise; its --help lists them), which also
 # checks them (a strategy against the masking registry) and, given --gpus, sizes the batch for the node.

@@ -13,15 +13,19 @@
 #      examples/compute_ladder_report.py: the pre-written decision rule (docs/results/compute_ladder/README.md),
 #      decision.md, effects_by_budget.png and losses.png.
 # Without --fewshot-root only the bundled Prom-core (10 and 50 shots) is probed and fine-tuned.
+# Other tokenizations: --k 1 (single nucleotides) or --k K --stride K (non-overlapping k-mers) build that corpus and,
+# for pmi_span, its token n-gram PMI table (genemask-pmi count --tokens); --reference/--baseline name the two
+# variants the statistics and the decision rule compare (default genemask against kmer_span).
 # Usage: examples/compute_ladder.sh [--budgets "500 1000 2000 4000 8000"] [--pretrain-seeds "1 2 3 4 5"]
 #            [--strategies "genemask kmer_span random"] [--variant LABEL="STRATEGY OPTIONS"]
 #            [--arch genemask_tiny] [--batch-size 2] [--lr 2e-3] [--warmup 500] [--lr-scheduler inverse_sqrt]
 #            [--position-init sinusoidal] [--position-init-scale 0.3]
 #            [--probe-datasets "..."] [--probe-shots "10 50 100"] [--probe-seeds "1 2 3"]
 #            [--finetune-datasets "Prom-core Splice-40"] [--finetune-shots "10 50"] [--finetune-seeds "1 2 3"]
+#            [--k 6] [--stride 1] [--reference genemask] [--baseline kmer_span]
 #            [--jobs N] [--only-pretrain] [--skip-finetune] [--fewshot-root DIR] [--out DIR] [--dry-run]
 # cm_step and global_pmi join with --strategies "genemask kmer_span random cm_step global_pmi"; other settings
-# of a strategy with --variant 'LABEL=STRATEGY FAIRSEQ_OPTIONS'. Model size, batch and lr are placeholders.
+# of a strategy with --variant 'LABEL=STRATEGY FAIRSEQ_OPTIONS'. Model size, batch and lr: the pilots' (results page).
 # Everything is resumable: rerun the same command to finish an interrupted run. Progress goes to the console,
 # each run's fairseq log to WORK/pretrain/LABEL/seedN/train_BUDGET.log, copied to OUT/logs/ (never checkpoints).
 source "$(dirname "$0")/_common.sh"
@@ -31,6 +35,10 @@ PRETRAIN_SEEDS="1 2 3 4 5"
 STRATEGIES="genemask kmer_span random"
 VARIANTS=()
 ARCH=genemask_tiny
+K=6
+STRIDE=1
+REFERENCE=genemask
+BASELINE=kmer_span
 BATCH=2
 LR=2e-3
 WARMUP=500
@@ -56,6 +64,10 @@ while [ $# -gt 0 ]; do
         --strategies) STRATEGIES=$2; shift 2 ;;
         --variant) VARIANTS+=("$2"); shift 2 ;;
         --arch) ARCH=$2; shift 2 ;;
+        --k) K=$2; shift 2 ;;
+        --stride) STRIDE=$2; shift 2 ;;
+        --reference) REFERENCE=$2; shift 2 ;;
+        --baseline) BASELINE=$2; shift 2 ;;
         --batch-size) BATCH=$2; shift 2 ;;
         --lr) LR=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
@@ -99,8 +111,9 @@ for BUDGET in $BUDGETS; do
 done
 LARGEST=${BUDGETS% }
 LARGEST=${LARGEST##* }
-[[ " $STRATEGIES " == *" genemask "* && " $STRATEGIES " == *" kmer_span "* ]] ||
-    die "--strategies must include genemask and kmer_span (the decision rule compares them)"
+LABELS=" $STRATEGIES ${VARIANTS[*]%%=*} "
+[[ "$LABELS" == *" $REFERENCE "* && "$LABELS" == *" $BASELINE "* ]] ||
+    die "--strategies and --variant labels must include $REFERENCE and $BASELINE (the decision rule compares them)"
 # Each strategy is a variant whose options are just its --mask-strategy; --variant adds LABEL="STRATEGY OPTIONS".
 EXTRA_VARIANTS=("${VARIANTS[@]}")
 VARIANTS=()
@@ -113,7 +126,13 @@ if [ "$(count_gpus)" -ge 1 ]; then DEVICE=(); fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # tiny models: one thread per run beats runs fighting for cores
 START=$(date +%s)
 
-prepare_bundled_corpus "$WORK"
+if [ "$K" = 6 ] && [ "$STRIDE" = 1 ]; then
+    prepare_bundled_corpus "$WORK"
+    PMI_TABLE="$WORK/pmi/pmi_k6.tsv"
+else
+    prepare_bundled_token_corpus "$WORK" "$K" "$STRIDE"
+    PMI_TABLE="$WORK/pmi/pmi_tokens.tsv"
+fi
 
 train_segment() {
     run fairseq-train "${PRETRAIN_ARGS[@]}"
@@ -125,7 +144,7 @@ train_segment() {
 ladder_run() {
     local label=$1 strategy=$2 seed=$3 save=$4 budget log started i
     shift 4
-    pretrain_args --data "$WORK/data" --pmi-table "$WORK/pmi/pmi_k6.tsv" --save-dir "$save" --arch "$ARCH" \
+    pretrain_args --data "$WORK/data" --pmi-table "$PMI_TABLE" --save-dir "$save" --arch "$ARCH" \
         --strategy "$strategy" --updates "$LARGEST" --lr "$LR" --warmup "$WARMUP" --lr-scheduler "$SCHEDULER" \
         --batch-size "$BATCH" --num-workers 1 --seed "$seed" "${DEVICE[@]}" -- \
         --sample-break-mode complete --position-init "$POSITION_INIT" --position-init-scale "$POSITION_SCALE" \
@@ -213,10 +232,15 @@ for BUDGET in $BUDGETS; do
         run genemask-fewshot grid --method finetune "${COMMON[@]}" --datasets $FINETUNE_DATASETS \
             --shots $FINETUNE_SHOTS --seeds $FINETUNE_SEEDS --out "$OUT/updates_$BUDGET/finetune"
     fi
-    run genemask-fewshot stats "$OUT/updates_$BUDGET" --reference genemask --out "$OUT/updates_$BUDGET"
+    run genemask-fewshot stats "$OUT/updates_$BUDGET" --reference "$REFERENCE" --out "$OUT/updates_$BUDGET"
 done
 EVALUATION_DONE=$(date +%s)
 
-run "${PYTHON:-python3}" "$REPO_ROOT/examples/compute_ladder_report.py" "$OUT" --reference genemask --baseline kmer_span
+if [ "${BUDGETS// /}" = "$LARGEST" ]; then
+    echo "one budget: no trend to fit; the comparison is $(shown_path "$OUT/updates_$LARGEST/comparisons.md")"
+else
+    run "${PYTHON:-python3}" "$REPO_ROOT/examples/compute_ladder_report.py" "$OUT" --reference "$REFERENCE" \
+        --baseline "$BASELINE"
+fi
 echo "wall time: pretraining $((PRETRAIN_DONE - START)) s, shared-mask validation $((VALIDATE_DONE - PRETRAIN_DONE)) s," \
     "probes and fine-tuning $((EVALUATION_DONE - VALIDATE_DONE)) s, total $(($(date +%s) - START)) s"

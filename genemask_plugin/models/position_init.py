@@ -17,7 +17,7 @@ from fairseq.modules import LearnedPositionalEmbedding
 POSITION_INIT_RANDOM = "random"
 POSITION_INIT_SINUSOIDAL = "sinusoidal"
 DEFAULT_POSITION_INIT_SCALE = 0.3
-"""The lead's pilot (docs/genemask_mlm.md): 0.3 broke through where 0.1, 1.0 and 0.03 did not."""
+"""The pilot runs (docs/genemask_mlm.md): 0.3 broke through where 0.1, 1.0 and 0.03 did not."""
 
 
 def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
