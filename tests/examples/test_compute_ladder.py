@@ -115,8 +115,27 @@ def test_options_budgets_strategies_variants_and_bundled_data():
     assert probe.datasets == ["Prom-core"] and probe.shots == [10, 50] and probe.roots == [REPO / "data" / "fewshot"]
 
 
+def test_another_tokenization_builds_its_corpus_and_token_pmi_and_compares_the_named_pair():
+    """Issue 22's sanity run: single nucleotides, random against pmi_span, through the same recipe."""
+    commands, trainings = ladder("--k", "1", "--strategies", "random", "--variant", "pmi_span=pmi_span",
+                                 "--reference", "pmi_span", "--baseline", "random", "--budgets", "500",
+                                 "--pretrain-seeds", "1 2", "--skip-finetune")
+    preprocess = next(c for c in commands if c[0] == "genemask-preprocess")
+    assert preprocess[preprocess.index("--k") + 1] == "1" and "--stride" not in preprocess
+    count = next(c for c in commands if c[:2] == ["genemask-pmi", "count"])
+    assert count[2:4] == ["--tokens", preprocess[preprocess.index("--out") + 1]]
+    assert {a.pmi_table for _, a in trainings} == {count[count.index("--out") + 1].replace("token_counts.npz", "pmi_tokens.tsv")}
+    assert sorted((a.mask_strategy, a.seed) for _, a in trainings) == [
+        ("pmi_span", 1), ("pmi_span", 2), ("random", 1), ("random", 2)]
+    stats = next(c for c in commands if c[:2] == ["genemask-fewshot", "stats"])
+    assert stats[stats.index("--reference") + 1] == "pmi_span"
+    assert not any(c[-1].endswith("compute_ladder_report.py") or "compute_ladder_report.py" in " ".join(c)
+                   for c in commands)  # one budget: no trend to fit
+
+
 @pytest.mark.parametrize("options, message", [
     (["--strategies", "genemask random"], "must include genemask and kmer_span"),
+    (["--strategies", "random", "--reference", "pmi_span", "--baseline", "random"], "must include pmi_span and random"),
     (["--budgets", "500 x"], "--budgets must be positive"),
     (["--probe-datasets", "Cohn-enh"], "pass --fewshot-root"),
 ])
