@@ -95,6 +95,39 @@ prepare_bundled_token_corpus() {
     run_logged "$log" genemask-pmi score "$work/pmi/token_counts.npz" --out "$work/pmi/pmi_tokens.tsv"
 }
 
+# The few-shot sets a recipe scores its checkpoints on. Without --fewshot-root, the bundled Prom-core (10 and 50
+# shots); with it, the full sets, probing $1 (a list of datasets) unless the user named others. Reads and sets
+# FEWSHOT_ROOT, PROBE_DATASETS, FINETUNE_DATASETS and PROBE_SHOTS; checks JOBS. Usage: resolve_fewshot_sets "D1 D2"
+resolve_fewshot_sets() {
+    if [ -z "$FEWSHOT_ROOT" ]; then
+        FEWSHOT_ROOT="$REPO_ROOT/data/fewshot"  # bundled: Prom-core 10 and 50 shots
+        PROBE_DATASETS=${PROBE_DATASETS:-Prom-core}
+        FINETUNE_DATASETS=${FINETUNE_DATASETS:-Prom-core}
+        PROBE_SHOTS=${PROBE_SHOTS:-"10 50"}
+        local dataset
+        for dataset in $PROBE_DATASETS $FINETUNE_DATASETS; do
+            [ -d "$FEWSHOT_ROOT/$dataset" ] || die "$dataset is not bundled: pass --fewshot-root DIR with the full few-shot sets"
+        done
+    else
+        PROBE_DATASETS=${PROBE_DATASETS:-$1}
+        FINETUNE_DATASETS=${FINETUNE_DATASETS:-"Prom-core Splice-40"}
+        PROBE_SHOTS=${PROBE_SHOTS:-"10 50 100"}
+    fi
+    [ "$DRY_RUN" = 1 ] || [ -d "$FEWSHOT_ROOT" ] || die "few-shot data not found at $FEWSHOT_ROOT (--fewshot-root)"
+    [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer, got $JOBS"
+}
+
+# VARIANTS as a recipe runs them: each of STRATEGIES as LABEL=STRATEGY, then the --variant ones ("LABEL=STRATEGY
+# OPTIONS"). Usage: strategy_variants (reads STRATEGIES and VARIANTS, rewrites VARIANTS)
+strategy_variants() {
+    local extra=("${VARIANTS[@]}") strategy
+    VARIANTS=()
+    for strategy in $STRATEGIES; do
+        VARIANTS+=("$strategy=$strategy")
+    done
+    VARIANTS+=("${extra[@]}")
+}
+
 # The fairseq-train arguments of every pretraining run, built by genemask_plugin/pretraining_command.py from
 # named settings (the paper's optimiser and schedule unless told otherwise; its --help lists them), which also
 # checks them (a strategy against the masking registry) and, given --gpus, sizes the batch for the node.

@@ -90,21 +90,7 @@ while [ $# -gt 0 ]; do
         *) die "unknown option $1" ;;
     esac
 done
-if [ -z "$FEWSHOT_ROOT" ]; then
-    FEWSHOT_ROOT="$REPO_ROOT/data/fewshot"  # bundled: Prom-core 10 and 50 shots
-    PROBE_DATASETS=${PROBE_DATASETS:-Prom-core}
-    FINETUNE_DATASETS=${FINETUNE_DATASETS:-Prom-core}
-    PROBE_SHOTS=${PROBE_SHOTS:-"10 50"}
-    for DATASET in $PROBE_DATASETS $FINETUNE_DATASETS; do
-        [ -d "$FEWSHOT_ROOT/$DATASET" ] || die "$DATASET is not bundled: pass --fewshot-root DIR with the full few-shot sets"
-    done
-else
-    PROBE_DATASETS=${PROBE_DATASETS:-"Prom-core Prom-300 Cohn-enh"}
-    FINETUNE_DATASETS=${FINETUNE_DATASETS:-"Prom-core Splice-40"}
-    PROBE_SHOTS=${PROBE_SHOTS:-"10 50 100"}
-fi
-[ "$DRY_RUN" = 1 ] || [ -d "$FEWSHOT_ROOT" ] || die "few-shot data not found at $FEWSHOT_ROOT (--fewshot-root)"
-[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer, got $JOBS"
+resolve_fewshot_sets "Prom-core Prom-300 Cohn-enh"
 BUDGETS=$(tr ' ' '\n' <<<"$BUDGETS" | grep -v '^$' | sort -n -u | tr '\n' ' ')
 for BUDGET in $BUDGETS; do
     [[ "$BUDGET" =~ ^[1-9][0-9]*$ ]] || die "--budgets must be positive whole numbers of updates, got $BUDGET"
@@ -115,12 +101,7 @@ LABELS=" $STRATEGIES ${VARIANTS[*]%%=*} "
 [[ "$LABELS" == *" $REFERENCE "* && "$LABELS" == *" $BASELINE "* ]] ||
     die "--strategies and --variant labels must include $REFERENCE and $BASELINE (the decision rule compares them)"
 # Each strategy is a variant whose options are just its --mask-strategy; --variant adds LABEL="STRATEGY OPTIONS".
-EXTRA_VARIANTS=("${VARIANTS[@]}")
-VARIANTS=()
-for STRATEGY in $STRATEGIES; do
-    VARIANTS+=("$STRATEGY=$STRATEGY")
-done
-VARIANTS+=("${EXTRA_VARIANTS[@]}")
+strategy_variants
 DEVICE=(--cpu)
 if [ "$(count_gpus)" -ge 1 ]; then DEVICE=(); fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # tiny models: one thread per run beats runs fighting for cores

@@ -60,28 +60,9 @@ while [ $# -gt 0 ]; do
         *) die "unknown option $1" ;;
     esac
 done
-if [ -z "$FEWSHOT_ROOT" ]; then
-    FEWSHOT_ROOT="$REPO_ROOT/data/fewshot"  # bundled: Prom-core 10 and 50 shots
-    PROBE_DATASETS=${PROBE_DATASETS:-Prom-core}
-    FINETUNE_DATASETS=${FINETUNE_DATASETS:-Prom-core}
-    PROBE_SHOTS=${PROBE_SHOTS:-"10 50"}
-    for DATASET in $PROBE_DATASETS $FINETUNE_DATASETS; do
-        [ -d "$FEWSHOT_ROOT/$DATASET" ] || die "$DATASET is not bundled: pass --fewshot-root DIR with the full few-shot sets"
-    done
-else
-    PROBE_DATASETS=${PROBE_DATASETS:-"Prom-core Prom-300 Cohn-enh Splice-40"}
-    FINETUNE_DATASETS=${FINETUNE_DATASETS:-"Prom-core Splice-40"}
-    PROBE_SHOTS=${PROBE_SHOTS:-"10 50 100"}
-fi
-[ "$DRY_RUN" = 1 ] || [ -d "$FEWSHOT_ROOT" ] || die "few-shot data not found at $FEWSHOT_ROOT (--fewshot-root)"
-[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer, got $JOBS"
+resolve_fewshot_sets "Prom-core Prom-300 Cohn-enh Splice-40"
 # Each strategy is a variant whose options are just its --mask-strategy; --variant adds LABEL="STRATEGY OPTIONS".
-EXTRA_VARIANTS=("${VARIANTS[@]}")
-VARIANTS=()
-for STRATEGY in $STRATEGIES; do
-    VARIANTS+=("$STRATEGY=$STRATEGY")
-done
-VARIANTS+=("${EXTRA_VARIANTS[@]}")
+strategy_variants
 START=$(date +%s)
 
 prepare_bundled_corpus "$WORK"
