@@ -192,9 +192,17 @@ def check_task_options(cfg) -> None:
         )
 
 
-def pmi_fingerprint(scores: np.ndarray) -> str:
-    """A short content fingerprint of the per-token scores a PMI table gives a dictionary."""
-    return hashlib.sha256(np.ascontiguousarray(scores, dtype=np.float64).tobytes()).hexdigest()[:16]
+def pmi_fingerprint(scores) -> str:
+    """A short content fingerprint of what a PMI table gives a dictionary: per-token scores, or
+    ``pmi_span``'s collocations (their codes per n-gram length)."""
+    digest = hashlib.sha256()
+    if hasattr(scores, "codes"):  # Collocations
+        for n, codes in sorted(scores.codes.items()):
+            digest.update(f"{n}:{scores.base}:".encode())
+            digest.update(np.ascontiguousarray(codes, dtype=np.int64).tobytes())
+    else:
+        digest.update(np.ascontiguousarray(scores, dtype=np.float64).tobytes())
+    return digest.hexdigest()[:16]
 
 
 @register_task("genemask_mlm", dataclass=GeneMaskMLMConfig)

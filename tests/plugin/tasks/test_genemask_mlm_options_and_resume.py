@@ -6,6 +6,7 @@ import math
 import shutil
 import typing
 
+import numpy as np
 import pytest
 import torch
 from fairseq import options
@@ -145,3 +146,17 @@ def test_the_task_class_is_the_registered_one():
     from fairseq.tasks import TASK_REGISTRY
 
     assert TASK_REGISTRY["genemask_mlm"] is GeneMaskMLMTask
+
+
+def test_the_pmi_fingerprint_reads_token_scores_and_pmi_span_collocations():
+    """A resumed run compares the table's fingerprint; pmi_span's table is collocations, not scores."""
+    from genemask_plugin.tasks.genemask_mlm import pmi_fingerprint
+    from genemask_preprocess.formats.pmi_table import Collocations
+
+    scores = np.linspace(-1, 1, 7)
+    assert pmi_fingerprint(scores) == pmi_fingerprint(scores.copy()) != pmi_fingerprint(scores[::-1])
+    one = Collocations({2: np.array([3, 17]), 3: np.array([40])}, base=10, source="a.tsv")
+    same = Collocations({2: np.array([3, 17]), 3: np.array([40])}, base=10, source="b.tsv")
+    other = Collocations({2: np.array([3, 18]), 3: np.array([40])}, base=10, source="a.tsv")
+    assert pmi_fingerprint(one) == pmi_fingerprint(same) != pmi_fingerprint(other)
+    assert len(pmi_fingerprint(one)) == 16
