@@ -125,7 +125,7 @@ def prepared_data(config: GridConfig, cell: Cell, dictionary: Path, data_dir: Pa
 def drawn_data(config: GridConfig, cell: Cell, dictionary: Path) -> PreparedData:
     """A seed's own prepared data for ``--draw per-class``: the drawn rows, and the group's test set."""
     directory = cell_dir(config, cell)
-    rows = read_fewshot_tsv(cell.files.train, load_kmer_vocabulary(dictionary).k)
+    rows = read_fewshot_tsv(cell.files.train, load_kmer_vocabulary(dictionary).kmer_text_length)
     chosen = draw_per_class([row.label for row in rows], cell.shots, cell.seed)
     drawn = directory / "drawn_train.tsv"
     with atomic_file(drawn) as handle:

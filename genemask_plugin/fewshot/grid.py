@@ -58,7 +58,7 @@ def check_cell_inputs(cells: list[Cell], resolved: dict[str, ResolvedCheckpoint]
     """Refuse bad few-shot files before any cell runs (a bad file would fail each of its cells)."""
     seen = set()
     for cell in cells:
-        k = load_kmer_vocabulary(resolved[cell.checkpoint.label].dictionary).k
+        k = load_kmer_vocabulary(resolved[cell.checkpoint.label].dictionary).kmer_text_length
         key = (cell.files.train, cell.files.test, k)
         if key not in seen:
             seen.add(key)

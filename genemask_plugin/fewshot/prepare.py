@@ -76,15 +76,17 @@ class FewshotRow:
     label: str
 
 
-def kmer_string_to_dna(text: str, k: int) -> str:
+def kmer_string_to_dna(text: str, k: int | None) -> str:
     """Raw DNA of space-separated overlapping k-mers, checked against the dictionary's k.
 
     The codec (:func:`genemask_preprocess.kmers.kmers_to_dna`) rejects ragged and non-overlapping
-    k-mers; on top of that the k-mers must be the dictionary's k and A/C/G/T only. Raises
+    k-mers; on top of that the k-mers must be the dictionary's k (unless ``k`` is None: a dictionary
+    of tokens that do not overlap reads DNABERT-format k-mers of any k) and A/C/G/T only. Raises
     ``ValueError`` (the caller adds the row).
     """
     dna = kmers_to_dna(text)
     first = text.split(maxsplit=1)[0]
+    k = len(first) if k is None else k
     if len(first) != k:
         raise ValueError(
             f"k-mer 1 {first!r} is not in the dictionary, which holds {k}-mers "
@@ -97,8 +99,10 @@ def kmer_string_to_dna(text: str, k: int) -> str:
     return dna
 
 
-def sequence_to_dna(text: str, k: int) -> str:
-    """Upper-case raw DNA of a ``sequence`` field (k-mer string or raw DNA); ``ValueError`` if bad."""
+def sequence_to_dna(text: str, k: int | None) -> str:
+    """Upper-case raw DNA of a ``sequence`` field (k-mer string or raw DNA); ``ValueError`` if bad.
+
+    ``k``: :attr:`KmerVocabulary.kmer_text_length` (None: k-mer strings of any k)."""
     text = text.strip().upper()  # soft-masked (lower-case) bases are real sequence
     if not text:
         raise ValueError("empty sequence")
@@ -107,7 +111,7 @@ def sequence_to_dna(text: str, k: int) -> str:
     bad = np.flatnonzero(encode_bases(text) == INVALID)
     if len(bad):
         raise ValueError(f"non-ACGT letter {text[bad[0]]!r} at base {bad[0] + 1}")
-    if len(text) < k:
+    if k is not None and len(text) < k:
         raise ValueError(f"sequence of {len(text)} bases is shorter than k={k}")
     return text
 
@@ -129,7 +133,7 @@ def table_delimiter(path: str | os.PathLike) -> str:
     return "," if name.endswith(".csv") else "\t"
 
 
-def read_fewshot_tsv(path: str | os.PathLike, k: int) -> list[FewshotRow]:
+def read_fewshot_tsv(path: str | os.PathLike, k: int | None) -> list[FewshotRow]:
     """Rows of a DNABERT-style ``sequence<TAB>label`` TSV or a GUE ``sequence,label`` CSV
     (fields may be double-quoted)."""
     try:
@@ -306,7 +310,7 @@ class PreparedData:
                     raise bad(f"{sub}/{name} holds {items} items, but {METADATA_FILE} says {split.rows}")
 
 
-def read_checked_splits(sources: dict, k: int) -> tuple[dict[str, list[FewshotRow]], list[str]]:
+def read_checked_splits(sources: dict, k: int | None) -> tuple[dict[str, list[FewshotRow]], list[str]]:
     """Read and check the split TSVs (``{"train": path, "valid": path or None, ...}``).
 
     Returns the rows per given split and the classes in order. Every check on content is
@@ -373,7 +377,7 @@ def prepare_fewshot_data(
         source_format = "gue"
     else:
         sources = {"train": train, "valid": valid, "test": test}
-    rows, labels = read_checked_splits(sources, vocab.k)
+    rows, labels = read_checked_splits(sources, vocab.kmer_text_length)
     truncated = {name: 0 for name in rows}
     for name, split_rows in rows.items():
         for i, row in enumerate(split_rows):
@@ -390,7 +394,7 @@ def prepare_fewshot_data(
 
     excluded = 0
     if exclude_overlap and "test" in rows:
-        overlap_rows = read_fewshot_tsv(overlap_source, vocab.k) if overlap_source else rows["train"]
+        overlap_rows = read_fewshot_tsv(overlap_source, vocab.kmer_text_length) if overlap_source else rows["train"]
         train_dna = {row.dna for row in overlap_rows}
         kept = [row for row in rows["test"] if row.dna not in train_dna]
         excluded = len(rows["test"]) - len(kept)

@@ -128,6 +128,13 @@ class KmerVocabulary:
     def tokenization(self) -> KmerTokenization:
         return KmerTokenization(self.k, self.stride)
 
+    @property
+    def kmer_text_length(self) -> int | None:
+        """The k of the overlapping k-mer strings a few-shot row may be written in (DNABERT's format):
+        this k for an overlapping dictionary, where another k means the wrong dictionary; None (any k,
+        decoded to DNA first) when the tokens do not overlap (stride k, single nucleotides)."""
+        return self.k if self.stride == 1 and self.k > 1 else None
+
     def token_ids(self, codes: np.ndarray) -> np.ndarray:
         """Token ids (int64, -1 for a k-mer not in the dictionary) of one A/C/G/T run given as base codes."""
         if self.stride == 1:

@@ -326,3 +326,25 @@ def test_truncation_to_max_positions_counts_stride_k_tokens(tmp_path, train_rows
         prepare_fewshot_data(long, tmp_path / "dict.txt", tmp_path / "out", max_positions=8)
     prepare_fewshot_data(long, tmp_path / "dict.txt", tmp_path / "out", max_positions=8, truncate="start")
     assert {len(item) for item in items(tmp_path / "out" / "input0" / "train")} == {6 + 1}  # </s>; <s> comes later
+
+
+@pytest.mark.parametrize("k, stride", [(1, 1), (3, 3)])
+def test_a_non_overlapping_dictionary_reads_dnabert_kmer_rows_as_their_dna(tmp_path, k, stride):
+    """The benchmarks ship as overlapping 6-mers: a model of single nucleotides or stride-k k-mers gets
+    each row's DNA, tokenized its own way, exactly as if the row were raw DNA."""
+    dictionary = tmp_path / "dict.txt"
+    write_kmer_dictionary(dictionary, k, stride)
+    dna = [random_dna(14) for _ in range(4)]
+    as_kmers = write_tsv(tmp_path / "kmers.tsv", [(kmer_string(d, 6), str(i % 2)) for i, d in enumerate(dna)])
+    as_dna = write_tsv(tmp_path / "dna.tsv", [(d, str(i % 2)) for i, d in enumerate(dna)])
+    prepare_fewshot_data(as_kmers, dictionary, tmp_path / "from_kmers")
+    prepare_fewshot_data(as_dna, dictionary, tmp_path / "from_dna")
+    from_kmers = items(tmp_path / "from_kmers" / "input0" / "train")
+    assert from_kmers == items(tmp_path / "from_dna" / "input0" / "train")
+    assert [len(t) for t in from_kmers] == [14 // k + 14 % k + 1] * 4  # k-mers, remainder bases, </s>
+
+
+def test_an_overlapping_dictionary_still_refuses_kmers_of_another_k(tmp_path, vocab_dict):
+    rows = write_tsv(tmp_path / "train.tsv", [(kmer_string(random_dna(12), K + 1), "0"), (random_dna(12), "1")])
+    with pytest.raises(FewshotDataError, match=f"which holds {K}-mers"):
+        prepare_fewshot_data(rows, vocab_dict, tmp_path / "out")
