@@ -7,7 +7,7 @@
 #   5. export the pretrained model to Hugging Face transformers and fill in masked 6-mers with it.
 # Each step prints a header, its progress and its result; each command's whole output (fairseq's configuration,
 # warnings) goes to OUT/logs/. OUT (default demo_out/) holds everything.
-# DEMO_SCALE: small (default), full (4x the pretraining, 50-shot too) or tiny (a smoke run of a minute or two,
+# DEMO_SCALE: small (default), full (16 000 pretraining updates instead of 6 000, 50-shot too) or tiny (a smoke run of a minute or two,
 # whose numbers mean nothing). DRY_RUN=1 prints the commands instead.
 source "$(dirname "$0")/_common.sh"
 
@@ -15,8 +15,8 @@ OUT=$(realpath -m "${OUT:-$REPO_ROOT/demo_out}")  # absolute: checkpoints record
 LOGS="$OUT/logs"
 SCALE=${DEMO_SCALE:-small}
 case "$SCALE" in
-    small) UPDATES=1000; SEEDS="1 2 3 4 5"; SHOTS="10"; FINETUNE=() ;;
-    full) UPDATES=4000; SEEDS="1 2 3 4 5"; SHOTS="10 50"; FINETUNE=() ;;
+    small) UPDATES=6000; SEEDS="1 2 3 4 5"; SHOTS="10"; FINETUNE=() ;;
+    full) UPDATES=16000; SEEDS="1 2 3 4 5"; SHOTS="10 50"; FINETUNE=() ;;
     tiny) UPDATES=20; SEEDS="1"; SHOTS="10"; FINETUNE=(--max-updates 4) ;;
     *) die "DEMO_SCALE must be small, full or tiny, got $SCALE" ;;
 esac
