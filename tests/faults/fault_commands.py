@@ -105,6 +105,10 @@ def pretrain(argv: list[str]) -> int:
 
     from fairseq_cli import train
 
+    # fairseq skips --user-dir's tasks/ and models/ when the package is already imported (this process
+    # imports genemask_plugin for other rows); registering it is then ours to do, as docs/genemask_mlm.md says.
+    import genemask_plugin.registration  # noqa: F401
+
     sys.argv = ["fairseq-train", *argv]
     train.cli_main()
     return 0

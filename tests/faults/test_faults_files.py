@@ -337,7 +337,8 @@ class _Pipe:
         self.writer.wait()
 
 
-PIPE_REFUSED = {("pmi-count-shard", "fasta"), ("hf-export", "checkpoint"), ("fewshot-evaluate", "checkpoint")}
+PIPE_REFUSED = {("pmi-count-shard", "fasta"), ("hf-export", "checkpoint"), ("fewshot-evaluate", "checkpoint"),
+                ("validate", "checkpoint")}
 """Inputs read twice where a pipe is large: refused up front, in one line naming the pipe."""
 
 
