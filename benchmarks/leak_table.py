@@ -165,6 +165,8 @@ def rows_to_measure(k: int = 6) -> list[tuple[str, MaskStrategy, int]]:
     candidates are settings of one entry."""
     rows = []
     for entry in STRATEGIES.values():
+        if entry.pmi_lookup is not None and entry.pmi_lookup.table_view != "token_scores":
+            continue  # pmi_span: collocations of non-overlapping tokens, not these overlapping 6-mers
         if not entry.is_curriculum:
             rows.append((f"`{entry.name}`", entry, 0))
         elif entry.candidate_configs is not None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PAUSE_SECONDS = 120
-HANG_SECONDS = 60
+HANG_SECONDS = 240  # a loaded 2-core CI machine needs minutes for a fairseq-train row; a real hang still shows
 READY_NAME = "pause-reached"
 RESUME_NAME = "resume"
 _PAUSE_DIR: Path | None = None
@@ -159,7 +159,7 @@ def run_case(
     pause_module: str | None = None,
     send: signal.Signals | None = None,
     umask: int | None = None,
-    timeout: float = 120,
+    timeout: float = HANG_SECONDS + 60,
 ) -> Outcome:
     """Run ``entry(argv)`` in a forked child under the given fault; return its exit code and output."""
     entry = load_entry(entry_spec)
