@@ -13,7 +13,7 @@ from pathlib import Path
 
 from genemask_plugin.data.block_table import BREAK_MODES
 from genemask_plugin.masking.strategies import KMER_SPAN, RANDOM, STRATEGIES
-from genemask_preprocess.atomic_output import atomic_file
+from genemask_preprocess.atomic_output import Output, atomic_file, claim_outputs
 from genemask_preprocess.command_line import command_entry_point
 from genemask_preprocess.corpus.unigram_floor import unigram_floor
 from genemask_preprocess.errors import InputError
@@ -104,6 +104,13 @@ def _csv_text(rows: list[dict]) -> str:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    outputs = [Output(path, option) for path, option in ((args.csv, "--csv"), (args.json, "--json")) if path is not None]
+    with claim_outputs(outputs, [*(path for _, path in args.checkpoints), args.data]):
+        return validate(args)
+
+
+def validate(args: argparse.Namespace) -> int:
+    """Score every checkpoint under each shared mask set; print and write the results."""
     import torch  # noqa: PLC0415  (torch, fairseq: not for --help)
 
     from ..tasks.genemask_mlm import GeneMaskMLMTask  # noqa: PLC0415
