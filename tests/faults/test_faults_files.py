@@ -14,8 +14,6 @@ import gzip
 import os
 import random
 import shutil
-import socket
-import stat
 import struct
 import subprocess
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 import pytest
 from fault_commands import COMMANDS, Command, random_dna, write_fasta
 from fault_harness import assert_clean_failure, run_case, snapshot, start_case
+from special_files import identity, make_character_device, make_socket
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 BY_NAME = {command.name: command for command in COMMANDS}
@@ -108,26 +107,17 @@ def reference(inputs, tmp_path_factory):
 # Class 2: outputs that are not plain files or folders
 
 
-def _fifo(path: Path) -> None:
-    os.mkfifo(path)
-
-
-def _socket(path: Path) -> None:
-    here = os.getcwd()
-    os.chdir(path.parent)  # a socket's path must fit in 108 bytes: bind it by its relative name
-    try:
-        sock = socket.socket(socket.AF_UNIX)
-        sock.bind(path.name)
-        sock.close()
-    finally:
-        os.chdir(here)
+def _link_to_character_device(path: Path, workspace: Path) -> None:
+    devices = workspace.parent / "devices"  # outside the workspace that the case snapshots
+    devices.mkdir(exist_ok=True)
+    path.symlink_to(make_character_device(devices / "full"))
 
 
 SPECIAL_OUTPUTS = {
-    "fifo": (_fifo, "FIFO"),
-    "link-to-dev-null": (lambda path: path.symlink_to("/dev/null"), "character device"),
-    "socket": (_socket, "socket"),
-    "link-to-proc-self-fd-1": (lambda path: path.symlink_to("/proc/self/fd/1"), "file descriptor"),
+    "fifo": (lambda path, _: os.mkfifo(path), "FIFO"),
+    "link-to-character-device": (_link_to_character_device, "character device"),
+    "socket": (lambda path, _: make_socket(path), "socket"),
+    "link-to-proc-self-fd-1": (lambda path, _: path.symlink_to("/proc/self/fd/1"), "file descriptor"),
 }
 
 
@@ -136,11 +126,12 @@ def test_output_that_is_not_a_file_or_folder_is_refused(command, kind, workspace
     make, word = SPECIAL_OUTPUTS[kind]
     target = workspace / _out_arg(command)
     target.parent.mkdir(parents=True, exist_ok=True)
-    make(target)
+    make(target, workspace)
     before = snapshot(workspace)
+    devices = {str(p): identity(p) for p in {target.resolve(), Path("/dev/null")} if p.exists()}
     outcome = _run(command, workspace)
     assert_clean_failure(outcome, command.prog, 1, before, snapshot(workspace), match=word)
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert {p: identity(p) for p in devices} == devices, "a device was replaced"
 
 
 # Output aliasing an input: the same path, ./path, a symlink or a hard link to it.

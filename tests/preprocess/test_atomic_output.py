@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import pytest
+from special_files import make_character_device, make_socket
 
 from genemask_preprocess.atomic_output import atomic_directory, atomic_file, check_output_directory
 from genemask_preprocess.errors import OutputError
@@ -109,20 +110,7 @@ def test_a_signal_mid_write_leaves_nothing(tmp_path):
 # --- what claim_outputs refuses, and the lock ----------------------------------------------------
 
 
-def _socket_at(path):
-    import socket
-
-    here = os.getcwd()
-    os.chdir(path.parent)  # a socket path must fit in 108 bytes
-    try:
-        sock = socket.socket(socket.AF_UNIX)
-        sock.bind(path.name)
-        sock.close()
-    finally:
-        os.chdir(here)
-
-
-@pytest.mark.parametrize("kind, word", [("fifo", "FIFO"), ("dev-null", "character device"), ("socket", "socket"),
+@pytest.mark.parametrize("kind, word", [("fifo", "FIFO"), ("device", "character device"), ("socket", "socket"),
                                         ("stdout", "file descriptor")])
 def test_claim_refuses_an_output_that_is_not_a_file_or_folder(tmp_path, kind, word):
     from genemask_preprocess.atomic_output import Output, claim_outputs
@@ -130,16 +118,17 @@ def test_claim_refuses_an_output_that_is_not_a_file_or_folder(tmp_path, kind, wo
     out = tmp_path / "out"
     if kind == "fifo":
         os.mkfifo(out)
-    elif kind == "dev-null":
-        out.symlink_to("/dev/null")
+    elif kind == "device":
+        (tmp_path / "devices").mkdir()
+        out.symlink_to(make_character_device(tmp_path / "devices" / "full"))
     elif kind == "socket":
-        _socket_at(out)
+        make_socket(out)
     else:
         out.symlink_to("/dev/stdout")
     for folder in (False, True):
         with pytest.raises(OutputError, match=word), claim_outputs([Output(out, folder=folder)]):
             pass
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "devices") == ["out"]
 
 
 def test_claim_refuses_an_output_that_is_an_input_by_inode_not_by_name(tmp_path, monkeypatch):
