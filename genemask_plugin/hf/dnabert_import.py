@@ -50,10 +50,10 @@ from genemask_preprocess.native_paths import native_path
 
 from ..checkpoints import UNTRAINED_LM_HEAD, architecture_options
 from .layer_names import (
+    BERT,
     FAIRSEQ_ENCODER,
     FAIRSEQ_LAYER_NORM_EPS,
     FAIRSEQ_LM_HEAD,
-    encoder_layer_names,
 )
 
 BERT_SPECIAL_OF = {"<s>": "[CLS]", "<pad>": "[PAD]", "</s>": "[SEP]", "<unk>": "[UNK]", MASK_SYMBOL: "[MASK]"}
@@ -263,29 +263,21 @@ def fairseq_state_dict(bert, vocab: BertVocabulary) -> dict[str, torch.Tensor]:
     """fairseq RoBERTa weights of a ``BertForMaskedLM``, rows mapped by symbol."""
     w = {name: t.detach().float().clone() for name, t in bert.state_dict().items()}
     rows = vocab.rows_in_our_order()
-    enc = FAIRSEQ_ENCODER
-    bert_positions = w["bert.embeddings.position_embeddings.weight"]
+    bert_positions = w[BERT.position_embeddings]
     positions = torch.zeros(bert_positions.shape[0] + PAD_ID + 1, bert_positions.shape[1])
-    positions[PAD_ID + 1 :] = bert_positions + w["bert.embeddings.token_type_embeddings.weight"][0]
-    embed = w["bert.embeddings.word_embeddings.weight"][rows]
-    decoder = w["cls.predictions.decoder.weight"][rows]
+    positions[PAD_ID + 1 :] = bert_positions + w[BERT.token_type_embeddings][0]
+    embed = w[BERT.word_embeddings][rows]
+    decoder = w[BERT.lm_decoder][rows]
     out = {
-        f"{enc}.version": torch.tensor([1.0]),
-        f"{enc}.embed_tokens.weight": embed,
-        f"{enc}.embed_positions.weight": positions,
-        f"{enc}.layernorm_embedding.weight": w["bert.embeddings.LayerNorm.weight"],
-        f"{enc}.layernorm_embedding.bias": w["bert.embeddings.LayerNorm.bias"],
-        f"{FAIRSEQ_LM_HEAD}.dense.weight": w["cls.predictions.transform.dense.weight"],
-        f"{FAIRSEQ_LM_HEAD}.dense.bias": w["cls.predictions.transform.dense.bias"],
-        f"{FAIRSEQ_LM_HEAD}.layer_norm.weight": w["cls.predictions.transform.LayerNorm.weight"],
-        f"{FAIRSEQ_LM_HEAD}.layer_norm.bias": w["cls.predictions.transform.LayerNorm.bias"],
+        f"{FAIRSEQ_ENCODER}.version": torch.tensor([1.0]),
+        f"{FAIRSEQ_ENCODER}.embed_tokens.weight": embed,
+        f"{FAIRSEQ_ENCODER}.embed_positions.weight": positions,
         # fairseq ties lm_head.weight to embed_tokens (--untie-weights-roberta unset): one tensor
         f"{FAIRSEQ_LM_HEAD}.weight": embed if torch.equal(decoder, embed) else decoder,
-        f"{FAIRSEQ_LM_HEAD}.bias": w["cls.predictions.bias"][rows],
+        f"{FAIRSEQ_LM_HEAD}.bias": w[BERT.lm_bias][rows],
     }
-    for layer in range(bert.config.num_hidden_layers):
-        for fairseq_name, hf_name in encoder_layer_names(layer, "bert"):
-            out[fairseq_name] = w[hf_name]
+    for fairseq_name, hf_name in BERT.one_to_one(bert.config.num_hidden_layers):
+        out[fairseq_name] = w[hf_name]
     return out
 
 

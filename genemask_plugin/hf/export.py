@@ -67,8 +67,8 @@ from .layer_names import (
     FAIRSEQ_ENCODER,
     FAIRSEQ_LAYER_NORM_EPS,
     FAIRSEQ_LM_HEAD,
+    ROBERTA,
     count_layers,
-    encoder_layer_names,
 )
 from .model_card import ModelFacts, model_card
 from .tokenizer import save_kmer_tokenizer
@@ -216,29 +216,21 @@ def roberta_state_dict(model: FairseqRoberta) -> dict[str, torch.Tensor]:
     enc = FAIRSEQ_ENCODER
     embed = w[f"{enc}.embed_tokens.weight"]
     out = {
-        "roberta.embeddings.word_embeddings.weight": embed,
-        "roberta.embeddings.position_embeddings.weight": w[f"{enc}.embed_positions.weight"],
-        "roberta.embeddings.token_type_embeddings.weight": torch.zeros(1, embed.shape[1]),
-        "roberta.embeddings.LayerNorm.weight": w[f"{enc}.layernorm_embedding.weight"],
-        "roberta.embeddings.LayerNorm.bias": w[f"{enc}.layernorm_embedding.bias"],
+        ROBERTA.word_embeddings: embed,
+        ROBERTA.position_embeddings: w[f"{enc}.embed_positions.weight"],
+        ROBERTA.token_type_embeddings: torch.zeros(1, embed.shape[1]),
     }
-    for layer in range(count_layers(w, f"{enc}.layers")):
-        for fairseq_name, hf_name in encoder_layer_names(layer, "roberta"):
-            out[hf_name] = w[fairseq_name]
+    for fairseq_name, hf_name in ROBERTA.one_to_one(count_layers(w, f"{enc}.layers"), lm_head=not model.is_classifier):
+        out[hf_name] = w[fairseq_name]
     if model.is_classifier:
         for part in ("dense", "out_proj"):
             for tensor in ("weight", "bias"):
                 out[f"classifier.{part}.{tensor}"] = w[f"{FAIRSEQ_CLASSIFIER}.{part}.{tensor}"]
     else:
-        head = FAIRSEQ_LM_HEAD
         out.update({
-            "lm_head.dense.weight": w[f"{head}.dense.weight"],
-            "lm_head.dense.bias": w[f"{head}.dense.bias"],
-            "lm_head.layer_norm.weight": w[f"{head}.layer_norm.weight"],
-            "lm_head.layer_norm.bias": w[f"{head}.layer_norm.bias"],
-            "lm_head.decoder.weight": w[f"{head}.weight"],
-            "lm_head.decoder.bias": w[f"{head}.bias"],
-            "lm_head.bias": w[f"{head}.bias"],
+            ROBERTA.lm_decoder: w[f"{FAIRSEQ_LM_HEAD}.weight"],
+            "lm_head.decoder.bias": w[f"{FAIRSEQ_LM_HEAD}.bias"],
+            ROBERTA.lm_bias: w[f"{FAIRSEQ_LM_HEAD}.bias"],
         })
     return out
 

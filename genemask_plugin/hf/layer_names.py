@@ -1,11 +1,16 @@
 """Parameter names of one transformer encoder, fairseq RoBERTa vs transformers BERT/RoBERTa, and its LayerNorm eps.
 
 fairseq's ``TransformerEncoderLayer`` and transformers' ``BertLayer``/``RobertaLayer`` are the
-same post-LayerNorm block, so a layer maps one to one by name. This table is the one place
-that knows the names; :mod:`.export` and :mod:`.dnabert_import` use it in opposite directions.
+same post-LayerNorm block, so a layer maps one to one by name; so do the embedding LayerNorm and
+the LM head's transform. This module is the one place that knows the names of both families:
+:mod:`.export` maps fairseq to RoBERTa, :mod:`.roberta_import` and :mod:`.dnabert_import` map
+RoBERTa and BERT back. Embeddings, positions and the decoder need more than a rename, and each
+direction handles them itself, by the names below.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 FAIRSEQ_ENCODER = "encoder.sentence_encoder"
 FAIRSEQ_LM_HEAD = "encoder.lm_head"
@@ -25,6 +30,48 @@ _LAYER_MODULES = (
     ("fc2", "output.dense"),
     ("final_layer_norm", "output.LayerNorm"),
 )
+
+
+@dataclass(frozen=True)
+class HfFamily:
+    """The transformers names of one model family's parameters outside the encoder layers."""
+
+    prefix: str
+    word_embeddings: str
+    position_embeddings: str
+    token_type_embeddings: str
+    embedding_layer_norm: str
+    lm_transform_dense: str
+    lm_transform_layer_norm: str
+    lm_decoder: str
+    lm_bias: str
+
+    def one_to_one(self, layers: int, lm_head: bool = True) -> list[tuple[str, str]]:
+        """(fairseq name, transformers name) of every parameter that maps by name alone."""
+        modules = [(f"{FAIRSEQ_ENCODER}.layernorm_embedding", self.embedding_layer_norm)]
+        if lm_head:
+            modules += [(f"{FAIRSEQ_LM_HEAD}.dense", self.lm_transform_dense),
+                        (f"{FAIRSEQ_LM_HEAD}.layer_norm", self.lm_transform_layer_norm)]
+        pairs = []
+        for fairseq_module, hf_module in modules:
+            pairs += [(f"{fairseq_module}.{t}", f"{hf_module}.{t}") for t in ("weight", "bias")]
+        for layer in range(layers):
+            pairs += encoder_layer_names(layer, self.prefix)
+        return pairs
+
+
+def _family(prefix: str, lm_head: str, transform: str, decoder: str, lm_bias: str) -> HfFamily:
+    return HfFamily(prefix, f"{prefix}.embeddings.word_embeddings.weight",
+                    f"{prefix}.embeddings.position_embeddings.weight",
+                    f"{prefix}.embeddings.token_type_embeddings.weight", f"{prefix}.embeddings.LayerNorm",
+                    f"{lm_head}.dense", f"{lm_head}.{transform}", decoder, lm_bias)
+
+
+ROBERTA = _family("roberta", "lm_head", "layer_norm", "lm_head.decoder.weight", "lm_head.bias")
+"""``RobertaForMaskedLM`` (what :mod:`.export` writes)."""
+BERT = _family("bert", "cls.predictions.transform", "LayerNorm", "cls.predictions.decoder.weight",
+               "cls.predictions.bias")
+"""``BertForMaskedLM`` (DNABERT)."""
 
 
 def encoder_layer_names(layer: int, hf_prefix: str) -> list[tuple[str, str]]:

@@ -49,7 +49,7 @@ from .layer_names import (
     FAIRSEQ_ENCODER,
     FAIRSEQ_LAYER_NORM_EPS,
     FAIRSEQ_LM_HEAD,
-    encoder_layer_names,
+    ROBERTA,
 )
 
 ROBERTA_MODEL_TYPE = "roberta"
@@ -84,27 +84,19 @@ def read_tokenizer_symbols(folder: Path) -> list[str]:
 def fairseq_state_dict(roberta) -> dict[str, torch.Tensor]:
     """fairseq RoBERTa weights of a ``RobertaForMaskedLM`` (export's mapping, backwards)."""
     w = {name: t.detach().float().clone() for name, t in roberta.state_dict().items()}
-    enc = FAIRSEQ_ENCODER
-    positions = w["roberta.embeddings.position_embeddings.weight"]
-    positions[PAD_ID + 1 :] += w["roberta.embeddings.token_type_embeddings.weight"][0]
-    embed = w["roberta.embeddings.word_embeddings.weight"]
-    decoder = w["lm_head.decoder.weight"]
+    positions = w[ROBERTA.position_embeddings]
+    positions[PAD_ID + 1 :] += w[ROBERTA.token_type_embeddings][0]
+    embed = w[ROBERTA.word_embeddings]
+    decoder = w[ROBERTA.lm_decoder]
     out = {
-        f"{enc}.version": torch.tensor([1.0]),
-        f"{enc}.embed_tokens.weight": embed,
-        f"{enc}.embed_positions.weight": positions,
-        f"{enc}.layernorm_embedding.weight": w["roberta.embeddings.LayerNorm.weight"],
-        f"{enc}.layernorm_embedding.bias": w["roberta.embeddings.LayerNorm.bias"],
-        f"{FAIRSEQ_LM_HEAD}.dense.weight": w["lm_head.dense.weight"],
-        f"{FAIRSEQ_LM_HEAD}.dense.bias": w["lm_head.dense.bias"],
-        f"{FAIRSEQ_LM_HEAD}.layer_norm.weight": w["lm_head.layer_norm.weight"],
-        f"{FAIRSEQ_LM_HEAD}.layer_norm.bias": w["lm_head.layer_norm.bias"],
+        f"{FAIRSEQ_ENCODER}.version": torch.tensor([1.0]),
+        f"{FAIRSEQ_ENCODER}.embed_tokens.weight": embed,
+        f"{FAIRSEQ_ENCODER}.embed_positions.weight": positions,
         f"{FAIRSEQ_LM_HEAD}.weight": embed if torch.equal(decoder, embed) else decoder,
-        f"{FAIRSEQ_LM_HEAD}.bias": w["lm_head.bias"],
+        f"{FAIRSEQ_LM_HEAD}.bias": w[ROBERTA.lm_bias],
     }
-    for layer in range(roberta.config.num_hidden_layers):
-        for fairseq_name, hf_name in encoder_layer_names(layer, "roberta"):
-            out[fairseq_name] = w[hf_name]
+    for fairseq_name, hf_name in ROBERTA.one_to_one(roberta.config.num_hidden_layers):
+        out[fairseq_name] = w[hf_name]
     return out
 
 
