@@ -95,6 +95,49 @@ prepare_bundled_token_corpus() {
     run_logged "$log" genemask-pmi score "$work/pmi/token_counts.npz" --out "$work/pmi/pmi_tokens.tsv"
 }
 
+# The settings every experiment recipe (settle_experiment.sh, compute_ladder.sh) shares: pretraining seeds,
+# strategy variants, the few-shot sets, jobs, where results and work go. Usage: experiment_defaults NAME, then in
+# the recipe's option loop, after its own options: *) experiment_option "$@"; shift "$SHIFT" ;;
+experiment_defaults() {
+    PRETRAIN_SEEDS="1 2 3 4 5"
+    VARIANTS=()
+    PROBE_DATASETS=""
+    PROBE_SHOTS=""
+    PROBE_SEEDS="1 2 3"
+    FINETUNE_DATASETS=""
+    FINETUNE_SHOTS="10 50"
+    FINETUNE_SEEDS="1 2 3"
+    JOBS=1
+    SKIP_FINETUNE=0
+    FEWSHOT_ROOT=""
+    OUT="$REPO_ROOT/docs/results/$1"
+    WORK=$(realpath -m "${WORK:-$REPO_ROOT/work/$1}")
+}
+
+# One shared option of an experiment recipe (see experiment_defaults); sets SHIFT to the words it took.
+experiment_option() {
+    SHIFT=2
+    case "$1" in
+        --pretrain-seeds) PRETRAIN_SEEDS=${2-} ;;
+        --strategies) STRATEGIES=${2-} ;;
+        --variant) VARIANTS+=("${2-}") ;;
+        --probe-datasets) PROBE_DATASETS=${2-} ;;
+        --probe-shots) PROBE_SHOTS=${2-} ;;
+        --probe-seeds) PROBE_SEEDS=${2-} ;;
+        --finetune-datasets) FINETUNE_DATASETS=${2-} ;;
+        --finetune-shots) FINETUNE_SHOTS=${2-} ;;
+        --finetune-seeds) FINETUNE_SEEDS=${2-} ;;
+        --jobs) JOBS=${2-} ;;
+        --fewshot-root) FEWSHOT_ROOT=${2-} ;;
+        --out) OUT=${2-} ;;
+        --skip-finetune) SKIP_FINETUNE=1; SHIFT=1 ;;
+        --dry-run) DRY_RUN=1; SHIFT=1 ;;
+        -h|--help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option $1 (--help lists them)" ;;
+    esac
+    [ "$SHIFT" = 1 ] || [ $# -ge 2 ] || die "$1 needs a value"
+}
+
 # The few-shot sets a recipe scores its checkpoints on. Without --fewshot-root, the bundled Prom-core (10 and 50
 # shots); with it, the full sets, probing $1 (a list of datasets) unless the user named others. Reads and sets
 # FEWSHOT_ROOT, PROBE_DATASETS, FINETUNE_DATASETS and PROBE_SHOTS; checks JOBS. Usage: resolve_fewshot_sets "D1 D2"

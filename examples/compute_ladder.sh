@@ -30,10 +30,9 @@
 # each run's fairseq log to WORK/pretrain/LABEL/seedN/train_BUDGET.log, copied to OUT/logs/ (never checkpoints).
 source "$(dirname "$0")/_common.sh"
 
+experiment_defaults compute_ladder
 BUDGETS="500 1000 2000 4000 8000"
-PRETRAIN_SEEDS="1 2 3 4 5"
 STRATEGIES="genemask kmer_span random"
-VARIANTS=()
 ARCH=genemask_tiny
 K=6
 STRIDE=1
@@ -45,24 +44,10 @@ WARMUP=500
 SCHEDULER=inverse_sqrt
 POSITION_INIT=sinusoidal
 POSITION_SCALE=0.3
-PROBE_DATASETS=""
-PROBE_SHOTS=""
-PROBE_SEEDS="1 2 3"
-FINETUNE_DATASETS=""
-FINETUNE_SHOTS="10 50"
-FINETUNE_SEEDS="1 2 3"
-JOBS=1
 SKIP_EVALUATION=0
-SKIP_FINETUNE=0
-FEWSHOT_ROOT=""
-OUT="$REPO_ROOT/docs/results/compute_ladder"
-WORK=$(realpath -m "${WORK:-$REPO_ROOT/work/compute_ladder}")
 while [ $# -gt 0 ]; do
     case "$1" in
         --budgets) BUDGETS=$2; shift 2 ;;
-        --pretrain-seeds) PRETRAIN_SEEDS=$2; shift 2 ;;
-        --strategies) STRATEGIES=$2; shift 2 ;;
-        --variant) VARIANTS+=("$2"); shift 2 ;;
         --arch) ARCH=$2; shift 2 ;;
         --k) K=$2; shift 2 ;;
         --stride) STRIDE=$2; shift 2 ;;
@@ -74,20 +59,8 @@ while [ $# -gt 0 ]; do
         --lr-scheduler) SCHEDULER=$2; shift 2 ;;
         --position-init) POSITION_INIT=$2; shift 2 ;;
         --position-init-scale) POSITION_SCALE=$2; shift 2 ;;
-        --probe-datasets) PROBE_DATASETS=$2; shift 2 ;;
-        --probe-shots) PROBE_SHOTS=$2; shift 2 ;;
-        --probe-seeds) PROBE_SEEDS=$2; shift 2 ;;
-        --finetune-datasets) FINETUNE_DATASETS=$2; shift 2 ;;
-        --finetune-shots) FINETUNE_SHOTS=$2; shift 2 ;;
-        --finetune-seeds) FINETUNE_SEEDS=$2; shift 2 ;;
-        --jobs) JOBS=$2; shift 2 ;;
         --only-pretrain) SKIP_EVALUATION=1; shift ;;
-        --skip-finetune) SKIP_FINETUNE=1; shift ;;
-        --fewshot-root) FEWSHOT_ROOT=$2; shift 2 ;;
-        --out) OUT=$2; shift 2 ;;
-        --dry-run) DRY_RUN=1; shift ;;
-        -h|--help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown option $1" ;;
+        *) experiment_option "$@"; shift "$SHIFT" ;;
     esac
 done
 resolve_fewshot_sets "Prom-core Prom-300 Cohn-enh"

@@ -21,43 +21,16 @@
 # Everything is resumable: rerun the same command to finish an interrupted run.
 source "$(dirname "$0")/_common.sh"
 
+experiment_defaults settle_experiment
 UPDATES=1000
-PRETRAIN_SEEDS="1 2 3 4 5"
 STRATEGIES="genemask kmer_span random genemask_position"
-VARIANTS=()
-PROBE_DATASETS=""
-PROBE_SHOTS=""
-PROBE_SEEDS="1 2 3"
-FINETUNE_DATASETS=""
-FINETUNE_SHOTS="10 50"
-FINETUNE_SEEDS="1 2 3"
-JOBS=1
 SKIP_PROBE=0
-SKIP_FINETUNE=0
-FEWSHOT_ROOT=""
-OUT="$REPO_ROOT/docs/results/settle_experiment"
-WORK=$(realpath -m "${WORK:-$REPO_ROOT/work/settle_experiment}")
 while [ $# -gt 0 ]; do
     case "$1" in
         --updates) UPDATES=$2; shift 2 ;;
-        --pretrain-seeds) PRETRAIN_SEEDS=$2; shift 2 ;;
-        --strategies) STRATEGIES=$2; shift 2 ;;
-        --variant) VARIANTS+=("$2"); shift 2 ;;
-        --probe-datasets) PROBE_DATASETS=$2; shift 2 ;;
-        --probe-shots) PROBE_SHOTS=$2; shift 2 ;;
-        --probe-seeds) PROBE_SEEDS=$2; shift 2 ;;
-        --finetune-datasets) FINETUNE_DATASETS=$2; shift 2 ;;
-        --finetune-shots) FINETUNE_SHOTS=$2; shift 2 ;;
-        --finetune-seeds) FINETUNE_SEEDS=$2; shift 2 ;;
-        --jobs) JOBS=$2; shift 2 ;;
         --skip-probe) SKIP_PROBE=1; shift ;;
-        --skip-finetune) SKIP_FINETUNE=1; shift ;;
         --only-pretrain) SKIP_PROBE=1; SKIP_FINETUNE=1; shift ;;
-        --fewshot-root) FEWSHOT_ROOT=$2; shift 2 ;;
-        --out) OUT=$2; shift 2 ;;
-        --dry-run) DRY_RUN=1; shift ;;
-        -h|--help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown option $1" ;;
+        *) experiment_option "$@"; shift "$SHIFT" ;;
     esac
 done
 resolve_fewshot_sets "Prom-core Prom-300 Cohn-enh Splice-40"

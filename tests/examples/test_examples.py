@@ -323,6 +323,15 @@ def test_every_pretraining_goes_through_the_one_builder():
     assert "-m genemask_plugin.pretraining_command" in (EXAMPLES / "_common.sh").read_text()
 
 
+@pytest.mark.parametrize("script", ["settle_experiment.sh", "compute_ladder.sh"])
+@pytest.mark.parametrize("options, message", [(["--dry-run", "--jobs"], "--jobs needs a value"),
+                                              (["--dry-run", "--bogus", "1"], "unknown option --bogus")])
+def test_experiment_recipes_refuse_a_bad_shared_option_in_one_line(script, options, message):
+    result = subprocess.run(["bash", str(EXAMPLES / script), *options], capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"error: {message} (--help lists them)\n"
+                                                                   if "bogus" in message else f"error: {message}\n")
+
+
 def test_reproduce_fewshot_needs_the_full_sets():
     result = subprocess.run(["bash", str(EXAMPLES / "reproduce_fewshot.sh"), "ckpt.pt", "/tmp/out", "--dry-run"],
                             capture_output=True, text=True)
