@@ -18,8 +18,8 @@ For each (method, dataset, shots) *cell*:
    - **Holm-adjusted** p-values, the family being every comparison of one report (every metric,
      method, baseline and cell grouping, pooled and per cell, that has a p-value): :func:`holm_adjust`;
    - **secondary:** a 95% percentile bootstrap CI over the same seed means
-     (``scipy.stats.bootstrap``, seeded), and the Wilcoxon signed-rank p over them (with 5 seeds
-     its smallest two-sided p is 0.0625);
+     (``scipy.stats.bootstrap``, seeded), and the Wilcoxon signed-rank p over them (with n seeds
+     its smallest two-sided p is 2 / 2**n: 0.0625 for 5);
 4. spreads: the std between pretraining seeds of the seed means, next to the mean std over
    evaluation seeds within a pretraining seed: :func:`spreads`.
 """
@@ -281,6 +281,15 @@ def family_sentence(rows: list[dict]) -> str:
             "and pooled).")
 
 
+def wilcoxon_floor(rows: list[dict]) -> str:
+    """The smallest two-sided Wilcoxon p the report's seed counts allow, in words (2 / 2**n for n seeds)."""
+    seeds = sorted({int(r["df"]) + 1 for r in rows
+                    if isinstance(r.get("df"), (int, float)) and not math.isnan(r["df"]) and r["df"] >= 1})
+    if len(seeds) == 1:
+        return f" (with {seeds[0]} seeds it cannot go below {2 / 2 ** seeds[0]:.4g})"
+    return f" (it cannot go below {', '.join(f'{2 / 2 ** n:.4g} with {n} seeds' for n in seeds)})" if seeds else ""
+
+
 def comparisons_markdown(rows: list[dict]) -> str:
     """The pooled comparisons (one line per metric, method and baseline), then the per-cell ones.
 
@@ -291,7 +300,7 @@ def comparisons_markdown(rows: list[dict]) -> str:
         "mean differences with its 95% t-interval (df = seeds - 1) and two-sided t-test p; Holm p adjusts that p "
         f"over the whole report. {family_sentence(rows)} Secondary: a 95% percentile bootstrap CI "
         f"(`scipy.stats.bootstrap`, {BOOTSTRAP_SAMPLES} resamples of the seed means, seed {BOOTSTRAP_SEED}) and the "
-        "Wilcoxon signed-rank p over the same seed means (with 5 seeds it cannot go below 0.0625). "
+        f"Wilcoxon signed-rank p over the same seed means{wilcoxon_floor(rows)}. "
         "Wins/losses and pairs count the (cell, pretraining seed) differences.\n\n"
     )
     head = ("| metric | method | cells | baseline | effect (ref - base) | 95% t-interval | df | p (t) | p (Holm) | "

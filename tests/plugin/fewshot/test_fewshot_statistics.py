@@ -208,3 +208,14 @@ def test_stats_command_writes_tables_and_plot(tmp_path, capsys):
     assert len(table) == 4 + 8 and table[-1].endswith("| 0.500 (0.000) |")
     assert main(["stats", str(tmp_path / "empty")]) == 1
     assert "no finished cells" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seeds, floor", [(3, "0.25"), (5, "0.0625"), (6, "0.03125")])
+def test_report_states_the_wilcoxon_floor_of_its_seed_count(tmp_path, seeds, floor):
+    write_cells(tmp_path, records(shift=0.05, seeds=seeds))
+    assert main(["stats", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    comparisons_md = (tmp_path / "out" / "comparisons.md").read_text()
+    assert f"(with {seeds} seeds it cannot go below {floor})" in comparisons_md
+    with open(tmp_path / "out" / "comparisons.csv") as handle:
+        pooled = next(r for r in csv.DictReader(handle) if r["dataset"] == "all" and r["metric"] == "accuracy")
+    assert float(pooled["p_wilcoxon_seeds"]) == pytest.approx(float(floor))  # every seed favours genemask
