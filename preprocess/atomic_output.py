@@ -75,37 +75,74 @@ def _temporary_name(path: Path) -> str:
     return f".{os.fsdecode(os.fsencode(path.name)[:200])}.tmp-"
 
 
+class _StagedFile:
+    """One output file written into a temporary sibling: checked, then renamed into place, or discarded."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.target = resolve_output(self.path)
+        if self.target.is_dir():
+            raise OutputError(f"{self.path}: is a directory, expected a file name")
+        self.claim = _CLAIMS.get(self.target)
+        self.expected = self.claim.state if self.claim is not None else _file_state(self.target)
+        self.created = _make_parent(self.target)
+        try:
+            self.fd, self.tmp = tempfile.mkstemp(prefix=_temporary_name(self.target), dir=self.target.parent)
+        except OSError as err:
+            _remove_empty_folders(self.target.parent, self.created)
+            raise OutputError(f"{self.path}: cannot write: {err.strerror or err}") from None
+
+    def check(self) -> None:
+        """Refuse if the output appeared or changed since the claim (unless the command was forced)."""
+        os.chmod(self.tmp, 0o666 & ~current_umask())
+        if not (self.claim is not None and self.claim.force) and _file_state(self.target) != self.expected:
+            raise OutputError(_changed_meanwhile(self.path))
+
+    def place(self) -> None:
+        os.replace(self.tmp, self.target)
+        if self.claim is not None:
+            self.claim.state = _file_state(self.target)  # this run's own file: a second write may replace it
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+        _remove_empty_folders(self.target.parent, self.created)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator:
     """Open a temporary file beside ``path`` for writing; rename it to ``path`` on a clean exit.
 
     A symlink ``path`` is written through: its target is replaced, the link kept.
     """
-    path = Path(path)
-    target = resolve_output(path)
-    if target.is_dir():
-        raise OutputError(f"{path}: is a directory, expected a file name")
-    claim = _CLAIMS.get(target)
-    expected = claim.state if claim is not None else _file_state(target)
-    created = _make_parent(target)
+    staged = _StagedFile(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_temporary_name(target), dir=target.parent)
-    except OSError as err:
-        _remove_empty_folders(target.parent, created)
-        raise OutputError(f"{path}: cannot write: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as handle:
+        with os.fdopen(staged.fd, mode, **open_kwargs) as handle:
             yield handle
-        os.chmod(tmp, 0o666 & ~current_umask())
-        if not (claim is not None and claim.force) and _file_state(target) != expected:
-            raise OutputError(_changed_meanwhile(path))
-        os.replace(tmp, target)
-        if claim is not None:
-            claim.state = _file_state(target)  # this run's own file: a second write may replace it
+        staged.check()
+        staged.place()
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        _remove_empty_folders(target.parent, created)
+        staged.discard()
+        raise
+
+
+def write_files_together(texts: dict[str | os.PathLike, str]) -> None:
+    """Write several text files as one output: all are written in full and checked before any is renamed
+    into place, so an output that changed meanwhile leaves every one of them as it was."""
+    staged: list[_StagedFile] = []
+    try:
+        for path, text in texts.items():
+            staged.append(_StagedFile(path))
+            with os.fdopen(staged[-1].fd, "w") as handle:
+                handle.write(text)
+        for file in staged:
+            file.check()
+        with _stop_signals_held():
+            for file in staged:
+                file.place()
+    except BaseException:
+        for file in staged:
+            file.discard()
         raise
 
 

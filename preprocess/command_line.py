@@ -124,11 +124,14 @@ def warn(message: str) -> None:
 
 
 def is_out_of_memory(err: BaseException) -> bool:
-    """A ``MemoryError``, torch's out-of-memory ``RuntimeError`` (CPU allocator or CUDA), or a
-    compiled module that could not be mapped into memory (a late import under ``ulimit -v``)."""
+    """A ``MemoryError``, torch's out-of-memory ``RuntimeError`` (CPU allocator or CUDA), a
+    compiled module that could not be mapped into memory (a late import under ``ulimit -v``), or
+    the interpreter's ``SystemError`` from a C call whose allocation failed without saying so."""
     if isinstance(err, MemoryError):
         return True
     text = str(err)
+    if isinstance(err, SystemError):
+        return "without exception set" in text
     if isinstance(err, ImportError):
         return "failed to map segment" in text or "cannot allocate memory" in text.lower()
     return isinstance(err, RuntimeError) and (
@@ -181,7 +184,7 @@ def run_command(prog: str, run: Callable[[list[str] | None], int | None], argv: 
             raise
         _say(prog, f"error: {one_line(describe_os_error(err))}")
         return 1
-    except (MemoryError, RuntimeError, ImportError) as err:
+    except (MemoryError, RuntimeError, ImportError, SystemError) as err:
         if debug or not is_out_of_memory(err):
             raise
         err.__traceback__ = None  # let the frames, and the arrays they hold, go first

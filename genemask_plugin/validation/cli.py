@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -13,8 +12,8 @@ from pathlib import Path
 
 from genemask_plugin.data.block_table import BREAK_MODES
 from genemask_plugin.masking.strategies import KMER_SPAN, RANDOM, STRATEGIES
-from genemask_preprocess.atomic_output import Output, atomic_file, claim_outputs
-from genemask_preprocess.command_line import command_entry_point
+from genemask_preprocess.atomic_output import Output, claim_outputs, write_files_together
+from genemask_preprocess.command_line import command_entry_point, printable
 from genemask_preprocess.corpus.unigram_floor import unigram_floor
 from genemask_preprocess.errors import InputError
 
@@ -90,7 +89,7 @@ def checkpoint_row(label: str, path: Path) -> dict:
 
     state = load_checkpoint_state(path)
     strategy = config_field(task_config(state), "mask_strategy")
-    return {"checkpoint": label, "trained_strategy": str(strategy) if strategy is not None else "",
+    return {"checkpoint": printable(label), "trained_strategy": str(strategy) if strategy is not None else "",
             "trained_seed": training_seed(state), "updates": trained_updates(state)}
 
 
@@ -146,15 +145,12 @@ def validate(args: argparse.Namespace) -> int:
             print(f"  {info['checkpoint']} ({info['trained_strategy'] or '?'}, seed {info['trained_seed']}, "
                   f"{info['updates']} updates): {score.loss_bits:.3f} bits "
                   f"({score.loss_bits - floor.cross_entropy_bits:+.3f} vs the floor), accuracy {score.accuracy:.2%}")
-    outputs = {args.csv: _csv_text(rows) if args.csv else None}
+    outputs = {args.csv: _csv_text(rows)} if args.csv else {}
     if args.json:
-        report = {"data": str(args.data), "split": args.split, "floor": floor.as_dict(), "mask_sets": mask_sets,
+        report = {"data": printable(args.data), "split": args.split, "floor": floor.as_dict(), "mask_sets": mask_sets,
                   "scores": rows}
         outputs[args.json] = json.dumps(report, indent=1) + "\n"
-    with contextlib.ExitStack() as stack:  # both files written in full before either is renamed into place
-        for path, text in outputs.items():
-            if path is not None:
-                stack.enter_context(atomic_file(path)).write(text)
+    write_files_together(outputs)
     return 0
 
 

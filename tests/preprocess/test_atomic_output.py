@@ -300,3 +300,18 @@ def test_force_into_a_mount_point_stages_inside_it(tmp_path, monkeypatch):
         (tmp / "dict.txt").write_text("new dict")
     assert {p.name: p.read_text() for p in out.iterdir()} == {
         "train.bin": "new bin", "dict.txt": "new dict", "mine.txt": old["mine.txt"]}
+
+
+def test_files_written_together_are_all_placed_or_none(tmp_path):
+    from genemask_preprocess.atomic_output import Output, claim_outputs, write_files_together
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.json"
+    with claim_outputs([Output(a), Output(b)]):
+        write_files_together({a: "one\n", b: "two\n"})
+    assert (a.read_text(), b.read_text()) == ("one\n", "two\n")
+    with claim_outputs([Output(a), Output(b)]):
+        a.write_text("theirs\n")  # another program writes the first output meanwhile
+        with pytest.raises(OutputError, match="appeared or changed"):
+            write_files_together({a: "new one\n", b: "new two\n"})
+    assert (a.read_text(), b.read_text()) == ("theirs\n", "two\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.json"]

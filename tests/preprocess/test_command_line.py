@@ -92,6 +92,21 @@ def test_torch_s_out_of_memory_is_one_line_and_other_runtime_errors_are_not_hidd
         run_command("genemask-x", bug, [])
 
 
+def test_the_interpreter_s_allocation_failure_is_one_line_and_other_system_errors_are_not_hidden(capsys):
+    def allocation_failed(argv):  # what CPython raises when a C call ran out of memory without saying so
+        raise SystemError("error return without exception set")
+
+    assert run_command("genemask-x", allocation_failed, []) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("genemask-x: error: out of memory (error return without")
+
+    def bug(argv):
+        raise SystemError("bad argument to internal function")
+
+    with pytest.raises(SystemError, match="bad argument"):
+        run_command("genemask-x", bug, [])
+
+
 def test_file_names_that_are_not_utf8_print_readably_everywhere(capsys):
     name = os.fsdecode(b"caf\xe9\x1b[31m.fa")  # a Latin-1 byte and a terminal escape sequence
 
