@@ -97,6 +97,7 @@ def build_inputs(root: Path, run: Callable[[str, list[str]], None]) -> None:
                                     "--mask-strategy", "kmer_span", "--optimizer", "adam", "--lr", "1e-3",
                                     "--batch-size", "4", "--max-update", "1", "--cpu", "--num-workers", "0",
                                     "--disable-validation", "--no-epoch-checkpoints", "--save-dir", "pre"])
+    run(HF, ["export", "pre/checkpoint_last.pt", "hf_model", "--data", "corpus"])
 
 
 def pretrain(argv: list[str]) -> int:
@@ -435,6 +436,8 @@ CORRUPTIONS: dict[str, dict[str, Callable[[Path], None]]] = {
         "meta-garbage": prepared_meta_garbage, "meta-wrong-types": prepared_meta_wrong_types,
         "bin-truncated": prepared_bin_truncated, "idx-garbage": prepared_idx_garbage,
     },
+    "safetensors": {"truncated": truncate, "empty": empty, "binary": binary_garbage},
+    "json": {"truncated": truncate, "empty": empty, "binary": binary_garbage, "a-list": lambda p: p.write_text("[]\n")},
     "checkpoint": {
         "truncated": truncate, "tensor": checkpoint_tensor, "list": checkpoint_list,
         "no-model": checkpoint_no_model, "text": lambda p: p.write_text("hello\n"),
@@ -487,6 +490,13 @@ COMMANDS = [
         "hf-export", "genemask-hf", HF,
         ("export", "ft/checkpoint_last.pt", "hf_out"),
         out="hf_out", reads={"ft/checkpoint_last.pt": "checkpoint"}, fsize=2048,
+    ),
+    Command(  # the export above, read back as a fairseq checkpoint
+        "hf-import", "genemask-hf", HF,
+        ("import", "hf_model", "hf_imported"),
+        out="hf_imported", fsize=2048,
+        reads={"hf_model/model.safetensors": "safetensors", "hf_model/config.json": "json",
+               "hf_model/tokenizer.json": "json"},
     ),
     Command(
         "validate", "genemask-validate", VALIDATE,

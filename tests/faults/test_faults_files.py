@@ -55,7 +55,7 @@ def _moved_out(command: Command, new_out: str) -> list[str]:
     return [new_out + arg[len(out):] if arg == out or arg.startswith(out + "/") else arg for arg in command.argv]
 
 
-FORCE = {"preprocess-gz": "--force", "hf-export": "--force"}
+FORCE = {"preprocess-gz": "--force", "hf-export": "--force", "hf-import": "--force"}
 """The force option of rows that do not name it (their command has one)."""
 
 
@@ -422,7 +422,7 @@ def test_a_second_run_on_the_same_output_is_refused(command, workspace, referenc
 def _written_meanwhile(workspace: Path, command: Command) -> Path:
     target = workspace / _out_arg(command)
     if target == workspace / command.out and command.name in ("preprocess", "preprocess-gz", "hf-export",
-                                                               "fewshot-prepare"):
+                                                               "hf-import", "fewshot-prepare"):
         target.mkdir()
         target = target / "theirs.txt"
     target.parent.mkdir(parents=True, exist_ok=True)
