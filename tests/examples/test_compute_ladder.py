@@ -209,6 +209,16 @@ def test_report_says_so_when_the_effect_does_not_emerge(tmp_path):
     decision = (tmp_path / "decision.md").read_text()
     assert "does not emerge with compute" in decision
     assert "the highest 0.700 bits above the floor: not every strategy" in decision  # models at the floor
+    assert "**not a finding about the strategies**" in decision
+
+
+def test_report_gives_no_finding_when_the_slope_rule_holds_but_the_models_did_not_learn(tmp_path):
+    _made_up_ladder(tmp_path, slopes=[0.010, 0.012, 0.008, 0.011, 0.009], loss_offset=1.85)
+    assert _report_module().main([str(tmp_path)]) == 0
+    decision = (tmp_path / "decision.md").read_text()
+    assert "**emerges with compute**" not in decision
+    assert "emerges with compute by the slope rule" in decision and "**not a finding about the strategies**" in decision
+    assert "the highest 0.950 bits below the floor: not every strategy" in decision
 
 
 def test_report_needs_the_ladders_folders(tmp_path, capsys):
