@@ -76,6 +76,18 @@ def load_checkpoint_state(checkpoint: str | os.PathLike) -> dict:
     return state
 
 
+def write_checkpoint_state(state: dict, path: str | os.PathLike) -> None:
+    """``torch.save`` through a Python file: a full disk or a file-size limit is then an ``OSError`` (one line),
+    not torch's ``RuntimeError`` from its own writer, and a name need not be UTF-8."""
+    try:
+        with open(path, "wb") as handle:
+            torch.save(state, handle)
+    except RuntimeError as err:  # torch's zip writer fails again on closing, hiding the write's own error
+        if isinstance(err.__context__, OSError):
+            raise err.__context__ from None
+        raise
+
+
 def config_field(config, name, default=None):
     """A field of a checkpoint config saved as a dict or as an ``argparse.Namespace``."""
     if config is None:

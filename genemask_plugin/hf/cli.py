@@ -10,7 +10,25 @@ from pathlib import Path
 
 from genemask_preprocess.atomic_output import Output, claim_outputs
 from genemask_preprocess.command_line import command_entry_point, warn
+from genemask_preprocess.errors import InputError
 from genemask_preprocess.kmers import KmerTokenization
+from genemask_preprocess.resource_limits import memory_limits
+
+TRANSFORMERS_ADDRESS_SPACE = 512 << 20
+"""Address space to leave for importing transformers and loading a model (its import alone maps about 280 MiB)."""
+
+
+class MemoryLimitError(InputError):
+    """Too little memory under a per-process limit to load transformers (refused before it is tried)."""
+
+
+def require_room_for_transformers() -> None:
+    """Refuse in one line, before importing transformers, under a per-process limit it cannot load within:
+    its compiled extensions can die of SIGSEGV, which no handler catches, when an allocation fails."""
+    for limit in memory_limits():
+        if limit.per_process and limit.available < TRANSFORMERS_ADDRESS_SPACE:
+            raise MemoryLimitError(f"loading transformers needs about {TRANSFORMERS_ADDRESS_SPACE >> 20} MiB of "
+                                   f"memory, but only {limit.available >> 20} MiB is available ({limit.source})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +69,7 @@ def _quiet_transformers() -> None:
 
 
 def cmd_export(args) -> int:
+    require_room_for_transformers()
     from .export import EXPORT_FILES, export_checkpoint  # noqa: PLC0415  (imports transformers)
 
     _quiet_transformers()
@@ -62,6 +81,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
+    require_room_for_transformers()
     from .dnabert_import import IMPORT_FILES, WEIGHT_FILES, import_dnabert  # noqa: PLC0415  (imports transformers)
     from .roberta_import import import_roberta, is_roberta_folder  # noqa: PLC0415
 

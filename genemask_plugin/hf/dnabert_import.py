@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from genemask_preprocess.atomic_output import atomic_directory, check_output_directory
+from genemask_preprocess.command_line import one_line
 from genemask_preprocess.errors import InputError
 from genemask_preprocess.formats.fairseq_dictionary import write_kmer_dictionary
 from genemask_preprocess.kmers import (
@@ -48,7 +49,7 @@ from genemask_preprocess.kmers import (
 )
 from genemask_preprocess.native_paths import native_path
 
-from ..checkpoints import UNTRAINED_LM_HEAD, architecture_options
+from ..checkpoints import UNTRAINED_LM_HEAD, architecture_options, write_checkpoint_state
 from .layer_names import (
     BERT,
     FAIRSEQ_ENCODER,
@@ -114,6 +115,21 @@ def read_bert_vocabulary(path: Path, expected_k: int | None = None) -> BertVocab
     return BertVocabulary(path, tokens, k)
 
 
+def check_weights_file(folder: Path) -> None:
+    """Refuse, naming the file, a ``model.safetensors`` whose header cannot be read (transformers' own
+    message names neither the file nor what is wrong with it)."""
+    from safetensors import SafetensorError, safe_open  # noqa: PLC0415
+
+    path = folder / WEIGHT_FILES[0]
+    if not path.is_file():
+        return
+    try:
+        with native_path(path) as source, safe_open(source, framework="pt") as weights:
+            weights.keys()
+    except (SafetensorError, OSError) as err:
+        raise DnabertImportError(f"{path}: not a readable safetensors file ({one_line(str(err))})") from None
+
+
 def check_bert_folder(folder: Path) -> dict:
     """``config.json`` of a BERT masked-LM folder, after checking every file is there (no weights read)."""
     if not folder.is_dir():
@@ -126,6 +142,9 @@ def check_bert_folder(folder: Path) -> dict:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as err:
         raise DnabertImportError(f"{folder / 'config.json'}: not JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise DnabertImportError(f"{folder / 'config.json'}: not a model config (a JSON object)")
+    check_weights_file(folder)
     if config.get("model_type") != "bert":
         raise DnabertImportError(f"{folder}: model_type {config.get('model_type')!r}, expected 'bert' "
                                  "(DNABERT's layout) or 'roberta' (a masked LM from genemask-hf export)")
@@ -352,8 +371,7 @@ def import_dnabert(folder: str | os.PathLike, out: str | os.PathLike, expected_k
               "lm_head": f"untrained: {untrained_head}" if untrained_head else "imported",
               "layer_norm_eps": {"bert": bert.config.layer_norm_eps, "fairseq": FAIRSEQ_LAYER_NORM_EPS}}
     with atomic_directory(out, force=force, owned=IMPORT_FILES) as staging:
-        with open(staging / "checkpoint.pt", "wb") as handle:  # torch's own writer takes UTF-8 names only
-            torch.save(state, handle)
+        write_checkpoint_state(state, staging / "checkpoint.pt")
         write_kmer_dictionary(staging / "dict.txt", vocab.k)
         (staging / "import.json").write_text(json.dumps(record, indent=2) + "\n")
     return result

@@ -35,12 +35,15 @@ from genemask_preprocess.kmers import (
     PAD_ID,
     KmerTokenization,
 )
+from genemask_preprocess.native_paths import native_path
 
+from ..checkpoints import write_checkpoint_state
 from .dnabert_import import (
     IMPORT_FILES,
     WEIGHT_FILES,
     DnabertImportError,
     ImportResult,
+    check_weights_file,
     fairseq_model_args,
     imported_checkpoint_state,
     nearest_architecture,
@@ -116,8 +119,10 @@ def import_roberta(folder: str | os.PathLike, out: str | os.PathLike, expected_k
         raise DnabertImportError(str(err)) from None
     if expected_k is not None and vocab.k != expected_k:
         raise DnabertImportError(f"{folder / 'tokenizer.json'} holds {vocab.k}-mers, not {expected_k}-mers (--k {expected_k})")
+    check_weights_file(folder)
     try:
-        roberta = RobertaForMaskedLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+        with native_path(folder) as source:  # safetensors takes UTF-8 file names only
+            roberta = RobertaForMaskedLM.from_pretrained(source, local_files_only=True, dtype=torch.float32)
     except Exception as err:  # transformers raises many types for a bad folder
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DnabertImportError(f"cannot load {folder} as RobertaForMaskedLM: {first}") from None
@@ -142,7 +147,7 @@ def import_roberta(folder: str | os.PathLike, out: str | os.PathLike, expected_k
               "fairseq_flags": result.fairseq_flags(),
               "layer_norm_eps": {"roberta": config.layer_norm_eps, "fairseq": FAIRSEQ_LAYER_NORM_EPS}}
     with atomic_directory(out, force=force, owned=IMPORT_FILES) as staging:
-        torch.save(imported_checkpoint_state(args, weights, out, folder), staging / "checkpoint.pt")
+        write_checkpoint_state(imported_checkpoint_state(args, weights, out, folder), staging / "checkpoint.pt")
         write_dictionary(staging / "dict.txt", symbols[NUM_SPECIALS:-1])
         (staging / "import.json").write_text(json.dumps(record, indent=2) + "\n")
     return result
