@@ -34,7 +34,7 @@ lint: setup
 	@$(BIN)/ruff check .
 
 test: setup lint
-	@echo "== pytest: the whole suite, about 20 min on 2 cores (pytest -m 'not slow' skips the training runs)"
+	@echo "== pytest: the whole suite, about 15-20 min on 2 cores (pytest -m 'not slow' skips the training runs)"
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs
 
 clean:
